@@ -1,0 +1,438 @@
+/* The command line: `metronome COMMAND [ARGS] [OPTIONS]`. Options may stand
+ * before or after the arguments, as --name value or --name=value. Each command
+ * declares its options and argument count; anything else is refused with
+ * exit status 2 before any work is done. */
+#include "cli.h"
+#include "config.h"
+#include "diag.h"
+#include "loader.h"
+#include "log.h"
+#include "options.h"
+#include "scalar.h"
+#include "scheduler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef METRONOME_VERSION
+#define METRONOME_VERSION "0.0.0"
+#endif
+
+#define MAX_ARGS 8
+#define MAX_OPTS 16
+
+struct opt_spec {
+    const char *name;
+    int takes_value;
+    const char *help;
+};
+
+struct invocation {
+    const struct command *cmd;
+    const char *args[MAX_ARGS];
+    size_t n_args;
+    const char *opt_names[MAX_OPTS];
+    const char *opt_values[MAX_OPTS];
+    size_t n_opts;
+    const char *config_path;
+    struct clock clock;
+};
+
+struct command {
+    const char *name;
+    const char *usage;
+    const char *summary;
+    const struct opt_spec *opts;
+    size_t min_args, max_args;
+    int (*run)(struct invocation *inv);
+};
+
+static const struct opt_spec global_opts[] = {
+    {"config", 1, "pipeline file (default $METRONOME_CONFIG, then ./metronome.yaml)"},
+    {"now", 1, "fixed clock, ISO 8601 UTC (2030-03-01T15:45:00Z)"},
+    {"help", 0, "show this help"},
+    {NULL, 0, NULL},
+};
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static const char *opt_get(const struct invocation *inv, const char *name)
+{
+    for (size_t i = 0; i < inv->n_opts; i++)
+        if (strcmp(inv->opt_names[i], name) == 0)
+            return inv->opt_values[i] ? inv->opt_values[i] : "";
+    return NULL;
+}
+
+static int load_config(struct invocation *inv, struct config **c)
+{
+    struct diag d;
+    if (config_load(inv->config_path, &inv->clock, c, &d) != 0) {
+        fprintf(stderr, "%s\n", d.text);
+        return EXIT_BAD_INPUT;
+    }
+    return EXIT_OK;
+}
+
+static int bad_usage(const struct invocation *inv, const char *fmt, const char *what)
+{
+    fprintf(stderr, "metronome %s: ", inv->cmd->name);
+    fprintf(stderr, fmt, what);
+    fprintf(stderr, " (see metronome %s --help)\n", inv->cmd->name);
+    return EXIT_BAD_INPUT;
+}
+
+/* ---- validate ------------------------------------------------------------------ */
+
+static int cmd_validate(struct invocation *inv)
+{
+    struct config *c;
+    int rc = load_config(inv, &c);
+    if (rc != EXIT_OK)
+        return rc;
+    printf("ok\n");
+    config_free(c);
+    return EXIT_OK;
+}
+
+/* ---- plan ---------------------------------------------------------------------- */
+
+static int print_tick(void *arg, const struct webhook_cfg *w, mtr_time tick)
+{
+    char when[32];
+    (void)arg;
+    format_iso8601(tick, when, sizeof when);
+    printf("%s %s\n", w->name, when);
+    return 0;
+}
+
+static int cmd_plan(struct invocation *inv)
+{
+    const char *from_s = opt_get(inv, "from"), *count_s = opt_get(inv, "count");
+    const char *only = opt_get(inv, "webhook");
+    mtr_time from = clock_now(&inv->clock);
+    int64_t count = 10;
+    if (from_s && parse_iso8601(from_s, &from) != 0)
+        return bad_usage(inv, "--from: bad instant '%s' (write 2030-03-01T15:45:00Z)", from_s);
+    if (count_s && (parse_int64(count_s, &count) != 0 || count < 1 || count > 10000000))
+        return bad_usage(inv, "--count: want a number from 1 to 10000000, not '%s'", count_s);
+    struct config *c;
+    int rc = load_config(inv, &c);
+    if (rc != EXIT_OK)
+        return rc;
+    struct diag d;
+    if (only && !config_webhook(c, only)) {
+        fprintf(stderr, "metronome plan: unknown webhook '%s' in %s\n", only, inv->config_path);
+        rc = EXIT_BAD_INPUT;
+    } else if (schedule_plan(c, only, from, (size_t)count, print_tick, NULL, &d) != 0) {
+        fprintf(stderr, "metronome plan: %s\n", d.text);
+        rc = EXIT_RUNTIME;
+    }
+    config_free(c);
+    return rc;
+}
+
+/* ---- plugins ------------------------------------------------------------------- */
+
+static void option_default(const struct mtr_option *o, char *buf, size_t len)
+{
+    if (o->flags & MTR_OPT_REQUIRED)
+        snprintf(buf, len, "required");
+    else if (o->default_value)
+        snprintf(buf, len, "%s", o->default_value);
+    else
+        snprintf(buf, len, "-");
+}
+
+static void option_type(const struct mtr_option *o, char *buf, size_t len)
+{
+    if (o->type != MTR_OPT_ENUM) {
+        snprintf(buf, len, "%s", option_type_name(o->type));
+        return;
+    }
+    size_t used = 0;
+    for (size_t i = 0; o->choices[i] && used < len; i++) {
+        int w = snprintf(buf + used, len - used, "%s%s", i ? "|" : "", o->choices[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static void print_plugin_text(const struct plugin_file *pf)
+{
+    const struct mtr_plugin *p = &pf->desc;
+    printf("%-8s %-10s %-8s %s%s\n", kind_name(p->kind), p->name, p->version, pf->path,
+           pf->shadowed ? "  (shadowed by an earlier directory)" : "");
+    if (p->description)
+        printf("    %s\n", p->description);
+    for (size_t i = 0; p->options && p->options[i].name; i++) {
+        const struct mtr_option *o = &p->options[i];
+        char def[128], type[256];
+        option_default(o, def, sizeof def);
+        option_type(o, type, sizeof type);
+        printf("    %s (%s, %s%s): %s\n", o->name, type,
+               (o->flags & MTR_OPT_REQUIRED) || !o->default_value ? "" : "default ", def,
+               o->help ? o->help : "");
+    }
+    if (!p->options || !p->options[0].name)
+        printf("    (no options)\n");
+}
+
+static void print_plugin_markdown(const struct plugin_file *pf)
+{
+    const struct mtr_plugin *p = &pf->desc;
+    printf("### %s `%s` (%s)\n\n%s\n\n", kind_name(p->kind), p->name, p->version,
+           p->description ? p->description : "");
+    if (!p->options || !p->options[0].name) {
+        printf("No options.\n\n");
+        return;
+    }
+    printf("| option | type | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; p->options[i].name; i++) {
+        const struct mtr_option *o = &p->options[i];
+        char def[128], type[256];
+        option_default(o, def, sizeof def);
+        option_type(o, type, sizeof type);
+        printf("| `%s` | %s | %s | %s |\n", o->name, type, def, o->help ? o->help : "");
+    }
+    printf("\n");
+}
+
+static int plugin_dirs(struct invocation *inv, int explicit_config, char ***pp, size_t *npp)
+{
+    struct diag d;
+    FILE *f;
+    *pp = NULL;
+    *npp = 0;
+    /* without an explicit --config, a missing default pipeline is fine here */
+    if (!explicit_config && (f = fopen(inv->config_path, "r")) == NULL)
+        return EXIT_OK;
+    if (!explicit_config)
+        fclose(f);
+    if (config_read_plugin_path(inv->config_path, pp, npp, &d) != 0) {
+        fprintf(stderr, "%s\n", d.text);
+        return EXIT_BAD_INPUT;
+    }
+    return EXIT_OK;
+}
+
+static int cmd_plugins(struct invocation *inv)
+{
+    char **pp, **dirs;
+    size_t npp, ndirs;
+    int explicit_config = opt_get(inv, "config") || getenv("METRONOME_CONFIG");
+    int rc = plugin_dirs(inv, explicit_config, &pp, &npp);
+    if (rc != EXIT_OK)
+        return rc;
+    dirs = plugin_search_path((const char *const *)pp, npp, &ndirs);
+    dirs_free(pp, npp);
+    if (!dirs)
+        return EXIT_RUNTIME;
+    struct registry r;
+    struct diag d;
+    if (registry_scan(&r, (const char *const *)dirs, ndirs, &d) != 0) {
+        fprintf(stderr, "%s\n", d.text);
+        dirs_free(dirs, ndirs);
+        return EXIT_BAD_INPUT;
+    }
+    int markdown = opt_get(inv, "markdown") != NULL;
+    if (!markdown) {
+        printf("search path:");
+        for (size_t i = 0; i < ndirs; i++)
+            printf(" %s", dirs[i]);
+        printf("\n\n");
+    }
+    for (uint32_t kind = MTR_KIND_CADENCE; kind <= MTR_KIND_SINK; kind++)
+        for (size_t i = 0; i < r.n; i++)
+            if (r.files[i].desc.kind == kind)
+                (markdown ? print_plugin_markdown : print_plugin_text)(&r.files[i]);
+    if (r.n == 0)
+        printf("no plugins found\n");
+    registry_free(&r);
+    dirs_free(dirs, ndirs);
+    return EXIT_OK;
+}
+
+/* ---- the table of commands ------------------------------------------------------ */
+
+static const struct opt_spec plan_opts[] = {
+    {"from", 1, "first instant (ticks strictly after it); default now"},
+    {"count", 1, "number of ticks to print (default 10)"},
+    {"webhook", 1, "only this webhook"},
+    {NULL, 0, NULL},
+};
+
+static const struct opt_spec plugins_opts[] = {
+    {"markdown", 0, "print the options reference as Markdown"},
+    {NULL, 0, NULL},
+};
+
+static const struct opt_spec no_opts[] = {{NULL, 0, NULL}};
+
+static const struct command commands[] = {
+    {"validate", "validate",
+     "load the pipeline and its plugins; print ok or FILE:LINE:COL: message", no_opts, 0, 0,
+     cmd_validate},
+    {"plan", "plan [--from ISO] [--count N] [--webhook NAME]",
+     "print the next ticks, one line each: NAME ISO8601Z", plan_opts, 0, 0, cmd_plan},
+    {"plugins", "plugins [--markdown]",
+     "list every plugin found: kind, name, version and its options", plugins_opts, 0, 0,
+     cmd_plugins},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof *commands)
+
+static void print_opts(FILE *out, const struct opt_spec *opts)
+{
+    for (size_t i = 0; opts[i].name; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s", opts[i].name, opts[i].takes_value ? " VALUE" : "");
+        fprintf(out, "  %-20s %s\n", left, opts[i].help);
+    }
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: metronome COMMAND [ARGS] [OPTIONS]\n\n"
+            "metronome %s: scheduled webhooks for vehicle data.\n\ncommands:\n",
+            METRONOME_VERSION);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\noptions of every command:\n");
+    print_opts(out, global_opts);
+    fprintf(out, "\n  --version            print the version\n"
+                 "\nexit status: 0 ok, 2 bad input or configuration, 1 runtime failure.\n"
+                 "metronome COMMAND --help describes a command.\n");
+}
+
+static void command_help(const struct command *cmd)
+{
+    printf("usage: metronome %s [OPTIONS]\n\n%s\n\noptions:\n", cmd->usage, cmd->summary);
+    print_opts(stdout, cmd->opts);
+    print_opts(stdout, global_opts);
+}
+
+static const struct opt_spec *find_opt(const struct command *cmd, const char *name, size_t len)
+{
+    const struct opt_spec *tables[2] = {global_opts, cmd ? cmd->opts : no_opts};
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; tables[t][i].name; i++)
+            if (strlen(tables[t][i].name) == len && strncmp(tables[t][i].name, name, len) == 0)
+                return &tables[t][i];
+    return NULL;
+}
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Splits argv into the command, its arguments and options. */
+static int parse_args(int argc, char **argv, struct invocation *inv)
+{
+    const char *cmd_name = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (!cmd_name) {
+                cmd_name = a;
+                if (!(inv->cmd = find_command(a))) {
+                    fprintf(stderr, "metronome: unknown command '%s' (see metronome --help)\n", a);
+                    return EXIT_BAD_INPUT;
+                }
+            } else if (inv->n_args == MAX_ARGS) {
+                return bad_usage(inv, "too many arguments at '%s'", a);
+            } else {
+                inv->args[inv->n_args++] = a;
+            }
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct opt_spec *o = find_opt(inv->cmd, name, len);
+        if (!o && !(len == 7 && strncmp(name, "version", 7) == 0)) {
+            fprintf(stderr, "metronome%s%s: unknown option '%s' (see metronome %s%s--help)\n",
+                    inv->cmd ? " " : "", inv->cmd ? inv->cmd->name : "", a,
+                    inv->cmd ? inv->cmd->name : "", inv->cmd ? " " : "");
+            return EXIT_BAD_INPUT;
+        }
+        const char *value = NULL;
+        if (o && o->takes_value) {
+            if (eq)
+                value = eq + 1;
+            else if (i + 1 < argc)
+                value = argv[++i];
+            else {
+                fprintf(stderr, "metronome: option --%s needs a value\n", o->name);
+                return EXIT_BAD_INPUT;
+            }
+        } else if (eq) {
+            fprintf(stderr, "metronome: option --%.*s takes no value\n", (int)len, name);
+            return EXIT_BAD_INPUT;
+        }
+        if (inv->n_opts == MAX_OPTS) {
+            fprintf(stderr, "metronome: too many options\n");
+            return EXIT_BAD_INPUT;
+        }
+        inv->opt_names[inv->n_opts] = o ? o->name : "version";
+        inv->opt_values[inv->n_opts++] = value;
+    }
+    return EXIT_OK;
+}
+
+static int setup_globals(struct invocation *inv)
+{
+    const char *now = opt_get(inv, "now");
+    if (now) {
+        mtr_time t;
+        if (parse_iso8601(now, &t) != 0) {
+            fprintf(stderr, "metronome: --now: bad instant '%s' (write 2030-03-01T15:45:00Z)\n",
+                    now);
+            return EXIT_BAD_INPUT;
+        }
+        clock_init_fixed(&inv->clock, t);
+    } else {
+        clock_init_wall(&inv->clock);
+    }
+    inv->config_path = opt_get(inv, "config");
+    if (!inv->config_path)
+        inv->config_path = getenv("METRONOME_CONFIG");
+    if (!inv->config_path || !*inv->config_path)
+        inv->config_path = "metronome.yaml";
+    return EXIT_OK;
+}
+
+int cli_main(int argc, char **argv)
+{
+    struct invocation inv;
+    memset(&inv, 0, sizeof inv);
+    int rc = parse_args(argc, argv, &inv);
+    if (rc != EXIT_OK)
+        return rc;
+    if (opt_get(&inv, "version")) {
+        printf("metronome %s (plugin ABI %d.%d)\n", METRONOME_VERSION, MTR_ABI_MAJOR,
+               MTR_ABI_MINOR);
+        return EXIT_OK;
+    }
+    if (!inv.cmd) {
+        usage(opt_get(&inv, "help") ? stdout : stderr);
+        return opt_get(&inv, "help") ? EXIT_OK : EXIT_BAD_INPUT;
+    }
+    if (opt_get(&inv, "help")) {
+        command_help(inv.cmd);
+        return EXIT_OK;
+    }
+    if (inv.n_args < inv.cmd->min_args)
+        return bad_usage(&inv, "missing argument%s", "");
+    if (inv.n_args > inv.cmd->max_args)
+        return bad_usage(&inv, "unexpected argument '%s'", inv.args[inv.cmd->max_args]);
+    if ((rc = setup_globals(&inv)) != EXIT_OK)
+        return rc;
+    return inv.cmd->run(&inv);
+}

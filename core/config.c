@@ -1,0 +1,852 @@
+/* The pipeline loader: reads the YAML tree section by section in a fixed
+ * order (version, application, plugin_path, secrets, store, sources, sinks,
+ * webhooks, delivery, admin, retention) and stops at the first error, which
+ * always points at the node it is about. Core sections are validated with the
+ * same declared-option machinery as plugin blocks, so both speak alike. */
+#include "config.h"
+#include "options.h"
+#include "scalar.h"
+#include "yamltree.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *const smartcar_endpoints[] = {
+    "/",
+    "/vin",
+    "/odometer",
+    "/location",
+    "/fuel",
+    "/battery",
+    "/battery/capacity",
+    "/battery/nominal_capacity",
+    "/charge",
+    "/charge/limit",
+    "/tires/pressure",
+    "/engine/oil",
+    "/security",
+    "/diagnostics/dtcs",
+    "/diagnostics/system_status",
+    "/service/history",
+    NULL,
+};
+
+static const char *const top_sections[] = {
+    "version", "application", "plugin_path", "secrets", "store",     "sources",
+    "sinks",   "webhooks",    "delivery",    "admin",   "retention",
+};
+
+static const struct mtr_option application_options[] = {
+    {.name = "management_token",
+     .type = MTR_OPT_SECRET,
+     .flags = MTR_OPT_REQUIRED,
+     .help = "Smartcar application management token: signs payloads and challenges"},
+    {0},
+};
+
+static const struct mtr_option secrets_options[] = {
+    {.name = "key_file",
+     .type = MTR_OPT_STRING,
+     .help = "file holding the 64-hex-character key that encrypts vehicle credentials"},
+    {0},
+};
+
+static const char *const units_choices[] = {"metric", "imperial", NULL};
+
+static const struct mtr_option webhook_options[] = {
+    {.name = "name", .type = MTR_OPT_STRING, .flags = MTR_OPT_REQUIRED, .help = "unique name"},
+    {.name = "callback_uri",
+     .type = MTR_OPT_STRING,
+     .flags = MTR_OPT_REQUIRED,
+     .help = "http(s) URI the payloads are POSTed to"},
+    {.name = "endpoints",
+     .type = MTR_OPT_LIST,
+     .flags = MTR_OPT_REQUIRED,
+     .help = "Smartcar endpoint paths fetched for each vehicle"},
+    {.name = "units",
+     .type = MTR_OPT_ENUM,
+     .default_value = "metric",
+     .choices = units_choices,
+     .help = "unit system of the data"},
+    {.name = "sinks", .type = MTR_OPT_LIST, .flags = MTR_OPT_REQUIRED, .help = "sink names"},
+    {.name = "source",
+     .type = MTR_OPT_STRING,
+     .help = "source of vehicles subscribed without --source (default: the first source)"},
+    {0},
+};
+
+static const char *const catch_up_choices[] = {"skip", "latest", "all", NULL};
+
+static const struct mtr_option delivery_options[] = {
+    {.name = "retries",
+     .type = MTR_OPT_INT,
+     .default_value = "5",
+     .min = 0,
+     .max = 20,
+     .help = "attempts after the first"},
+    {.name = "retry_window",
+     .type = MTR_OPT_DURATION,
+     .default_value = "10m",
+     .min = 1000,
+     .max = 86400000,
+     .help = "the retries are spread over this window"},
+    {.name = "fulfil_within",
+     .type = MTR_OPT_DURATION,
+     .default_value = "15m",
+     .min = 60000,
+     .max = 86400000,
+     .help = "a tick's data is fetched and sent within this"},
+    {.name = "spread",
+     .type = MTR_OPT_LIST,
+     .default_value = "1m,5m",
+     .help = "[min, max]: stable per-subscription offset after the tick"},
+    {.name = "catch_up",
+     .type = MTR_OPT_ENUM,
+     .default_value = "latest",
+     .choices = catch_up_choices,
+     .help = "ticks missed while down: skip, latest or all"},
+    {0},
+};
+
+static const struct mtr_option admin_options[] = {
+    {.name = "listen",
+     .type = MTR_OPT_STRING,
+     .default_value = "127.0.0.1:8844",
+     .help = "HOST:PORT of the admin API"},
+    {.name = "token",
+     .type = MTR_OPT_SECRET,
+     .flags = MTR_OPT_REQUIRED,
+     .help = "bearer token of the admin API"},
+    {0},
+};
+
+static const struct mtr_option retention_options[] = {
+    {.name = "delivered",
+     .type = MTR_OPT_DURATION,
+     .default_value = "24h",
+     .help = "delivered payload bytes are pruned after this"},
+    {.name = "failed",
+     .type = MTR_OPT_DURATION,
+     .default_value = "7d",
+     .help = "failed payload bytes are pruned after this"},
+    {.name = "history",
+     .type = MTR_OPT_DURATION,
+     .default_value = "30d",
+     .help = "ledger rows are pruned after this"},
+    {0},
+};
+
+/* Loading state shared by the section parsers. */
+struct loader {
+    const char *file;
+    const struct clock *clock;
+    struct config *c;
+    struct diag *d;
+};
+
+static int at(struct loader *l, const struct ynode *n, const char *fmt, ...) MTR_PRINTF(3, 4);
+
+static int at(struct loader *l, const struct ynode *n, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return diag_at(l->d, l->file, n ? n->line : 1, n ? n->col : 1, "%s", msg);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Runs options_parse for a core section (which may be absent: defaults). */
+static int core_section(struct loader *l, const struct ynode *node, const char *section,
+                        const struct mtr_option *decl, const char *const *reserved,
+                        struct optset *out)
+{
+    char what[96];
+    snprintf(what, sizeof what, "section '%s'", section);
+    if (node && node->kind != YNODE_MAP)
+        return at(l, node, "'%s' must be a mapping, not %s", section, ynode_kind_name(node->kind));
+    return options_parse(decl, node, reserved, l->file, what, out, l->d);
+}
+
+static const char *opt_str(const struct optset *s, const char *name)
+{
+    const struct optval *v = optset_find(s, name);
+    return v && v->has_value ? v->str : NULL;
+}
+
+static int64_t opt_num(const struct optset *s, const char *name)
+{
+    const struct optval *v = optset_find(s, name);
+    return v ? v->num : 0;
+}
+
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
+              *s == '.'))
+            return 0;
+    return 1;
+}
+
+/* ---- version, application, secrets, plugin_path ---------------------------- */
+
+static int load_version(struct loader *l, const struct ynode *root)
+{
+    const struct ynode *v = ynode_get(root, "version");
+    if (!v)
+        return at(l, root, "missing 'version' (write version: 1 at the top)");
+    if (v->kind != YNODE_SCALAR || strcmp(v->value, "1") != 0)
+        return at(l, v, "unsupported pipeline version%s%s%s (this metronome reads version 1)",
+                  v->kind == YNODE_SCALAR ? " '" : "", v->kind == YNODE_SCALAR ? v->value : "",
+                  v->kind == YNODE_SCALAR ? "'" : "");
+    return 0;
+}
+
+static int load_application(struct loader *l, const struct ynode *root)
+{
+    const struct ynode *n = ynode_get(root, "application");
+    struct optset s;
+    if (!n)
+        return at(l, root, "missing section 'application' (with management_token)");
+    if (core_section(l, n, "application", application_options, NULL, &s) != 0)
+        return -1;
+    l->c->management_token = dup_or_null(opt_str(&s, "management_token"));
+    optset_free(&s);
+    return 0;
+}
+
+static int load_secrets(struct loader *l, const struct ynode *root)
+{
+    struct optset s;
+    if (core_section(l, ynode_get(root, "secrets"), "secrets", secrets_options, NULL, &s) != 0)
+        return -1;
+    l->c->key_file = dup_or_null(opt_str(&s, "key_file"));
+    optset_free(&s);
+    return 0;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int load_plugin_path(struct loader *l, const struct ynode *root)
+{
+    const struct ynode *n = ynode_get(root, "plugin_path");
+    struct config *c = l->c;
+    if (!n)
+        return 0;
+    if (n->kind == YNODE_SCALAR) /* a single directory may be written without brackets */
+        return at(l, n, "'plugin_path' must be a list of directories, like [build/plugins]");
+    if (n->kind != YNODE_SEQ)
+        return at(l, n, "'plugin_path' must be a list of directories, not %s",
+                  ynode_kind_name(n->kind));
+    c->plugin_path = calloc(n->n ? n->n : 1, sizeof *c->plugin_path);
+    if (!c->plugin_path)
+        return diag_set(l->d, "out of memory");
+    for (size_t i = 0; i < n->n; i++) {
+        const struct ynode *it = n->items[i];
+        if (it->kind != YNODE_SCALAR)
+            return at(l, it, "plugin_path items must be directory names, not %s",
+                      ynode_kind_name(it->kind));
+        if (!is_dir(it->value))
+            return at(l, it, "plugin directory '%s' does not exist", it->value);
+        if (!(c->plugin_path[i] = strdup(it->value)))
+            return diag_set(l->d, "out of memory");
+        c->n_plugin_path++;
+    }
+    return 0;
+}
+
+static int scan_plugins(struct loader *l)
+{
+    size_t ndirs;
+    char **dirs =
+        plugin_search_path((const char *const *)l->c->plugin_path, l->c->n_plugin_path, &ndirs);
+    if (!dirs)
+        return diag_set(l->d, "out of memory");
+    int rc = registry_scan(&l->c->registry, (const char *const *)dirs, ndirs, l->d);
+    dirs_free(dirs, ndirs);
+    return rc;
+}
+
+/* ---- plugin blocks ------------------------------------------------------------ */
+
+static const char *kind_role(uint32_t kind)
+{
+    switch (kind) {
+    case MTR_KIND_CADENCE:
+        return "cadence policy";
+    case MTR_KIND_SOURCE:
+        return "source plugin";
+    case MTR_KIND_STORE:
+        return "store plugin";
+    default:
+        return "sink plugin";
+    }
+}
+
+static void list_plugins_of_kind(const struct registry *r, uint32_t kind, char *buf, size_t len,
+                                 const char **names, size_t *n)
+{
+    size_t used = 0;
+    *n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < r->n; i++) {
+        const struct plugin_file *pf = &r->files[i];
+        if (pf->shadowed || pf->desc.kind != kind || used >= len)
+            continue;
+        if (*n < 64)
+            names[(*n)++] = pf->desc.name;
+        int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", pf->desc.name);
+        if (w > 0)
+            used += (size_t)w;
+    }
+}
+
+/* Resolves the plugin named by node (a scalar) for the given kind. */
+static const struct plugin_file *resolve_plugin(struct loader *l, const struct ynode *node,
+                                                uint32_t kind)
+{
+    if (node->kind != YNODE_SCALAR) {
+        at(l, node, "a %s name must be a scalar, not %s", kind_role(kind),
+           ynode_kind_name(node->kind));
+        return NULL;
+    }
+    const struct plugin_file *pf = registry_find(&l->c->registry, node->value);
+    if (!pf) {
+        char known[512];
+        const char *names[64];
+        size_t n;
+        list_plugins_of_kind(&l->c->registry, kind, known, sizeof known, names, &n);
+        const char *hint = suggest_closest(node->value, names, n);
+        at(l, node, "unknown %s '%s'%s%s%s (found: %s)", kind_role(kind), node->value,
+           hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "",
+           n ? known : "none; check plugin_path and $METRONOME_PLUGIN_PATH");
+        return NULL;
+    }
+    if (pf->desc.kind != kind) {
+        at(l, node, "plugin '%s' (%s) is a %s plugin, but it is used here as a %s", node->value,
+           pf->path, kind_name(pf->desc.kind), kind_role(kind));
+        return NULL;
+    }
+    return pf;
+}
+
+/* Validates a plugin block's options and creates the instance. `key` names
+ * the member that selects the plugin ("plugin" or "policy"). */
+static int create_block(struct loader *l, const struct ynode *map, const char *key, uint32_t kind,
+                        const char *label, char **plugin_name, struct instance **out)
+{
+    const struct ynode *pn = ynode_get(map, key);
+    if (!pn)
+        return at(l, map, "missing '%s' for %s", key, label);
+    const struct plugin_file *pf = resolve_plugin(l, pn, kind);
+    if (!pf)
+        return -1;
+    char what[160];
+    snprintf(what, sizeof what, "%s '%s'", kind_role(kind), pf->desc.name);
+    const char *reserved[] = {key, "name", NULL};
+    struct optset opts;
+    if (options_parse(pf->desc.options, map, reserved, l->file, what, &opts, l->d) != 0)
+        return -1;
+    char err[1024];
+    if (instance_create(pf, label, &opts, l->clock, out, err, sizeof err) != 0)
+        return at(l, map, "%s (%s): %s", label, pf->desc.name, err);
+    if (plugin_name && !(*plugin_name = strdup(pf->desc.name)))
+        return diag_set(l->d, "out of memory");
+    return 0;
+}
+
+static int load_store(struct loader *l, const struct ynode *root)
+{
+    const struct ynode *n = ynode_get(root, "store");
+    if (!n)
+        return at(l, root,
+                  "missing section 'store' (for example store: {plugin: sqlite, path: "
+                  "var/metronome.db})");
+    if (n->kind != YNODE_MAP)
+        return at(l, n, "'store' must be a mapping, not %s", ynode_kind_name(n->kind));
+    if (ynode_key(n, "name"))
+        return at(l, ynode_key(n, "name"), "the store has no name; remove 'name'");
+    return create_block(l, n, "plugin", MTR_KIND_STORE, "store", &l->c->store_plugin, &l->c->store);
+}
+
+static int find_named(const struct named_instance *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* sources: and sinks: are lists of {name, plugin, ...options}. */
+static int load_named_list(struct loader *l, const struct ynode *root, const char *section,
+                           uint32_t kind, struct named_instance **out, size_t *count)
+{
+    const struct ynode *n = ynode_get(root, section);
+    if (!n)
+        return 0;
+    if (n->kind != YNODE_SEQ)
+        return at(l, n, "'%s' must be a list of {name, plugin, ...}, not %s", section,
+                  ynode_kind_name(n->kind));
+    *out = calloc(n->n ? n->n : 1, sizeof **out);
+    if (!*out)
+        return diag_set(l->d, "out of memory");
+    for (size_t i = 0; i < n->n; i++) {
+        const struct ynode *item = n->items[i];
+        if (item->kind != YNODE_MAP)
+            return at(l, item, "each entry of '%s' must be a mapping, not %s", section,
+                      ynode_kind_name(item->kind));
+        const struct ynode *name = ynode_get(item, "name");
+        if (!name)
+            return at(l, item, "missing 'name' in this entry of '%s'", section);
+        if (name->kind != YNODE_SCALAR || !valid_name(name->value))
+            return at(l, name,
+                      "bad name: use 1-64 of [a-z0-9._-], starting with a letter or "
+                      "digit");
+        if (find_named(*out, *count, name->value) >= 0)
+            return at(l, name, "duplicate %s name '%s'", kind_name(kind), name->value);
+        char label[128];
+        snprintf(label, sizeof label, "%s '%s'", kind_name(kind), name->value);
+        struct named_instance *ni = &(*out)[*count];
+        if (!(ni->name = strdup(name->value)))
+            return diag_set(l->d, "out of memory");
+        (*count)++;
+        if (create_block(l, item, "plugin", kind, label, NULL, &ni->inst) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- webhooks ------------------------------------------------------------------ */
+
+static int check_callback_uri(struct loader *l, const struct ynode *node, const char *uri)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *user = NULL, *fragment = NULL;
+    int rc = -1;
+    if (!u)
+        return diag_set(l->d, "out of memory");
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, uri, CURLU_NON_SUPPORT_SCHEME);
+    if (uc != CURLUE_OK) {
+        at(l, node, "callback_uri '%s' is not a valid URI: %s", uri, curl_url_strerror(uc));
+        goto out;
+    }
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    curl_url_get(u, CURLUPART_USER, &user, 0);
+    curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
+    if (!scheme || (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
+        at(l, node, "callback_uri must be http:// or https://, not '%s'", scheme ? scheme : "");
+    else if (!host || !*host)
+        at(l, node, "callback_uri '%s' has no host", uri);
+    else if (user)
+        at(l, node,
+           "callback_uri must not carry credentials (user:password@); "
+           "receivers check SC-Signature instead");
+    else if (fragment)
+        at(l, node, "callback_uri '%s' must not have a #fragment", uri);
+    else
+        rc = 0;
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(user);
+    curl_free(fragment);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static size_t count_endpoints(void)
+{
+    size_t n = 0;
+    while (smartcar_endpoints[n])
+        n++;
+    return n;
+}
+
+static int check_endpoints(struct loader *l, struct webhook_cfg *w, const struct optval *v)
+{
+    size_t known = count_endpoints();
+    if (v->list_len == 0)
+        return at(l, v->node, "'endpoints' must list at least one endpoint, like [/odometer]");
+    w->endpoints = calloc(v->list_len, sizeof *w->endpoints);
+    if (!w->endpoints)
+        return diag_set(l->d, "out of memory");
+    for (size_t i = 0; i < v->list_len; i++) {
+        const struct ynode *item = v->node->items[i];
+        const char *e = v->list[i];
+        size_t k;
+        for (k = 0; k < known && strcmp(smartcar_endpoints[k], e) != 0; k++)
+            ;
+        if (k == known) {
+            const char *hint = suggest_closest(e, smartcar_endpoints, known);
+            return at(l, item, "unknown Smartcar endpoint '%s'%s%s%s", e,
+                      hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(w->endpoints[j], e) == 0)
+                return at(l, item, "endpoint '%s' is listed twice", e);
+        if (!(w->endpoints[i] = strdup(e)))
+            return diag_set(l->d, "out of memory");
+        w->n_endpoints++;
+    }
+    return 0;
+}
+
+static int check_sinks(struct loader *l, struct webhook_cfg *w, const struct optval *v)
+{
+    struct config *c = l->c;
+    if (v->list_len == 0)
+        return at(l, v->node, "'sinks' must name at least one sink");
+    w->sinks = calloc(v->list_len, sizeof *w->sinks);
+    if (!w->sinks)
+        return diag_set(l->d, "out of memory");
+    for (size_t i = 0; i < v->list_len; i++) {
+        const struct ynode *item = v->node->items[i];
+        int k = find_named(c->sinks, c->n_sinks, v->list[i]);
+        if (k < 0) {
+            const char *names[64];
+            size_t n = c->n_sinks < 64 ? c->n_sinks : 64;
+            for (size_t j = 0; j < n; j++)
+                names[j] = c->sinks[j].name;
+            const char *hint = suggest_closest(v->list[i], names, n);
+            return at(l, item, "unknown sink '%s'%s%s%s (declare it under 'sinks')", v->list[i],
+                      hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+        }
+        for (size_t j = 0; j < w->n_sinks; j++)
+            if (w->sinks[j] == (size_t)k)
+                return at(l, item, "sink '%s' is listed twice", v->list[i]);
+        w->sinks[w->n_sinks++] = (size_t)k;
+    }
+    return 0;
+}
+
+static int load_cadence(struct loader *l, struct webhook_cfg *w, const struct ynode *map)
+{
+    const struct ynode *n = ynode_get(map, "cadence");
+    char label[128];
+    snprintf(label, sizeof label, "cadence of webhook '%s'", w->name);
+    if (!n)
+        return at(l, map,
+                  "missing 'cadence' for webhook '%s' (for example cadence: {policy: "
+                  "hourly})",
+                  w->name);
+    if (n->kind == YNODE_SCALAR) { /* cadence: hourly */
+        const struct plugin_file *pf = resolve_plugin(l, n, MTR_KIND_CADENCE);
+        struct optset opts;
+        char what[128], err[1024];
+        if (!pf)
+            return -1;
+        snprintf(what, sizeof what, "cadence policy '%s'", pf->desc.name);
+        if (options_parse(pf->desc.options, NULL, NULL, l->file, what, &opts, l->d) != 0)
+            return at(l, n, "cadence policy '%s' needs options; write cadence: {policy: %s, ...}",
+                      pf->desc.name, pf->desc.name);
+        if (instance_create(pf, label, &opts, l->clock, &w->cadence, err, sizeof err) != 0)
+            return at(l, n, "%s (%s): %s", label, pf->desc.name, err);
+        w->cadence_policy = strdup(pf->desc.name);
+        return w->cadence_policy ? 0 : diag_set(l->d, "out of memory");
+    }
+    if (n->kind != YNODE_MAP)
+        return at(l, n, "'cadence' must be a mapping like {policy: hourly}, not %s",
+                  ynode_kind_name(n->kind));
+    return create_block(l, n, "policy", MTR_KIND_CADENCE, label, &w->cadence_policy, &w->cadence);
+}
+
+static int load_webhook(struct loader *l, const struct ynode *map, struct webhook_cfg *w)
+{
+    struct config *c = l->c;
+    struct optset s;
+    const char *reserved[] = {"cadence", NULL};
+    if (map->kind != YNODE_MAP)
+        return at(l, map, "each webhook must be a mapping, not %s", ynode_kind_name(map->kind));
+    if (options_parse(webhook_options, map, reserved, l->file, "a webhook", &s, l->d) != 0)
+        return -1;
+    int rc = -1;
+    const struct optval *name = optset_find(&s, "name");
+    if (!valid_name(name->str)) {
+        at(l, name->node,
+           "bad webhook name '%s': use 1-64 of [a-z0-9._-], starting with a "
+           "letter or digit",
+           name->str);
+        goto out;
+    }
+    if (config_webhook(c, name->str)) {
+        at(l, name->node, "duplicate webhook name '%s'", name->str);
+        goto out;
+    }
+    if (!(w->name = strdup(name->str)))
+        goto out_nomem;
+    c->n_webhooks++;
+    const struct optval *uri = optset_find(&s, "callback_uri");
+    if (check_callback_uri(l, uri->node, uri->str) != 0)
+        goto out;
+    if (!(w->callback_uri = strdup(uri->str)))
+        goto out_nomem;
+    if (check_endpoints(l, w, optset_find(&s, "endpoints")) != 0 ||
+        check_sinks(l, w, optset_find(&s, "sinks")) != 0)
+        goto out;
+    w->units = (int)opt_num(&s, "units");
+    const struct optval *src = optset_find(&s, "source");
+    if (c->n_sources == 0) {
+        at(l, map, "webhook '%s' needs a source, but no 'sources' are declared", w->name);
+        goto out;
+    }
+    if (src->set) {
+        int k = find_named(c->sources, c->n_sources, src->str);
+        if (k < 0) {
+            at(l, src->node, "unknown source '%s' (declare it under 'sources')", src->str);
+            goto out;
+        }
+        w->source = (size_t)k;
+    }
+    rc = load_cadence(l, w, map);
+    goto out;
+out_nomem:
+    diag_set(l->d, "out of memory");
+out:
+    optset_free(&s);
+    return rc;
+}
+
+static int load_webhooks(struct loader *l, const struct ynode *root)
+{
+    const struct ynode *n = ynode_get(root, "webhooks");
+    struct config *c = l->c;
+    if (!n)
+        return 0;
+    if (n->kind != YNODE_SEQ)
+        return at(l, n, "'webhooks' must be a list, not %s", ynode_kind_name(n->kind));
+    c->webhooks = calloc(n->n ? n->n : 1, sizeof *c->webhooks);
+    if (!c->webhooks)
+        return diag_set(l->d, "out of memory");
+    /* a webhook counts in n_webhooks once named, so a half-loaded one is freed too */
+    for (size_t i = 0; i < n->n; i++)
+        if (load_webhook(l, n->items[i], &c->webhooks[c->n_webhooks]) != 0)
+            return -1;
+    return 0;
+}
+
+/* ---- delivery, admin, retention ------------------------------------------------ */
+
+static int load_spread(struct loader *l, const struct optval *v, const struct ynode *section)
+{
+    struct delivery_cfg *dc = &l->c->delivery;
+    const struct ynode *where = v->node ? v->node : section;
+    int64_t ms[2];
+    if (v->list_len != 2)
+        return at(l, where, "'spread' must be [min, max], like [1m, 5m]");
+    for (int i = 0; i < 2; i++)
+        if (parse_duration_ms(v->list[i], &ms[i]) != 0)
+            return at(l, v->node ? v->node->items[i] : where,
+                      "'spread': bad duration '%s' (write 500ms, 15s, 10m, 1h30m, 2d)", v->list[i]);
+    if (ms[0] > ms[1])
+        return at(l, where, "'spread' must be [min, max] with min <= max");
+    if (ms[1] >= dc->fulfil_within_ms)
+        return at(l, where, "'spread' must end before 'fulfil_within'");
+    dc->spread_min_ms = ms[0];
+    dc->spread_max_ms = ms[1];
+    return 0;
+}
+
+static int load_delivery(struct loader *l, const struct ynode *root)
+{
+    const struct ynode *n = ynode_get(root, "delivery");
+    struct delivery_cfg *dc = &l->c->delivery;
+    struct optset s;
+    if (core_section(l, n, "delivery", delivery_options, NULL, &s) != 0)
+        return -1;
+    dc->retries = (int)opt_num(&s, "retries");
+    dc->retry_window_ms = opt_num(&s, "retry_window");
+    dc->fulfil_within_ms = opt_num(&s, "fulfil_within");
+    dc->catch_up = (int)opt_num(&s, "catch_up");
+    int rc = load_spread(l, optset_find(&s, "spread"), n);
+    optset_free(&s);
+    return rc;
+}
+
+static int check_listen(struct loader *l, const struct ynode *node, const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    int64_t port;
+    if (!colon || colon == listen || parse_int64(colon + 1, &port) != 0 || port < 1 || port > 65535)
+        return at(l, node, "'listen' must be HOST:PORT, like 127.0.0.1:8844, not '%s'", listen);
+    return 0;
+}
+
+static int load_admin(struct loader *l, const struct ynode *root)
+{
+    const struct ynode *n = ynode_get(root, "admin");
+    struct admin_cfg *a = &l->c->admin;
+    struct optset s;
+    if (!n)
+        return 0;
+    if (core_section(l, n, "admin", admin_options, NULL, &s) != 0)
+        return -1;
+    const struct optval *listen = optset_find(&s, "listen");
+    int rc = check_listen(l, listen->node ? listen->node : n, listen->str);
+    if (rc == 0) {
+        a->enabled = 1;
+        a->listen = strdup(listen->str);
+        a->token = dup_or_null(opt_str(&s, "token"));
+        if (!a->listen || !a->token)
+            rc = diag_set(l->d, "out of memory");
+    }
+    optset_free(&s);
+    return rc;
+}
+
+static int load_retention(struct loader *l, const struct ynode *root)
+{
+    struct optset s;
+    if (core_section(l, ynode_get(root, "retention"), "retention", retention_options, NULL, &s) !=
+        0)
+        return -1;
+    l->c->retention.delivered_ms = opt_num(&s, "delivered");
+    l->c->retention.failed_ms = opt_num(&s, "failed");
+    l->c->retention.history_ms = opt_num(&s, "history");
+    optset_free(&s);
+    return 0;
+}
+
+/* ---- the whole file ------------------------------------------------------------ */
+
+static int check_sections(struct loader *l, const struct ynode *root)
+{
+    size_t n = sizeof top_sections / sizeof *top_sections;
+    for (size_t i = 0; i < root->n; i++) {
+        const struct ynode *key = root->pairs[i].key;
+        size_t k;
+        for (k = 0; k < n && strcmp(top_sections[k], key->value) != 0; k++)
+            ;
+        if (k < n)
+            continue;
+        const char *hint = suggest_closest(key->value, top_sections, n);
+        return at(l, key, "unknown section '%s'%s%s%s", key->value, hint ? " (did you mean '" : "",
+                  hint ? hint : "", hint ? "'?)" : "");
+    }
+    return 0;
+}
+
+static int load_tree(struct loader *l, const struct ynode *root)
+{
+    if (!root)
+        return diag_at(l->d, l->file, 1, 1, "empty pipeline file");
+    if (root->kind != YNODE_MAP)
+        return at(l, root,
+                  "a pipeline file is a mapping of sections (version, application, "
+                  "store, sources, sinks, webhooks ...), not %s",
+                  ynode_kind_name(root->kind));
+    if (check_sections(l, root) || load_version(l, root) || load_application(l, root) ||
+        load_plugin_path(l, root) || scan_plugins(l) || load_secrets(l, root) ||
+        load_store(l, root) ||
+        load_named_list(l, root, "sources", MTR_KIND_SOURCE, &l->c->sources, &l->c->n_sources) ||
+        load_named_list(l, root, "sinks", MTR_KIND_SINK, &l->c->sinks, &l->c->n_sinks) ||
+        load_delivery(l, root) || load_webhooks(l, root) || load_admin(l, root) ||
+        load_retention(l, root))
+        return -1;
+    return 0;
+}
+
+int config_load(const char *path, const struct clock *clock, struct config **out, struct diag *d)
+{
+    struct ynode *root = NULL;
+    struct config *c = calloc(1, sizeof *c);
+    *out = NULL;
+    if (!c || !(c->path = strdup(path))) {
+        free(c);
+        return diag_set(d, "out of memory");
+    }
+    struct loader l = {.file = path, .clock = clock, .c = c, .d = d};
+    if (yaml_load_file(path, &root, d) != 0 || load_tree(&l, root) != 0) {
+        ynode_free(root);
+        config_free(c);
+        return -1;
+    }
+    ynode_free(root);
+    *out = c;
+    return 0;
+}
+
+static void free_named(struct named_instance *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        instance_destroy(v[i].inst);
+        free(v[i].name);
+    }
+    free(v);
+}
+
+void config_free(struct config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_webhooks; i++) {
+        struct webhook_cfg *w = &c->webhooks[i];
+        instance_destroy(w->cadence);
+        for (size_t j = 0; j < w->n_endpoints; j++)
+            free(w->endpoints[j]);
+        free(w->endpoints);
+        free(w->sinks);
+        free(w->name);
+        free(w->callback_uri);
+        free(w->cadence_policy);
+    }
+    free(c->webhooks);
+    /* instances first: their code lives in the registry's shared objects */
+    free_named(c->sources, c->n_sources);
+    free_named(c->sinks, c->n_sinks);
+    instance_destroy(c->store);
+    registry_free(&c->registry);
+    dirs_free(c->plugin_path, c->n_plugin_path);
+    free(c->store_plugin);
+    free(c->management_token);
+    free(c->key_file);
+    free(c->admin.listen);
+    free(c->admin.token);
+    free(c->path);
+    free(c);
+}
+
+const struct webhook_cfg *config_webhook(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_webhooks; i++)
+        if (c->webhooks[i].name && strcmp(c->webhooks[i].name, name) == 0)
+            return &c->webhooks[i];
+    return NULL;
+}
+
+int config_read_plugin_path(const char *path, char ***dirs, size_t *n, struct diag *d)
+{
+    struct ynode *root = NULL;
+    struct config c = {0};
+    struct loader l = {.file = path, .c = &c, .d = d};
+    *dirs = NULL;
+    *n = 0;
+    if (yaml_load_file(path, &root, d) != 0)
+        return -1;
+    int rc = root && root->kind == YNODE_MAP ? load_plugin_path(&l, root) : 0;
+    ynode_free(root);
+    if (rc != 0) {
+        dirs_free(c.plugin_path, c.n_plugin_path);
+        return -1;
+    }
+    *dirs = c.plugin_path;
+    *n = c.n_plugin_path;
+    return 0;
+}

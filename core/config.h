@@ -1,0 +1,94 @@
+/* The pipeline file: every section of SPEC section 2 read from YAML,
+ * validated (types, cross-references, URIs, Smartcar endpoint paths, units)
+ * and wired to plugin instances. After config_load succeeds, every plugin
+ * block has passed its declared options and its create(). */
+#ifndef MTR_CONFIG_H
+#define MTR_CONFIG_H
+
+#include "clock.h"
+#include "diag.h"
+#include "host.h"
+#include "loader.h"
+
+enum catch_up {
+    CATCH_UP_SKIP = 0,
+    CATCH_UP_LATEST = 1,
+    CATCH_UP_ALL = 2,
+};
+
+struct named_instance {
+    char *name;
+    struct instance *inst;
+};
+
+struct webhook_cfg {
+    char *name;
+    char *callback_uri;
+    char *cadence_policy;
+    struct instance *cadence;
+    char **endpoints;
+    size_t n_endpoints;
+    int units;     /* enum mtr_units */
+    size_t *sinks; /* indices into config.sinks */
+    size_t n_sinks;
+    size_t source; /* index into config.sources: the default for its subscriptions */
+};
+
+struct delivery_cfg {
+    int retries;
+    int64_t retry_window_ms;
+    int64_t fulfil_within_ms;
+    int64_t spread_min_ms;
+    int64_t spread_max_ms;
+    int catch_up; /* enum catch_up */
+};
+
+struct admin_cfg {
+    int enabled;
+    char *listen;
+    char *token;
+};
+
+struct retention_cfg {
+    int64_t delivered_ms;
+    int64_t failed_ms;
+    int64_t history_ms;
+};
+
+struct config {
+    char *path;
+    char *management_token;
+    char *key_file;
+    char **plugin_path;
+    size_t n_plugin_path;
+    struct registry registry;
+    char *store_plugin;
+    struct instance *store;
+    struct named_instance *sources;
+    size_t n_sources;
+    struct named_instance *sinks;
+    size_t n_sinks;
+    struct webhook_cfg *webhooks;
+    size_t n_webhooks;
+    struct delivery_cfg delivery;
+    struct admin_cfg admin;
+    struct retention_cfg retention;
+};
+
+/* Loads and validates the pipeline at path; plugins are created, not started.
+ * *out is owned by the caller (config_free). On failure d holds
+ * "FILE:LINE:COLUMN: message" (or "FILE: message" for a broken plugin file). */
+int config_load(const char *path, const struct clock *clock, struct config **out, struct diag *d);
+void config_free(struct config *c);
+
+/* Reads only plugin_path from the file, for `metronome plugins`: a malloc'd
+ * array of strings (free with dirs_free). */
+int config_read_plugin_path(const char *path, char ***dirs, size_t *n, struct diag *d);
+
+/* The webhook of that name, or NULL. */
+const struct webhook_cfg *config_webhook(const struct config *c, const char *name);
+
+/* Smartcar endpoint paths a webhook may fetch (NULL-terminated). */
+extern const char *const smartcar_endpoints[];
+
+#endif

@@ -1,0 +1,36 @@
+/* Plugin instances and the host API table they receive. An instance is one
+ * configured use of a plugin (a sink named "callback", a webhook's cadence):
+ * its validated options, its error buffer and its state pointer. */
+#ifndef MTR_HOST_H
+#define MTR_HOST_H
+
+#include "clock.h"
+#include "loader.h"
+#include "options.h"
+
+struct mtr_ctx {
+    char *name; /* "sink 'callback'" style origin for logs */
+    const struct plugin_file *pf;
+    struct optset opts;
+    const struct clock *clock;
+    char error[1024];
+};
+
+struct instance {
+    struct mtr_ctx ctx;
+    void *state;
+    int started;
+};
+
+/* Creates an instance: takes ownership of *opts (moved out, zeroed) and calls
+ * the plugin's create(). On failure err holds the plugin's message and nothing
+ * is left allocated. *out is owned by the caller (instance_destroy). */
+int instance_create(const struct plugin_file *pf, const char *name, struct optset *opts,
+                    const struct clock *clock, struct instance **out, char *err, size_t errlen);
+
+/* Stops (if started) and destroys; accepts NULL. */
+void instance_destroy(struct instance *inst);
+
+const struct mtr_host_api *host_api(void);
+
+#endif

@@ -1,0 +1,15 @@
+/* Logging to stderr, one line a message, with a level filter. Callers never
+ * pass secret values here; secret options are not even readable by name
+ * through anything that logs. */
+#ifndef MTR_LOG_H
+#define MTR_LOG_H
+
+#include <stdarg.h>
+#include <metronome/plugin.h>
+
+void log_set_level(int level); /* enum mtr_log_level; default MTR_LOG_INFO */
+int log_level(void);
+void log_msg(int level, const char *origin, const char *fmt, ...) MTR_PRINTF(3, 4);
+void log_vmsg(int level, const char *origin, const char *fmt, va_list ap);
+
+#endif

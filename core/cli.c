@@ -180,24 +180,39 @@ static void print_plugin_text(const struct plugin_file *pf)
         printf("    (no options)\n");
 }
 
-static void print_plugin_markdown(const struct plugin_file *pf)
+static void print_options_markdown(const struct mtr_option *options)
 {
-    const struct mtr_plugin *p = &pf->desc;
-    printf("### %s `%s` (%s)\n\n%s\n\n", kind_name(p->kind), p->name, p->version,
-           p->description ? p->description : "");
-    if (!p->options || !p->options[0].name) {
+    if (!options || !options[0].name) {
         printf("No options.\n\n");
         return;
     }
     printf("| option | type | default | meaning |\n|---|---|---|---|\n");
-    for (size_t i = 0; p->options[i].name; i++) {
-        const struct mtr_option *o = &p->options[i];
+    for (size_t i = 0; options[i].name; i++) {
+        const struct mtr_option *o = &options[i];
         char def[128], type[256];
         option_default(o, def, sizeof def);
         option_type(o, type, sizeof type);
         printf("| `%s` | %s | %s | %s |\n", o->name, type, def, o->help ? o->help : "");
     }
     printf("\n");
+}
+
+static void print_plugin_markdown(const struct plugin_file *pf)
+{
+    const struct mtr_plugin *p = &pf->desc;
+    printf("#### %s `%s` (%s)\n\n%s\n\n", kind_name(p->kind), p->name, p->version,
+           p->description ? p->description : "");
+    print_options_markdown(p->options);
+}
+
+static void print_sections_markdown(void)
+{
+    printf("### Pipeline sections\n\n");
+    for (size_t i = 0; i < n_config_sections; i++) {
+        printf("#### `%s`: %s\n\n", config_sections[i].name, config_sections[i].help);
+        print_options_markdown(config_sections[i].options);
+    }
+    printf("### Plugins\n\n");
 }
 
 static int plugin_dirs(struct invocation *inv, int explicit_config, char ***pp, size_t *npp)
@@ -222,7 +237,8 @@ static int cmd_plugins(struct invocation *inv)
 {
     char **pp, **dirs;
     size_t npp, ndirs;
-    int explicit_config = opt_get(inv, "config") || getenv("METRONOME_CONFIG");
+    const char *env_config = getenv("METRONOME_CONFIG");
+    int explicit_config = opt_get(inv, "config") || (env_config && *env_config);
     int rc = plugin_dirs(inv, explicit_config, &pp, &npp);
     if (rc != EXIT_OK)
         return rc;
@@ -238,7 +254,9 @@ static int cmd_plugins(struct invocation *inv)
         return EXIT_BAD_INPUT;
     }
     int markdown = opt_get(inv, "markdown") != NULL;
-    if (!markdown) {
+    if (markdown)
+        print_sections_markdown();
+    else {
         printf("search path:");
         for (size_t i = 0; i < ndirs; i++)
             printf(" %s", dirs[i]);
@@ -246,7 +264,7 @@ static int cmd_plugins(struct invocation *inv)
     }
     for (uint32_t kind = MTR_KIND_CADENCE; kind <= MTR_KIND_SINK; kind++)
         for (size_t i = 0; i < r.n; i++)
-            if (r.files[i].desc.kind == kind)
+            if (r.files[i].desc.kind == kind && !(markdown && r.files[i].shadowed))
                 (markdown ? print_plugin_markdown : print_plugin_text)(&r.files[i]);
     if (r.n == 0)
         printf("no plugins found\n");

@@ -140,6 +140,18 @@ static const struct mtr_option retention_options[] = {
     {0},
 };
 
+const struct config_section config_sections[] = {
+    {"application", "the Smartcar application", application_options},
+    {"secrets", "encryption of vehicle credentials at rest", secrets_options},
+    {"webhooks[]",
+     "each webhook; also `cadence: {policy: NAME, ...}` with the policy's options below",
+     webhook_options},
+    {"delivery", "scheduling and retry policy", delivery_options},
+    {"admin", "the admin HTTP API", admin_options},
+    {"retention", "how long the ledger keeps what", retention_options},
+};
+const size_t n_config_sections = sizeof config_sections / sizeof *config_sections;
+
 /* Loading state shared by the section parsers. */
 struct loader {
     const char *file;

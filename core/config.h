@@ -88,6 +88,15 @@ int config_read_plugin_path(const char *path, char ***dirs, size_t *n, struct di
 /* The webhook of that name, or NULL. */
 const struct webhook_cfg *config_webhook(const struct config *c, const char *name);
 
+/* The core's own sections, declared like plugin options (for the reference). */
+struct config_section {
+    const char *name;
+    const char *help;
+    const struct mtr_option *options;
+};
+extern const struct config_section config_sections[];
+extern const size_t n_config_sections;
+
 /* Smartcar endpoint paths a webhook may fetch (NULL-terminated). */
 extern const char *const smartcar_endpoints[];
 

@@ -60,6 +60,21 @@ static struct ynode *node_new(enum ynode_kind kind, yaml_mark_t mark)
     return n;
 }
 
+/* Whether the lines up to the error hold "${" in a flow collection: a common
+ * slip, since YAML reads the "{" of ${VAR} as the start of a mapping. */
+static int flow_interpolation(const struct builder *b, yaml_mark_t m)
+{
+    size_t end = m.index < b->len ? m.index : b->len;
+    size_t start = end;
+    for (int lines = 0; start > 0 && lines < 2; start--)
+        if (b->buf[start - 1] == '\n')
+            lines++;
+    for (size_t i = start; i < end && i + 1 < b->len; i++)
+        if (b->buf[i] == '$' && b->buf[i + 1] == '{')
+            return 1;
+    return 0;
+}
+
 static int syntax_error(struct builder *b)
 {
     yaml_parser_t *p = &b->parser;
@@ -75,9 +90,11 @@ static int syntax_error(struct builder *b)
                        p->problem ? p->problem : "unreadable input", p->problem_offset);
     if (p->error == YAML_MEMORY_ERROR)
         return diag_set(b->d, "%s: out of memory while parsing", b->name);
-    return diag_at(b->d, b->name, (int)m.line + 1, (int)m.column + 1, "invalid YAML: %s%s%s",
+    return diag_at(b->d, b->name, (int)m.line + 1, (int)m.column + 1, "invalid YAML: %s%s%s%s",
                    p->problem ? p->problem : "syntax error", p->context ? " " : "",
-                   p->context ? p->context : "");
+                   p->context ? p->context : "",
+                   flow_interpolation(b, m) ? " (inside [ ] or { }, quote a value with ${VAR})"
+                                            : "");
 }
 
 static int next_event(struct builder *b, yaml_event_t *ev)

@@ -6,19 +6,6 @@ struct daily {
     int at; /* seconds after midnight */
 };
 
-/* Parses "HH:MM" strictly. */
-static int parse_at(const char *s, int *out)
-{
-    if (!s || s[0] < '0' || s[0] > '2' || s[1] < '0' || s[1] > '9' || s[2] != ':' || s[3] < '0' ||
-        s[3] > '5' || s[4] < '0' || s[4] > '9' || s[5] != '\0')
-        return -1;
-    int hh = (s[0] - '0') * 10 + (s[1] - '0'), mm = (s[3] - '0') * 10 + (s[4] - '0');
-    if (hh > 23)
-        return -1;
-    *out = hh * 3600 + mm * 60;
-    return 0;
-}
-
 static int daily_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **state)
 {
     struct daily *d = calloc(1, sizeof *d);
@@ -26,7 +13,7 @@ static int daily_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **st
         host->set_error(ctx, "out of memory");
         return MTR_ERR;
     }
-    if (parse_at(host->get_string(ctx, "at"), &d->at) != 0) {
+    if (mtr_parse_hhmm(host->get_string(ctx, "at"), &d->at) != 0) {
         host->set_error(ctx, "'at' must be a time of day HH:MM (00:00 to 23:59), not '%s'",
                         host->get_string(ctx, "at"));
         free(d);

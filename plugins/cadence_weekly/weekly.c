@@ -11,18 +11,6 @@ struct weekly {
 static const char *const weekdays[] = {"sunday",   "monday", "tuesday",  "wednesday",
                                        "thursday", "friday", "saturday", NULL};
 
-static int parse_at(const char *s, int *out)
-{
-    if (!s || s[0] < '0' || s[0] > '2' || s[1] < '0' || s[1] > '9' || s[2] != ':' || s[3] < '0' ||
-        s[3] > '5' || s[4] < '0' || s[4] > '9' || s[5] != '\0')
-        return -1;
-    int hh = (s[0] - '0') * 10 + (s[1] - '0'), mm = (s[3] - '0') * 10 + (s[4] - '0');
-    if (hh > 23)
-        return -1;
-    *out = hh * 3600 + mm * 60;
-    return 0;
-}
-
 static int weekly_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **state)
 {
     struct weekly *w = calloc(1, sizeof *w);
@@ -31,7 +19,7 @@ static int weekly_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **s
         return MTR_ERR;
     }
     w->wday = host->get_enum(ctx, "on");
-    if (parse_at(host->get_string(ctx, "at"), &w->at) != 0) {
+    if (mtr_parse_hhmm(host->get_string(ctx, "at"), &w->at) != 0) {
         host->set_error(ctx, "'at' must be a time of day HH:MM (00:00 to 23:59), not '%s'",
                         host->get_string(ctx, "at"));
         free(w);

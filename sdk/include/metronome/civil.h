@@ -79,6 +79,20 @@ static inline mtr_time mtr_time_from_civil(int64_t y, int m, int d, int hh, int 
     return mtr_days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss;
 }
 
+/* Parses a time of day "HH:MM" (00:00 to 23:59) into seconds after midnight.
+ * Returns 0, or -1 for anything else (NULL included). */
+static inline int mtr_parse_hhmm(const char *s, int *seconds)
+{
+    if (!s || s[0] < '0' || s[0] > '2' || s[1] < '0' || s[1] > '9' || s[2] != ':' || s[3] < '0' ||
+        s[3] > '5' || s[4] < '0' || s[4] > '9' || s[5] != '\0')
+        return -1;
+    int hh = (s[0] - '0') * 10 + (s[1] - '0');
+    if (hh > 23)
+        return -1;
+    *seconds = hh * 3600 + ((s[3] - '0') * 10 + (s[4] - '0')) * 60;
+    return 0;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages metronome builds and tests with, if missing.
+# Run as root on Debian 12; it does nothing when everything is there.
+set -eu
+packages="build-essential cmake pkg-config libyaml-dev libjansson-dev libsodium-dev
+libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libcriterion-dev"
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $missing >/dev/null
+fi

@@ -1,0 +1,59 @@
+/* Environment interpolation: ${VAR}, ${VAR:-default}, $${ escapes, errors
+ * that name the variable but never echo a value. */
+#include "interp.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *expand_ok(const char *s)
+{
+    char *out = NULL, err[256];
+    cr_assert_eq(interp_expand(s, &out, err, sizeof err), 0, "'%s': %s", s, err);
+    return out;
+}
+
+static void expand_fails(const char *s, const char *message)
+{
+    char *out = NULL, err[256];
+    cr_expect_eq(interp_expand(s, &out, err, sizeof err), -1, "'%s' expanded", s);
+    cr_expect(strstr(err, message) != NULL, "'%s': got '%s', want '%s'", s, err, message);
+    cr_expect_null(out);
+}
+
+Test(interp, expands)
+{
+    setenv("MTR_T_TOKEN", "s3cr3t", 1);
+    unsetenv("MTR_T_MISSING");
+    setenv("MTR_T_EMPTY", "", 1);
+    struct {
+        const char *in, *want;
+    } rows[] = {
+        {"plain", "plain"},
+        {"${MTR_T_TOKEN}", "s3cr3t"},
+        {"a-${MTR_T_TOKEN}-b", "a-s3cr3t-b"},
+        {"${MTR_T_MISSING:-fallback}", "fallback"},
+        {"${MTR_T_MISSING:-}", ""},
+        {"${MTR_T_TOKEN:-fallback}", "s3cr3t"},
+        {"${MTR_T_EMPTY:-fallback}", ""}, /* set but empty is set */
+        {"$${MTR_T_TOKEN}", "${MTR_T_TOKEN}"},
+        {"cost: $5", "cost: $5"},
+        {"${MTR_T_MISSING:-http://x:8/y}", "http://x:8/y"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        char *got = expand_ok(rows[i].in);
+        cr_expect_str_eq(got, rows[i].want, "'%s'", rows[i].in);
+        free(got);
+    }
+}
+
+Test(interp, errors_name_the_variable_not_a_value)
+{
+    unsetenv("MTR_T_MISSING");
+    expand_fails("${MTR_T_MISSING}", "environment variable MTR_T_MISSING is not set");
+    expand_fails("${MTR_T_TOKEN", "unterminated '${'");
+    expand_fails("${}", "bad variable reference '${}'");
+    expand_fails("${1X}", "bad variable reference");
+    expand_fails("${A B}", "bad variable reference");
+    expand_fails("${A:default}", "bad variable reference");
+}

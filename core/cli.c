@@ -3,6 +3,7 @@
  * declares its options and argument count; anything else is refused with
  * exit status 2 before any work is done. */
 #include "cli.h"
+#include "commands.h"
 #include "config.h"
 #include "diag.h"
 #include "loader.h"
@@ -19,35 +20,6 @@
 #define METRONOME_VERSION "0.0.0"
 #endif
 
-#define MAX_ARGS 8
-#define MAX_OPTS 16
-
-struct opt_spec {
-    const char *name;
-    int takes_value;
-    const char *help;
-};
-
-struct invocation {
-    const struct command *cmd;
-    const char *args[MAX_ARGS];
-    size_t n_args;
-    const char *opt_names[MAX_OPTS];
-    const char *opt_values[MAX_OPTS];
-    size_t n_opts;
-    const char *config_path;
-    struct clock clock;
-};
-
-struct command {
-    const char *name;
-    const char *usage;
-    const char *summary;
-    const struct opt_spec *opts;
-    size_t min_args, max_args;
-    int (*run)(struct invocation *inv);
-};
-
 static const struct opt_spec global_opts[] = {
     {"config", 1, "pipeline file (default $METRONOME_CONFIG, then ./metronome.yaml)"},
     {"now", 1, "fixed clock, ISO 8601 UTC (2030-03-01T15:45:00Z)"},
@@ -57,7 +29,7 @@ static const struct opt_spec global_opts[] = {
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static const char *opt_get(const struct invocation *inv, const char *name)
+const char *opt_get(const struct invocation *inv, const char *name)
 {
     for (size_t i = 0; i < inv->n_opts; i++)
         if (strcmp(inv->opt_names[i], name) == 0)
@@ -65,7 +37,7 @@ static const char *opt_get(const struct invocation *inv, const char *name)
     return NULL;
 }
 
-static int load_config(struct invocation *inv, struct config **c)
+int load_config(struct invocation *inv, struct config **c)
 {
     struct diag d;
     if (config_load(inv->config_path, &inv->clock, c, &d) != 0) {
@@ -75,7 +47,7 @@ static int load_config(struct invocation *inv, struct config **c)
     return EXIT_OK;
 }
 
-static int bad_usage(const struct invocation *inv, const char *fmt, const char *what)
+int bad_usage(const struct invocation *inv, const char *fmt, const char *what)
 {
     fprintf(stderr, "metronome %s: ", inv->cmd->name);
     fprintf(stderr, fmt, what);
@@ -289,6 +261,41 @@ static const struct opt_spec plugins_opts[] = {
 
 static const struct opt_spec no_opts[] = {{NULL, 0, NULL}};
 
+static const struct opt_spec run_opts[] = {
+    {"clock", 1, "wall (default) or virtual: jump to the next timer when idle"},
+    {"start", 1, "virtual clock: the first instant (default --now)"},
+    {"until", 1, "stop at this instant (required with a virtual clock)"},
+    {NULL, 0, NULL},
+};
+
+static const struct opt_spec json_opts[] = {
+    {"json", 0, "print JSON"},
+    {NULL, 0, NULL},
+};
+
+static const struct opt_spec subscribe_opts[] = {
+    {"source", 1, "source of the vehicle (default: the webhook's)"},
+    {"access-token", 1, "the vehicle's access token (live vehicles)"},
+    {"refresh-token", 1, "the vehicle's refresh token (live vehicles)"},
+    {"file", 1, "bulk import: one vehicle_id[,access_token[,refresh_token]] a line"},
+    {NULL, 0, NULL},
+};
+
+static const struct opt_spec deliveries_opts[] = {
+    {"webhook", 1, "only this webhook"},
+    {"state", 1, "pending, delivered or failed"},
+    {"limit", 1, "at most this many deliveries (default 1000)"},
+    {"json", 0, "print JSON, with every attempt"},
+    {NULL, 0, NULL},
+};
+
+static const struct opt_spec replay_opts[] = {
+    {"delivery", 1, "send this delivery again"},
+    {"webhook", 1, "send this webhook's deliveries again"},
+    {"state", 1, "with --webhook: failed (default) or delivered"},
+    {NULL, 0, NULL},
+};
+
 static const struct command commands[] = {
     {"validate", "validate",
      "load the pipeline and its plugins; print ok or FILE:LINE:COL: message", no_opts, 0, 0,
@@ -298,6 +305,25 @@ static const struct command commands[] = {
     {"plugins", "plugins [--markdown]",
      "list every plugin found: kind, name, version and its options", plugins_opts, 0, 0,
      cmd_plugins},
+    {"run", "run [--clock virtual --start ISO] [--until ISO]",
+     "the daemon: fire ticks, fetch, sign and deliver until stopped (SIGTERM, SIGINT)", run_opts, 0,
+     0, cmd_run},
+    {"webhook", "webhook list [--json] | verify NAME | test NAME | enable NAME | disable NAME",
+     "webhook life cycle: verify the callback, send a test payload, enable, disable", json_opts, 1,
+     2, cmd_webhook},
+    {"subscribe",
+     "subscribe WEBHOOK VEHICLE [--source NAME] [--access-token T] "
+     "[--refresh-token T] | subscribe WEBHOOK --file vehicles.csv",
+     "subscribe vehicles to a webhook: they take part in every tick after now", subscribe_opts, 1,
+     2, cmd_subscribe},
+    {"unsubscribe", "unsubscribe WEBHOOK VEHICLE", "stop a vehicle's deliveries", no_opts, 2, 2,
+     cmd_unsubscribe},
+    {"deliveries", "deliveries [--webhook NAME] [--state S] [--json]",
+     "the ledger: deliveries with their attempts and outcomes", deliveries_opts, 0, 0,
+     cmd_deliveries},
+    {"replay", "replay --delivery ID | --webhook NAME [--state failed]",
+     "send stored payloads again, with the same delivery id and bytes", replay_opts, 0, 0,
+     cmd_replay},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof *commands)
@@ -318,7 +344,7 @@ static void usage(FILE *out)
             "metronome %s: scheduled webhooks for vehicle data.\n\ncommands:\n",
             METRONOME_VERSION);
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\noptions of every command:\n");
     print_opts(out, global_opts);
     fprintf(out, "\n  --version            print the version\n"

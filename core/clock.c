@@ -1,25 +1,37 @@
-/* Clock: wall or fixed time in whole UTC seconds. */
+/* Clock: wall, fixed or virtual time in whole UTC seconds. */
 #include "clock.h"
 
 #include <time.h>
 
 void clock_init_wall(struct clock *c)
 {
-    c->fixed = 0;
+    c->mode = CLOCK_WALL;
     c->now = 0;
 }
 
 void clock_init_fixed(struct clock *c, mtr_time t)
 {
-    c->fixed = 1;
+    c->mode = CLOCK_FIXED;
     c->now = t;
+}
+
+void clock_init_virtual(struct clock *c, mtr_time start)
+{
+    c->mode = CLOCK_VIRTUAL;
+    c->now = start;
 }
 
 mtr_time clock_now(const struct clock *c)
 {
-    if (c->fixed)
+    if (c->mode != CLOCK_WALL)
         return c->now;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (mtr_time)ts.tv_sec;
+}
+
+void clock_advance(struct clock *c, mtr_time t)
+{
+    if (c->mode == CLOCK_VIRTUAL && t > c->now)
+        c->now = t;
 }

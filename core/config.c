@@ -76,6 +76,12 @@ static const struct mtr_option webhook_options[] = {
     {.name = "source",
      .type = MTR_OPT_STRING,
      .help = "source of vehicles subscribed without --source (default: the first source)"},
+    {.name = "vehicles_per_payload",
+     .type = MTR_OPT_INT,
+     .default_value = "1",
+     .min = 1,
+     .max = 10000,
+     .help = "vehicles batched into one payload (split further to fit max_body_bytes)"},
     {0},
 };
 
@@ -614,6 +620,7 @@ static int load_webhook(struct loader *l, const struct ynode *map, struct webhoo
         check_sinks(l, w, optset_find(&s, "sinks")) != 0)
         goto out;
     w->units = (int)opt_num(&s, "units");
+    w->vehicles_per_payload = (int)opt_num(&s, "vehicles_per_payload");
     const struct optval *src = optset_find(&s, "source");
     if (c->n_sources == 0) {
         at(l, map, "webhook '%s' needs a source, but no 'sources' are declared", w->name);

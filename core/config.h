@@ -32,6 +32,7 @@ struct webhook_cfg {
     size_t *sinks; /* indices into config.sinks */
     size_t n_sinks;
     size_t source; /* index into config.sources: the default for its subscriptions */
+    int vehicles_per_payload;
 };
 
 struct delivery_cfg {

@@ -1,19 +1,395 @@
 /* Sink `http`: POSTs each signed payload to the webhook's callback URI with
- * libcurl multi. This file holds its declared options and life cycle; the
- * transfer engine arrives with the delivery engine. */
+ * one libcurl multi handle - many deliveries in flight over reused
+ * connections, driven from poll() so nothing blocks the scheduler. TLS is
+ * verified; redirects are not followed (a 3xx is a failure); Retry-After is
+ * reported; and an SSRF guard refuses loopback, private, link-local, CGNAT and
+ * metadata addresses after DNS resolution, at every connect, unless
+ * allow_private_networks is true. Optionally adds the Standard Webhooks
+ * headers (webhook-id, webhook-timestamp, webhook-signature). */
 #include <metronome/metronome.h>
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define RESPONSE_MAX (64 * 1024)
+
+struct transfer {
+    struct http_sink *sink;
+    CURL *easy;
+    struct curl_slist *headers;
+    mtr_sink_done_fn done;
+    void *core;
+    void *cookie;
+    char *response;
+    size_t response_len;
+    int64_t retry_after_s;
+    struct timespec started;
+    char refused[256]; /* set by the SSRF guard */
+    char curl_error[CURL_ERROR_SIZE];
+    struct transfer *next_free;
+};
 
 struct http_sink {
+    const struct mtr_host_api *host;
+    mtr_ctx *ctx;
     int64_t timeout_ms;
     int64_t concurrency;
     uint64_t max_body_bytes;
-    int allow_private_networks;
+    int allow_private;
     int standard_webhooks;
+    unsigned char sw_key[64];
+    size_t sw_key_len;
+    const char *ca_file;
+    CURLM *multi;
+    int in_flight;
+    struct transfer *free_list;
 };
 
-/* A custom header is "Name: value" with a token name. */
+/* ---- the SSRF guard ------------------------------------------------------------------- */
+
+static int v4_private(uint32_t a, const char **why)
+{
+    struct {
+        uint32_t net, mask;
+        const char *what;
+    } ranges[] = {
+        {0x00000000, 0xff000000, "a 'this network' address"},
+        {0x0a000000, 0xff000000, "a private address"},
+        {0x64400000, 0xffc00000, "a carrier-grade NAT address"},
+        {0x7f000000, 0xff000000, "a loopback address"},
+        {0xa9fe0000, 0xffff0000, "a link-local or cloud metadata address"},
+        {0xac100000, 0xfff00000, "a private address"},
+        {0xc0000000, 0xffffff00, "an IETF protocol address"},
+        {0xc0a80000, 0xffff0000, "a private address"},
+        {0xc6120000, 0xfffe0000, "a benchmarking address"},
+        {0xe0000000, 0xe0000000, "a multicast or reserved address"},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++)
+        if ((a & ranges[i].mask) == ranges[i].net) {
+            *why = ranges[i].what;
+            return 1;
+        }
+    return 0;
+}
+
+static int v6_private(const unsigned char *b, const char **why)
+{
+    static const unsigned char zero[16];
+    if (memcmp(b, zero, 15) == 0 && (b[15] == 1 || b[15] == 0)) {
+        *why = "a loopback or unspecified address";
+        return 1;
+    }
+    if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff) /* v4-mapped */
+        return v4_private(
+            (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15], why);
+    if ((b[0] & 0xfe) == 0xfc) {
+        *why = "a unique-local address (including cloud metadata)";
+        return 1;
+    }
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) {
+        *why = "a link-local address";
+        return 1;
+    }
+    if (b[0] == 0xff) {
+        *why = "a multicast address";
+        return 1;
+    }
+    return 0;
+}
+
+static curl_socket_t guarded_open(void *clientp, curlsocktype purpose,
+                                  struct curl_sockaddr *address)
+{
+    struct transfer *t = clientp;
+    const char *why = NULL;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    (void)purpose;
+    if (!t->sink->allow_private) {
+        if (address->family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&address->addr;
+            inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+            v4_private(ntohl(in->sin_addr.s_addr), &why);
+        } else if (address->family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&address->addr;
+            inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+            v6_private(in6->sin6_addr.s6_addr, &why);
+        } else {
+            why = "not an internet address";
+        }
+    }
+    if (why) {
+        snprintf(t->refused, sizeof t->refused,
+                 "refused to connect to %s: %s (set allow_private_networks: true to allow)", ip,
+                 why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
+}
+
+/* ---- transfers --------------------------------------------------------------------------- */
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *userdata)
+{
+    struct transfer *t = userdata;
+    size_t len = size * n, room = RESPONSE_MAX - t->response_len;
+    size_t take = len < room ? len : room;
+    if (take) {
+        char *p = realloc(t->response, t->response_len + take + 1);
+        if (!p)
+            return 0;
+        memcpy(p + t->response_len, ptr, take);
+        t->response = p;
+        t->response_len += take;
+        p[t->response_len] = '\0';
+    }
+    return len; /* the rest is read and dropped */
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *userdata)
+{
+    struct transfer *t = userdata;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0) {
+        char value[128];
+        size_t v = len - 12 < sizeof value - 1 ? len - 12 : sizeof value - 1;
+        memcpy(value, buf + 12, v);
+        value[v] = '\0';
+        char *p = value, *end;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        long long secs = strtoll(p, &end, 10);
+        if (end != p && (*end == '\r' || *end == '\n' || *end == '\0' || *end == ' ')) {
+            t->retry_after_s = secs < 0 ? 0 : secs;
+        } else {
+            time_t when = curl_getdate(p, NULL); /* an HTTP-date */
+            if (when != -1) {
+                time_t now = time(NULL);
+                t->retry_after_s = when > now ? (int64_t)(when - now) : 0;
+            }
+        }
+    }
+    return len;
+}
+
+static struct transfer *transfer_get(struct http_sink *s)
+{
+    struct transfer *t = s->free_list;
+    if (t) {
+        s->free_list = t->next_free;
+        curl_easy_reset(t->easy);
+    } else {
+        t = calloc(1, sizeof *t);
+        if (!t)
+            return NULL;
+        if (!(t->easy = curl_easy_init())) {
+            free(t);
+            return NULL;
+        }
+    }
+    CURL *easy = t->easy;
+    memset(t, 0, sizeof *t);
+    t->easy = easy;
+    t->sink = s;
+    t->retry_after_s = -1;
+    return t;
+}
+
+static void transfer_put(struct http_sink *s, struct transfer *t)
+{
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    free(t->response);
+    t->response = NULL;
+    t->next_free = s->free_list;
+    s->free_list = t;
+}
+
+static struct curl_slist *add_header(struct curl_slist *l, const char *name, const char *value)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "%s: %s", name, value);
+    struct curl_slist *n = curl_slist_append(l, line);
+    if (!n)
+        curl_slist_free_all(l);
+    return n;
+}
+
+/* webhook-signature: v1,base64(HMAC-SHA256(key, "id.timestamp.body")) */
+static struct curl_slist *standard_headers(struct http_sink *s, struct curl_slist *l,
+                                           const struct mtr_delivery *d)
+{
+    char ts[32], sig[128];
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    snprintf(ts, sizeof ts, "%lld", (long long)d->now);
+    crypto_auth_hmacsha256_init(&st, s->sw_key, s->sw_key_len);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)d->delivery_id,
+                                  strlen(d->delivery_id));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)ts, strlen(ts));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)d->body, d->body_len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    memcpy(sig, "v1,", 3);
+    sodium_bin2base64(sig + 3, sizeof sig - 3, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+    if (!(l = add_header(l, "webhook-id", d->delivery_id)) ||
+        !(l = add_header(l, "webhook-timestamp", ts)))
+        return NULL;
+    return add_header(l, "webhook-signature", sig);
+}
+
+static struct curl_slist *build_headers(struct http_sink *s, const struct mtr_delivery *d)
+{
+    struct curl_slist *l = curl_slist_append(NULL, "Expect:");
+    for (size_t i = 0; l && i < d->n_headers; i++)
+        l = add_header(l, d->headers[i].name, d->headers[i].value);
+    size_t extra = s->host->get_list_len(s->ctx, "headers");
+    for (size_t i = 0; l && i < extra; i++) {
+        struct curl_slist *n = curl_slist_append(l, s->host->get_list_item(s->ctx, "headers", i));
+        if (!n)
+            curl_slist_free_all(l);
+        l = n;
+    }
+    if (l && s->standard_webhooks)
+        l = standard_headers(s, l, d);
+    return l;
+}
+
+static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_fn done, void *core)
+{
+    struct http_sink *s = state;
+    if (s->in_flight >= s->concurrency)
+        return MTR_EAGAIN;
+    struct transfer *t = transfer_get(s);
+    if (!t || !(t->headers = build_headers(s, d))) {
+        if (t)
+            transfer_put(s, t);
+        s->host->set_error(s->ctx, "out of memory");
+        return MTR_ERR;
+    }
+    t->done = done;
+    t->core = core;
+    t->cookie = d->cookie;
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, d->target);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (s->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(s->timeout_ms < 10000 ? s->timeout_ms : 10000));
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, guarded_open);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->curl_error);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    clock_gettime(CLOCK_MONOTONIC, &t->started);
+    if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
+        transfer_put(s, t);
+        s->host->set_error(s->ctx, "cannot start the transfer");
+        return MTR_ERR;
+    }
+    s->in_flight++;
+    return MTR_OK;
+}
+
+static void finish(struct http_sink *s, struct transfer *t, CURLcode result)
+{
+    struct timespec now;
+    long status = 0;
+    char error[512];
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    struct mtr_sink_outcome o = {
+        .http_status = (int)status,
+        .retry_after_s = t->retry_after_s,
+        .latency_us =
+            (now.tv_sec - t->started.tv_sec) * 1000000 + (now.tv_nsec - t->started.tv_nsec) / 1000,
+        .response = t->response,
+        .response_len = t->response_len,
+        .cookie = t->cookie,
+    };
+    if (result != CURLE_OK) {
+        if (t->refused[0])
+            snprintf(error, sizeof error, "%s", t->refused);
+        else if (result == CURLE_OPERATION_TIMEDOUT)
+            snprintf(error, sizeof error, "timed out after %lld ms", (long long)s->timeout_ms);
+        else
+            snprintf(error, sizeof error, "%s",
+                     t->curl_error[0] ? t->curl_error : curl_easy_strerror(result));
+        o.error = error;
+        o.http_status = result == CURLE_OPERATION_TIMEDOUT ? 0 : o.http_status;
+        o.status = MTR_ERR;
+    } else {
+        o.status = status >= 200 && status < 300 ? MTR_OK : MTR_ERR;
+    }
+    curl_multi_remove_handle(s->multi, t->easy);
+    s->in_flight--;
+    mtr_sink_done_fn done = t->done;
+    void *core = t->core;
+    done(core, &o);
+    transfer_put(s, t);
+}
+
+static int http_poll(void *state, int timeout_ms)
+{
+    struct http_sink *s = state;
+    int running = 0, msgs;
+    if (s->in_flight == 0)
+        return 0;
+    curl_multi_perform(s->multi, &running);
+    if (running > 0 && timeout_ms > 0) {
+        curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
+        curl_multi_perform(s->multi, &running);
+    }
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(s->multi, &msgs)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        struct transfer *t;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        finish(s, t, m->data.result);
+    }
+    return s->in_flight;
+}
+
+static uint64_t http_max_body(void *state)
+{
+    return ((struct http_sink *)state)->max_body_bytes;
+}
+
+/* ---- life cycle ----------------------------------------------------------------------------- */
+
+/* A Standard Webhooks secret is "whsec_" followed by base64 of 24-64 bytes. */
+static int read_sw_secret(struct http_sink *s, const char *secret)
+{
+    if (!secret || strncmp(secret, "whsec_", 6) != 0)
+        return -1;
+    const char *b64 = secret + 6;
+    if (sodium_base642bin(s->sw_key, sizeof s->sw_key, b64, strlen(b64), NULL, &s->sw_key_len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0)
+        return -1;
+    return s->sw_key_len >= 24 ? 0 : -1;
+}
+
 static int valid_header(const char *h)
 {
     const char *colon = strchr(h, ':');
@@ -23,17 +399,13 @@ static int valid_header(const char *h)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '-' || *p == '_'))
             return 0;
-    for (const char *p = colon; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            return 0;
-    return 1;
+    return strpbrk(colon, "\r\n") == NULL;
 }
 
 static int http_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **state)
 {
     for (size_t i = 0; i < host->get_list_len(ctx, "headers"); i++) {
-        const char *h = host->get_list_item(ctx, "headers", i);
-        if (!valid_header(h)) {
+        if (!valid_header(host->get_list_item(ctx, "headers", i))) {
             host->set_error(ctx, "headers[%zu] must be \"Name: value\" on one line", i);
             return MTR_ERR;
         }
@@ -43,22 +415,74 @@ static int http_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **sta
         host->set_error(ctx, "out of memory");
         return MTR_ERR;
     }
+    *state = s;
+    s->host = host;
+    s->ctx = ctx;
     s->timeout_ms = host->get_duration_ms(ctx, "timeout");
     s->concurrency = host->get_int(ctx, "concurrency");
     s->max_body_bytes = host->get_size(ctx, "max_body_bytes");
-    s->allow_private_networks = host->get_bool(ctx, "allow_private_networks");
+    s->allow_private = host->get_bool(ctx, "allow_private_networks");
     s->standard_webhooks = host->get_bool(ctx, "standard_webhooks");
-    *state = s;
+    s->ca_file = host->get_string(ctx, "ca_file");
+    if (sodium_init() < 0) {
+        host->set_error(ctx, "libsodium failed to initialise");
+        return MTR_ERR;
+    }
+    if (s->standard_webhooks &&
+        read_sw_secret(s, host->get_string(ctx, "standard_webhooks_secret")) != 0) {
+        host->set_error(ctx, "standard_webhooks needs standard_webhooks_secret: whsec_ followed "
+                             "by base64 of 24 to 64 random bytes");
+        return MTR_ERR;
+    }
     return MTR_OK;
+}
+
+static int http_start(void *state)
+{
+    struct http_sink *s = state;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(s->multi = curl_multi_init())) {
+        s->host->set_error(s->ctx, "libcurl failed to initialise");
+        return MTR_ERR;
+    }
+    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)s->concurrency);
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->concurrency);
+    return MTR_OK;
+}
+
+static void http_stop(void *state)
+{
+    struct http_sink *s = state;
+    if (!s->multi)
+        return;
+    while (s->in_flight > 0) /* bounded by the timeout of each transfer */
+        http_poll(s, 100);
+    while (s->free_list) {
+        struct transfer *t = s->free_list;
+        s->free_list = t->next_free;
+        curl_easy_cleanup(t->easy);
+        free(t);
+    }
+    curl_multi_cleanup(s->multi);
+    s->multi = NULL;
+    curl_global_cleanup();
 }
 
 static void http_destroy(void *state)
 {
-    free(state);
+    struct http_sink *s = state;
+    if (!s)
+        return;
+    http_stop(s);
+    sodium_memzero(s->sw_key, sizeof s->sw_key);
+    free(s);
 }
 
 static const struct mtr_sink_ops http_ops = {
     .struct_size = sizeof(struct mtr_sink_ops),
+    .flags = MTR_SINK_CALLBACK,
+    .submit = http_submit,
+    .poll = http_poll,
+    .max_body_bytes = http_max_body,
 };
 
 static const struct mtr_option http_options[] = {
@@ -85,20 +509,26 @@ static const struct mtr_option http_options[] = {
      .type = MTR_OPT_BOOL,
      .default_value = "false",
      .help = "allow loopback, private, link-local and metadata addresses"},
+    {.name = "ca_file", .type = MTR_OPT_STRING, .help = "CA bundle to verify TLS peers with"},
     {.name = "standard_webhooks",
      .type = MTR_OPT_BOOL,
      .default_value = "false",
      .help = "also send webhook-id, webhook-timestamp and webhook-signature"},
+    {.name = "standard_webhooks_secret",
+     .type = MTR_OPT_SECRET,
+     .help = "whsec_... key for webhook-signature"},
     {0},
 };
 
 static const struct mtr_plugin http_plugin = {
     MTR_PLUGIN_HEADER(MTR_KIND_SINK),
     .name = "http",
-    .version = "0.1.0",
-    .description = "POST to the webhook's callback URI (TLS verified)",
+    .version = "1.0.0",
+    .description = "POST to the webhook's callback URI (TLS verified, SSRF guarded)",
     .options = http_options,
     .create = http_create,
+    .start = http_start,
+    .stop = http_stop,
     .destroy = http_destroy,
     .sink = &http_ops,
 };

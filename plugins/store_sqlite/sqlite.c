@@ -1,18 +1,371 @@
-/* Store backend `sqlite`: the embedded default ledger (WAL mode, versioned
- * migrations, batched transactions). This file holds its declared options and
- * life cycle; the ledger operations arrive with the delivery engine. */
+/* Store backend `sqlite`: the embedded default ledger in one SQLite file, in
+ * WAL mode, with versioned schema migrations (PRAGMA user_version) and cached
+ * prepared statements. Claims take a lease (owner, expiry) inside an IMMEDIATE
+ * transaction, so the code path is the one a shared-database backend needs;
+ * unique keys (webhook, vehicle, tick) and deterministic delivery ids make
+ * every insert idempotent. */
 #include <metronome/metronome.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-struct sqlite_store {
-    char *path;
-    int64_t busy_timeout_ms;
-    int64_t batch_rows;
-    int synchronous; /* index into sync_modes */
+enum stmt_id {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_WEBHOOK_UPSERT,
+    S_WEBHOOK_LIST,
+    S_WEBHOOK_GET,
+    S_WEBHOOK_STATE,
+    S_WEBHOOK_LAST_TICK,
+    S_VEHICLE_UPSERT,
+    S_VEHICLE_GET,
+    S_SUB_GET,
+    S_SUB_PUT,
+    S_UNSUB,
+    S_MATERIALIZE,
+    S_CLAIM_JOBS,
+    S_LEASE_JOB,
+    S_JOB_RETRY,
+    S_JOB_STATE,
+    S_JOBS_MISS,
+    S_DELIVERY_INSERT,
+    S_JOB_SENT,
+    S_CLAIM_DELIVERIES,
+    S_LEASE_DELIVERY,
+    S_ATTEMPT_INSERT,
+    S_DELIVERY_UPDATE,
+    S_FAIL_PENDING,
+    S_REPLAY_ONE,
+    S_REPLAY_WEBHOOK,
+    S_NEXT_JOB,
+    S_NEXT_JOB_LEASE,
+    S_NEXT_DELIVERY,
+    S_NEXT_DELIVERY_LEASE,
+    S_LIST_DELIVERIES,
+    S_LIST_ATTEMPTS,
+    S_DELIVERY_GET,
+    S_STATS_JOBS,
+    S_STATS_DELIVERIES,
+    S_STATS_SUBS,
+    S_COUNT
+};
+
+#define WEBHOOK_COLS                                                                               \
+    "id, name, callback_uri, definition, state, reason, state_at, active_from, last_tick"
+#define DELIVERY_COLS                                                                              \
+    "id, webhook_id, sink, tick, kind, state, attempts, round_start, created_at, "                 \
+    "first_attempt_at, next_attempt_at, body, vehicles, last_status, last_error, updated_at"
+
+/* ?1, ?2 ... are bound by position in each function below. */
+static const char *const sql_text[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_WEBHOOK_UPSERT] =
+        "INSERT INTO webhooks(id, name, callback_uri, definition, state, state_at, active_from, "
+        "last_tick, created_at) VALUES(?1, ?2, ?3, ?4, 0, ?5, 0, 0, ?5) "
+        "ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, "
+        "state = CASE WHEN callback_uri <> excluded.callback_uri THEN 0 ELSE state END, "
+        "reason = CASE WHEN callback_uri <> excluded.callback_uri THEN NULL ELSE reason END, "
+        "state_at = CASE WHEN callback_uri <> excluded.callback_uri THEN ?5 ELSE state_at END, "
+        "callback_uri = excluded.callback_uri",
+    [S_WEBHOOK_LIST] = "SELECT " WEBHOOK_COLS " FROM webhooks ORDER BY name",
+    [S_WEBHOOK_GET] = "SELECT " WEBHOOK_COLS " FROM webhooks WHERE name = ?1 OR id = ?1",
+    [S_WEBHOOK_STATE] = "UPDATE webhooks SET state = ?2, reason = ?3, state_at = ?4, "
+                        "active_from = CASE WHEN ?2 = 1 THEN ?4 ELSE active_from END WHERE id = ?1",
+    [S_WEBHOOK_LAST_TICK] = "UPDATE webhooks SET last_tick = max(last_tick, ?2) WHERE id = ?1",
+    [S_VEHICLE_UPSERT] =
+        "INSERT INTO vehicles(id, source, access_token, refresh_token, access_expires, "
+        "needs_reauth) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET "
+        "source = excluded.source, access_token = coalesce(excluded.access_token, access_token), "
+        "refresh_token = coalesce(excluded.refresh_token, refresh_token), "
+        "access_expires = CASE WHEN excluded.access_token IS NULL THEN access_expires "
+        "ELSE excluded.access_expires END, needs_reauth = excluded.needs_reauth",
+    [S_VEHICLE_GET] = "SELECT id, source, access_token, refresh_token, access_expires, "
+                      "needs_reauth FROM vehicles WHERE id = ?1",
+    [S_SUB_GET] = "SELECT removed_at FROM subscriptions WHERE webhook_id = ?1 AND vehicle_id = ?2",
+    [S_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions(webhook_id, vehicle_id, made_at, "
+                  "removed_at, spread_key) VALUES(?1, ?2, ?3, NULL, ?4)",
+    [S_UNSUB] = "UPDATE subscriptions SET removed_at = ?3 WHERE webhook_id = ?1 AND vehicle_id = "
+                "?2 AND removed_at IS NULL",
+    [S_MATERIALIZE] =
+        "INSERT OR IGNORE INTO jobs(webhook_id, vehicle_id, tick, state, due_at) "
+        "SELECT webhook_id, vehicle_id, ?2, ?3, ?2 + ?4 + (spread_key % ?5) FROM subscriptions "
+        "WHERE webhook_id = ?1 AND made_at < ?2 AND (removed_at IS NULL OR removed_at > ?2)",
+    [S_CLAIM_JOBS] =
+        "SELECT j.rowid, j.webhook_id, j.vehicle_id, j.tick, j.state, j.due_at, "
+        "j.fetch_attempts, v.id, v.source, v.access_token, v.refresh_token, v.access_expires, "
+        "v.needs_reauth FROM jobs j LEFT JOIN vehicles v ON v.id = j.vehicle_id "
+        "WHERE j.state = 0 AND j.due_at <= ?1 AND (j.lease_until IS NULL OR j.lease_until <= ?1) "
+        "ORDER BY j.due_at LIMIT ?2",
+    [S_LEASE_JOB] = "UPDATE jobs SET lease_owner = ?2, lease_until = ?3 WHERE rowid = ?1",
+    [S_JOB_RETRY] = "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
+                    "last_error = ?5, lease_owner = NULL, lease_until = NULL "
+                    "WHERE webhook_id = ?1 AND vehicle_id = ?2 AND tick = ?3",
+    [S_JOB_STATE] = "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
+                    "WHERE webhook_id = ?1 AND vehicle_id = ?2 AND tick = ?3",
+    [S_JOBS_MISS] = "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL "
+                    "WHERE webhook_id = ?1 AND state = 0",
+    [S_DELIVERY_INSERT] =
+        "INSERT OR IGNORE INTO deliveries(" DELIVERY_COLS
+        ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_JOB_SENT] = "UPDATE jobs SET state = 2, delivery_id = ?4, lease_owner = NULL, "
+                   "lease_until = NULL WHERE webhook_id = ?1 AND vehicle_id = ?2 AND tick = ?3",
+    [S_CLAIM_DELIVERIES] = "SELECT rowid, " DELIVERY_COLS " FROM deliveries WHERE state = 0 AND "
+                           "next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) "
+                           "ORDER BY next_attempt_at LIMIT ?2",
+    [S_LEASE_DELIVERY] =
+        "UPDATE deliveries SET lease_owner = ?2, lease_until = ?3 WHERE rowid = ?1",
+    [S_ATTEMPT_INSERT] = "INSERT OR REPLACE INTO attempts(delivery_id, n, at, http_status, error, "
+                         "latency_us) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_DELIVERY_UPDATE] =
+        "UPDATE deliveries SET attempts = ?2, state = ?3, next_attempt_at = ?4, last_status = ?5, "
+        "last_error = ?6, first_attempt_at = CASE WHEN first_attempt_at = 0 THEN ?7 ELSE "
+        "first_attempt_at END, updated_at = ?7, lease_owner = NULL, lease_until = NULL "
+        "WHERE id = ?1",
+    [S_FAIL_PENDING] = "UPDATE deliveries SET state = 2, last_error = ?2, updated_at = ?3, "
+                       "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND state = 0",
+    [S_REPLAY_ONE] = "UPDATE deliveries SET state = 0, round_start = attempts, "
+                     "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
+                     "lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+    [S_REPLAY_WEBHOOK] = "UPDATE deliveries SET state = 0, round_start = attempts, "
+                         "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
+                         "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND "
+                         "state = ?3",
+    [S_NEXT_JOB] = "SELECT min(due_at) FROM jobs WHERE state = 0 AND lease_until IS NULL",
+    [S_NEXT_JOB_LEASE] = "SELECT min(max(due_at, lease_until)) FROM jobs WHERE state = 0 AND "
+                         "lease_until IS NOT NULL",
+    [S_NEXT_DELIVERY] =
+        "SELECT min(next_attempt_at) FROM deliveries WHERE state = 0 AND lease_until IS NULL",
+    [S_NEXT_DELIVERY_LEASE] = "SELECT min(max(next_attempt_at, lease_until)) FROM deliveries "
+                              "WHERE state = 0 AND lease_until IS NOT NULL",
+    [S_LIST_DELIVERIES] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE (?1 IS NULL OR "
+                          "webhook_id = ?1) AND (?2 < 0 OR state = ?2) "
+                          "ORDER BY tick, created_at, id LIMIT ?3",
+    [S_LIST_ATTEMPTS] = "SELECT delivery_id, n, at, http_status, error, latency_us FROM attempts "
+                        "WHERE delivery_id = ?1 ORDER BY n",
+    [S_DELIVERY_GET] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE id = ?1",
+    [S_STATS_JOBS] = "SELECT state, count(*) FROM jobs WHERE (?1 IS NULL OR webhook_id = ?1) "
+                     "GROUP BY state",
+    [S_STATS_DELIVERIES] = "SELECT state, count(*), sum(attempts), sum(max(attempts - 1, 0)) "
+                           "FROM deliveries WHERE (?1 IS NULL OR webhook_id = ?1) GROUP BY state",
+    [S_STATS_SUBS] = "SELECT count(*) FROM subscriptions WHERE (?1 IS NULL OR webhook_id = ?1) "
+                     "AND removed_at IS NULL",
+};
+
+/* Each entry migrates from version i to i + 1. */
+static const char *const migrations[] = {
+    "CREATE TABLE webhooks(id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, callback_uri TEXT "
+    "NOT NULL, definition TEXT NOT NULL, state INTEGER NOT NULL, reason TEXT, state_at INTEGER "
+    "NOT NULL, active_from INTEGER NOT NULL, last_tick INTEGER NOT NULL, created_at INTEGER NOT "
+    "NULL);"
+    "CREATE TABLE vehicles(id TEXT PRIMARY KEY, source TEXT NOT NULL, access_token BLOB, "
+    "refresh_token BLOB, access_expires INTEGER NOT NULL DEFAULT 0, needs_reauth INTEGER NOT "
+    "NULL DEFAULT 0);"
+    "CREATE TABLE subscriptions(webhook_id TEXT NOT NULL, vehicle_id TEXT NOT NULL, made_at "
+    "INTEGER NOT NULL, removed_at INTEGER, spread_key INTEGER NOT NULL, PRIMARY KEY(webhook_id, "
+    "vehicle_id));"
+    "CREATE TABLE jobs(webhook_id TEXT NOT NULL, vehicle_id TEXT NOT NULL, tick INTEGER NOT "
+    "NULL, state INTEGER NOT NULL, due_at INTEGER NOT NULL, fetch_attempts INTEGER NOT NULL "
+    "DEFAULT 0, last_error TEXT, lease_owner TEXT, lease_until INTEGER, delivery_id TEXT, "
+    "UNIQUE(webhook_id, vehicle_id, tick));"
+    "CREATE INDEX jobs_due ON jobs(state, due_at);"
+    "CREATE INDEX jobs_leased ON jobs(lease_until) WHERE lease_until IS NOT NULL;"
+    "CREATE TABLE deliveries(id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL, sink TEXT NOT NULL, "
+    "tick INTEGER NOT NULL, kind INTEGER NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT "
+    "NULL, round_start INTEGER NOT NULL, created_at INTEGER NOT NULL, first_attempt_at INTEGER "
+    "NOT NULL, next_attempt_at INTEGER NOT NULL, body BLOB, vehicles INTEGER NOT NULL, "
+    "last_status INTEGER NOT NULL, last_error TEXT, updated_at INTEGER NOT NULL, lease_owner "
+    "TEXT, lease_until INTEGER);"
+    "CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);"
+    "CREATE INDEX deliveries_webhook ON deliveries(webhook_id, state);"
+    "CREATE TABLE attempts(delivery_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL, "
+    "http_status INTEGER NOT NULL, error TEXT, latency_us INTEGER NOT NULL, PRIMARY "
+    "KEY(delivery_id, n));",
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};
+
+struct sqlite_store {
+    const struct mtr_host_api *host;
+    mtr_ctx *ctx;
+    char *path;
+    int64_t busy_timeout_ms;
+    int synchronous;
+    sqlite3 *db;
+    sqlite3_stmt *stmts[S_COUNT];
+    int in_tx;
+};
+
+/* ---- plumbing ---------------------------------------------------------------------- */
+
+static int fail(struct sqlite_store *s, const char *what)
+{
+    s->host->set_error(s->ctx, "%s: %s: %s", s->path, what, s->db ? sqlite3_errmsg(s->db) : "");
+    return MTR_ERR;
+}
+
+/* The cached statement, reset and with bindings cleared. */
+static sqlite3_stmt *stmt(struct sqlite_store *s, enum stmt_id id)
+{
+    if (!s->stmts[id] && sqlite3_prepare_v3(s->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                            &s->stmts[id], NULL) != SQLITE_OK) {
+        fail(s, "prepare");
+        return NULL;
+    }
+    sqlite3_reset(s->stmts[id]);
+    sqlite3_clear_bindings(s->stmts[id]);
+    return s->stmts[id];
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n)
+{
+    if (v)
+        sqlite3_bind_blob64(st, i, v, n, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Steps a statement that returns no rows. */
+static int run(struct sqlite_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? MTR_OK : fail(s, what);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+static int exec(struct sqlite_store *s, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        s->host->set_error(s->ctx, "%s: %s", s->path, err ? err : "error");
+        sqlite3_free(err);
+        return MTR_ERR;
+    }
+    return MTR_OK;
+}
+
+/* Runs fn inside a transaction unless the caller already holds one. */
+static int sqlite_begin(void *state);
+static int sqlite_commit(void *state);
+static int sqlite_rollback(void *state);
+
+static int tx_enter(struct sqlite_store *s, int *own)
+{
+    *own = !s->in_tx;
+    return *own ? sqlite_begin(s) : MTR_OK;
+}
+
+static int tx_leave(struct sqlite_store *s, int own, int rc)
+{
+    if (!own)
+        return rc;
+    if (rc == MTR_OK)
+        return sqlite_commit(s);
+    sqlite_rollback(s);
+    return rc;
+}
+
+/* ---- life cycle ---------------------------------------------------------------------- */
+
+static int make_parent_dirs(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    for (char *p = copy + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(copy, 0750) != 0 && errno != EEXIST) {
+            free(copy);
+            return -1;
+        }
+        *p = '/';
+    }
+    free(copy);
+    return 0;
+}
+
+static int migrate(struct sqlite_store *s)
+{
+    sqlite3_stmt *st;
+    int version = 0, latest = (int)(sizeof migrations / sizeof *migrations);
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "read schema version");
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > latest) {
+        s->host->set_error(s->ctx,
+                           "%s: schema version %d is newer than this metronome knows (%d); "
+                           "upgrade metronome",
+                           s->path, version, latest);
+        return MTR_ERR;
+    }
+    for (; version < latest; version++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", version + 1);
+        if (exec(s, "BEGIN IMMEDIATE") != MTR_OK)
+            return MTR_ERR;
+        if (exec(s, migrations[version]) != MTR_OK || exec(s, pragma) != MTR_OK) {
+            exec(s, "ROLLBACK");
+            return MTR_ERR;
+        }
+        if (exec(s, "COMMIT") != MTR_OK)
+            return MTR_ERR;
+    }
+    return MTR_OK;
+}
+
+static int sqlite_start(void *state)
+{
+    struct sqlite_store *s = state;
+    static const char *const sync_pragma[] = {
+        "PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL", "PRAGMA synchronous = OFF"};
+    if (make_parent_dirs(s->path) != 0) {
+        s->host->set_error(s->ctx, "%s: cannot create its directory: %s", s->path, strerror(errno));
+        return MTR_ERR;
+    }
+    if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK)
+        return fail(s, "cannot open");
+    sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
+    if (exec(s, "PRAGMA journal_mode = WAL") != MTR_OK ||
+        exec(s, sync_pragma[s->synchronous]) != MTR_OK || exec(s, "PRAGMA foreign_keys = OFF"))
+        return MTR_ERR;
+    return migrate(s);
+}
+
+static void sqlite_stop(void *state)
+{
+    struct sqlite_store *s = state;
+    if (!s->db)
+        return;
+    for (int i = 0; i < S_COUNT; i++) {
+        sqlite3_finalize(s->stmts[i]);
+        s->stmts[i] = NULL;
+    }
+    sqlite3_close(s->db);
+    s->db = NULL;
+}
 
 static int sqlite_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **state)
 {
@@ -22,8 +375,9 @@ static int sqlite_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **s
         host->set_error(ctx, "out of memory");
         return MTR_ERR;
     }
+    s->host = host;
+    s->ctx = ctx;
     s->busy_timeout_ms = host->get_duration_ms(ctx, "busy_timeout");
-    s->batch_rows = host->get_int(ctx, "batch_rows");
     s->synchronous = host->get_enum(ctx, "synchronous");
     *state = s;
     return MTR_OK;
@@ -34,12 +388,626 @@ static void sqlite_destroy(void *state)
     struct sqlite_store *s = state;
     if (!s)
         return;
+    sqlite_stop(s);
     free(s->path);
     free(s);
 }
 
+/* ---- transactions -------------------------------------------------------------------- */
+
+static int sqlite_begin(void *state)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_BEGIN);
+    if (!st || run(s, st, "begin") != MTR_OK)
+        return MTR_ERR;
+    s->in_tx = 1;
+    return MTR_OK;
+}
+
+static int sqlite_commit(void *state)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_COMMIT);
+    s->in_tx = 0;
+    return st ? run(s, st, "commit") : MTR_ERR;
+}
+
+static int sqlite_rollback(void *state)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_ROLLBACK);
+    s->in_tx = 0;
+    return st ? run(s, st, "rollback") : MTR_ERR;
+}
+
+/* ---- webhooks ---------------------------------------------------------------------- */
+
+static int sqlite_webhook_upsert(void *state, const struct mtr_webhook_row *w, mtr_time now)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_WEBHOOK_UPSERT);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, w->id);
+    bind_text(st, 2, w->name);
+    bind_text(st, 3, w->callback_uri);
+    bind_text(st, 4, w->definition);
+    sqlite3_bind_int64(st, 5, now);
+    return run(s, st, "save webhook");
+}
+
+static int sqlite_webhook_list(void *state, const char *name, mtr_webhook_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, name ? S_WEBHOOK_GET : S_WEBHOOK_LIST);
+    int rc;
+    if (!st)
+        return MTR_ERR;
+    if (name)
+        bind_text(st, 1, name);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mtr_webhook_row w = {
+            .id = col_text(st, 0),
+            .name = col_text(st, 1),
+            .callback_uri = col_text(st, 2),
+            .definition = col_text(st, 3),
+            .state = sqlite3_column_int(st, 4),
+            .reason = col_text(st, 5),
+            .state_at = sqlite3_column_int64(st, 6),
+            .active_from = sqlite3_column_int64(st, 7),
+            .last_tick = sqlite3_column_int64(st, 8),
+        };
+        if (fn(arg, &w) != 0)
+            break;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "list webhooks");
+}
+
+static int sqlite_webhook_set_state(void *state, const char *id, int new_state, const char *reason,
+                                    mtr_time now)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_WEBHOOK_STATE);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, new_state);
+    bind_text(st, 3, reason);
+    sqlite3_bind_int64(st, 4, now);
+    return run(s, st, "set webhook state");
+}
+
+static int sqlite_webhook_set_last_tick(void *state, const char *id, mtr_time tick)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_WEBHOOK_LAST_TICK);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, tick);
+    return run(s, st, "set last tick");
+}
+
+/* ---- vehicles and subscriptions ---------------------------------------------------- */
+
+static int sqlite_vehicle_upsert(void *state, const struct mtr_vehicle_row *v)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_VEHICLE_UPSERT);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, v->id);
+    bind_text(st, 2, v->source);
+    bind_blob(st, 3, v->access_token, v->access_len);
+    bind_blob(st, 4, v->refresh_token, v->refresh_len);
+    sqlite3_bind_int64(st, 5, v->access_expires);
+    sqlite3_bind_int(st, 6, v->needs_reauth);
+    return run(s, st, "save vehicle");
+}
+
+static void read_vehicle(sqlite3_stmt *st, int c, struct mtr_vehicle_row *v)
+{
+    v->id = col_text(st, c);
+    v->source = col_text(st, c + 1);
+    v->access_token = sqlite3_column_blob(st, c + 2);
+    v->access_len = (size_t)sqlite3_column_bytes(st, c + 2);
+    v->refresh_token = sqlite3_column_blob(st, c + 3);
+    v->refresh_len = (size_t)sqlite3_column_bytes(st, c + 3);
+    v->access_expires = sqlite3_column_int64(st, c + 4);
+    v->needs_reauth = sqlite3_column_int(st, c + 5);
+}
+
+static int sqlite_vehicle_get(void *state, const char *id,
+                              int (*fn)(void *, const struct mtr_vehicle_row *), void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_VEHICLE_GET);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        struct mtr_vehicle_row v;
+        read_vehicle(st, 0, &v);
+        fn(arg, &v);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "read vehicle");
+}
+
+static int sqlite_subscribe(void *state, const char *webhook_id, const char *vehicle_id,
+                            mtr_time now, uint32_t spread_key, int *created)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_SUB_GET);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    bind_text(st, 2, vehicle_id);
+    int rc = sqlite3_step(st);
+    int active = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "read subscription");
+    *created = 0;
+    if (active)
+        return MTR_OK;
+    if (!(st = stmt(s, S_SUB_PUT)))
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    bind_text(st, 2, vehicle_id);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, spread_key);
+    if (run(s, st, "save subscription") != MTR_OK)
+        return MTR_ERR;
+    *created = 1;
+    return MTR_OK;
+}
+
+static int sqlite_unsubscribe(void *state, const char *webhook_id, const char *vehicle_id,
+                              mtr_time now, int *removed)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_UNSUB);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    bind_text(st, 2, vehicle_id);
+    sqlite3_bind_int64(st, 3, now);
+    if (run(s, st, "remove subscription") != MTR_OK)
+        return MTR_ERR;
+    *removed = sqlite3_changes(s->db) > 0;
+    return MTR_OK;
+}
+
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+static int sqlite_materialize_tick(void *state, const char *webhook_id, mtr_time tick,
+                                   int job_state, int64_t spread_min, int64_t spread_max,
+                                   uint64_t *count)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_MATERIALIZE);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    sqlite3_bind_int64(st, 2, tick);
+    sqlite3_bind_int(st, 3, job_state);
+    sqlite3_bind_int64(st, 4, spread_min);
+    sqlite3_bind_int64(st, 5, spread_max - spread_min + 1);
+    if (run(s, st, "insert jobs") != MTR_OK)
+        return MTR_ERR;
+    *count = (uint64_t)sqlite3_changes(s->db);
+    return MTR_OK;
+}
+
+static int lease_row(struct sqlite_store *s, enum stmt_id id, sqlite3_int64 rowid,
+                     const char *owner, mtr_time lease_until)
+{
+    sqlite3_stmt *st = stmt(s, id);
+    if (!st)
+        return MTR_ERR;
+    sqlite3_bind_int64(st, 1, rowid);
+    bind_text(st, 2, owner);
+    sqlite3_bind_int64(st, 3, lease_until);
+    return run(s, st, "lease");
+}
+
+static int sqlite_claim_jobs(void *state, const char *owner, mtr_time now, mtr_time lease_until,
+                             size_t max, mtr_job_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    int own, rc = MTR_OK, step;
+    if (tx_enter(s, &own) != MTR_OK)
+        return MTR_ERR;
+    sqlite3_stmt *st = stmt(s, S_CLAIM_JOBS);
+    if (!st)
+        return tx_leave(s, own, MTR_ERR);
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    /* lease updates use another statement; the scan's index keys do not change */
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mtr_job j = {
+            .key = {col_text(st, 1), col_text(st, 2), sqlite3_column_int64(st, 3)},
+            .state = sqlite3_column_int(st, 4),
+            .due_at = sqlite3_column_int64(st, 5),
+            .fetch_attempts = sqlite3_column_int(st, 6),
+        };
+        read_vehicle(st, 7, &j.vehicle);
+        if (lease_row(s, S_LEASE_JOB, sqlite3_column_int64(st, 0), owner, lease_until) != MTR_OK) {
+            rc = MTR_ERR;
+            break;
+        }
+        fn(arg, &j);
+    }
+    if (rc == MTR_OK && step != SQLITE_DONE)
+        rc = fail(s, "claim jobs");
+    sqlite3_reset(st);
+    return tx_leave(s, own, rc);
+}
+
+static void bind_key(sqlite3_stmt *st, const struct mtr_job_key *k)
+{
+    bind_text(st, 1, k->webhook_id);
+    bind_text(st, 2, k->vehicle_id);
+    sqlite3_bind_int64(st, 3, k->tick);
+}
+
+static int sqlite_job_retry(void *state, const struct mtr_job_key *key, mtr_time due_at,
+                            const char *error)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_JOB_RETRY);
+    if (!st)
+        return MTR_ERR;
+    bind_key(st, key);
+    sqlite3_bind_int64(st, 4, due_at);
+    bind_text(st, 5, error);
+    return run(s, st, "reschedule job");
+}
+
+static int sqlite_job_set_state(void *state, const struct mtr_job_key *key, int new_state)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_JOB_STATE);
+    if (!st)
+        return MTR_ERR;
+    bind_key(st, key);
+    sqlite3_bind_int(st, 4, new_state);
+    return run(s, st, "set job state");
+}
+
+static int sqlite_jobs_miss_pending(void *state, const char *webhook_id, uint64_t *count)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_JOBS_MISS);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    if (run(s, st, "mark jobs missed") != MTR_OK)
+        return MTR_ERR;
+    *count = (uint64_t)sqlite3_changes(s->db);
+    return MTR_OK;
+}
+
+/* ---- deliveries ------------------------------------------------------------------------ */
+
+static int insert_delivery(struct sqlite_store *s, const struct mtr_delivery_row *d)
+{
+    sqlite3_stmt *st = stmt(s, S_DELIVERY_INSERT);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, d->id);
+    bind_text(st, 2, d->webhook_id);
+    bind_text(st, 3, d->sink);
+    sqlite3_bind_int64(st, 4, d->tick);
+    sqlite3_bind_int(st, 5, d->kind);
+    sqlite3_bind_int(st, 6, d->state);
+    sqlite3_bind_int(st, 7, d->attempts);
+    sqlite3_bind_int(st, 8, d->round_start);
+    sqlite3_bind_int64(st, 9, d->created_at);
+    sqlite3_bind_int64(st, 10, d->first_attempt_at);
+    sqlite3_bind_int64(st, 11, d->next_attempt_at);
+    bind_blob(st, 12, d->body, d->body_len);
+    sqlite3_bind_int(st, 13, d->vehicles);
+    sqlite3_bind_int(st, 14, d->last_status);
+    bind_text(st, 15, d->last_error);
+    sqlite3_bind_int64(st, 16, d->updated_at);
+    return run(s, st, "insert delivery");
+}
+
+static int sqlite_deliveries_insert(void *state, const struct mtr_delivery_row *rows, size_t n,
+                                    const struct mtr_job_key *jobs, size_t n_jobs)
+{
+    struct sqlite_store *s = state;
+    int own, rc = MTR_OK;
+    if (tx_enter(s, &own) != MTR_OK)
+        return MTR_ERR;
+    for (size_t i = 0; i < n && rc == MTR_OK; i++)
+        rc = insert_delivery(s, &rows[i]);
+    for (size_t i = 0; i < n_jobs && rc == MTR_OK; i++) {
+        sqlite3_stmt *st = stmt(s, S_JOB_SENT);
+        if (!st) {
+            rc = MTR_ERR;
+            break;
+        }
+        bind_key(st, &jobs[i]);
+        bind_text(st, 4, n ? rows[0].id : NULL);
+        rc = run(s, st, "mark job sent");
+    }
+    return tx_leave(s, own, rc);
+}
+
+static void read_delivery(sqlite3_stmt *st, int c, struct mtr_delivery_row *d)
+{
+    d->id = col_text(st, c);
+    d->webhook_id = col_text(st, c + 1);
+    d->sink = col_text(st, c + 2);
+    d->tick = sqlite3_column_int64(st, c + 3);
+    d->kind = sqlite3_column_int(st, c + 4);
+    d->state = sqlite3_column_int(st, c + 5);
+    d->attempts = sqlite3_column_int(st, c + 6);
+    d->round_start = sqlite3_column_int(st, c + 7);
+    d->created_at = sqlite3_column_int64(st, c + 8);
+    d->first_attempt_at = sqlite3_column_int64(st, c + 9);
+    d->next_attempt_at = sqlite3_column_int64(st, c + 10);
+    d->body = (const char *)sqlite3_column_blob(st, c + 11);
+    d->body_len = (size_t)sqlite3_column_bytes(st, c + 11);
+    d->vehicles = sqlite3_column_int(st, c + 12);
+    d->last_status = sqlite3_column_int(st, c + 13);
+    d->last_error = col_text(st, c + 14);
+    d->updated_at = sqlite3_column_int64(st, c + 15);
+}
+
+static int sqlite_claim_deliveries(void *state, const char *owner, mtr_time now,
+                                   mtr_time lease_until, size_t max, mtr_delivery_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    int own, rc = MTR_OK, step;
+    if (tx_enter(s, &own) != MTR_OK)
+        return MTR_ERR;
+    sqlite3_stmt *st = stmt(s, S_CLAIM_DELIVERIES);
+    if (!st)
+        return tx_leave(s, own, MTR_ERR);
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mtr_delivery_row d;
+        read_delivery(st, 1, &d);
+        if (lease_row(s, S_LEASE_DELIVERY, sqlite3_column_int64(st, 0), owner, lease_until) !=
+            MTR_OK) {
+            rc = MTR_ERR;
+            break;
+        }
+        fn(arg, &d);
+    }
+    if (rc == MTR_OK && step != SQLITE_DONE)
+        rc = fail(s, "claim deliveries");
+    sqlite3_reset(st);
+    return tx_leave(s, own, rc);
+}
+
+static int sqlite_record_attempt(void *state, const struct mtr_attempt_row *a, int new_state,
+                                 mtr_time next_attempt_at)
+{
+    struct sqlite_store *s = state;
+    int own, rc;
+    if (tx_enter(s, &own) != MTR_OK)
+        return MTR_ERR;
+    sqlite3_stmt *st = stmt(s, S_ATTEMPT_INSERT);
+    if (!st)
+        return tx_leave(s, own, MTR_ERR);
+    bind_text(st, 1, a->delivery_id);
+    sqlite3_bind_int(st, 2, a->n);
+    sqlite3_bind_int64(st, 3, a->at);
+    sqlite3_bind_int(st, 4, a->http_status);
+    bind_text(st, 5, a->error);
+    sqlite3_bind_int64(st, 6, a->latency_us);
+    rc = run(s, st, "insert attempt");
+    if (rc == MTR_OK && (st = stmt(s, S_DELIVERY_UPDATE)) != NULL) {
+        bind_text(st, 1, a->delivery_id);
+        sqlite3_bind_int(st, 2, a->n);
+        sqlite3_bind_int(st, 3, new_state);
+        sqlite3_bind_int64(st, 4, next_attempt_at);
+        sqlite3_bind_int(st, 5, a->http_status);
+        bind_text(st, 6, a->error);
+        sqlite3_bind_int64(st, 7, a->at);
+        rc = run(s, st, "update delivery");
+    } else if (rc == MTR_OK) {
+        rc = MTR_ERR;
+    }
+    return tx_leave(s, own, rc);
+}
+
+static int sqlite_fail_pending(void *state, const char *webhook_id, const char *reason,
+                               mtr_time now, uint64_t *count)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_FAIL_PENDING);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    bind_text(st, 2, reason);
+    sqlite3_bind_int64(st, 3, now);
+    if (run(s, st, "fail pending deliveries") != MTR_OK)
+        return MTR_ERR;
+    *count = (uint64_t)sqlite3_changes(s->db);
+    return MTR_OK;
+}
+
+static int sqlite_replay(void *state, const char *delivery_id, const char *webhook_id,
+                         int from_state, mtr_time now, uint64_t *count)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, delivery_id ? S_REPLAY_ONE : S_REPLAY_WEBHOOK);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, delivery_id ? delivery_id : webhook_id);
+    sqlite3_bind_int64(st, 2, now);
+    if (!delivery_id)
+        sqlite3_bind_int(st, 3, from_state);
+    if (run(s, st, "replay") != MTR_OK)
+        return MTR_ERR;
+    *count = (uint64_t)sqlite3_changes(s->db);
+    return MTR_OK;
+}
+
+/* The minimum of a one-column query into *at; *found when there is one. */
+static int min_of(struct sqlite_store *s, enum stmt_id id, mtr_time *at, int *found)
+{
+    sqlite3_stmt *st = stmt(s, id);
+    if (!st)
+        return MTR_ERR;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        mtr_time t = sqlite3_column_int64(st, 0);
+        if (!*found || t < *at)
+            *at = t;
+        *found = 1;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "next due");
+}
+
+static int sqlite_next_due(void *state, mtr_time *at, int *found)
+{
+    struct sqlite_store *s = state;
+    *found = 0;
+    *at = 0;
+    if (min_of(s, S_NEXT_JOB, at, found) != MTR_OK ||
+        min_of(s, S_NEXT_JOB_LEASE, at, found) != MTR_OK ||
+        min_of(s, S_NEXT_DELIVERY, at, found) != MTR_OK ||
+        min_of(s, S_NEXT_DELIVERY_LEASE, at, found) != MTR_OK)
+        return MTR_ERR;
+    return MTR_OK;
+}
+
+/* ---- reading the ledger ---------------------------------------------------------------- */
+
+static int sqlite_list_deliveries(void *state, const char *webhook_id, int delivery_state,
+                                  size_t limit, mtr_delivery_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_LIST_DELIVERIES);
+    int rc;
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    sqlite3_bind_int(st, 2, delivery_state);
+    sqlite3_bind_int64(st, 3, limit ? (sqlite3_int64)limit : -1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mtr_delivery_row d;
+        read_delivery(st, 0, &d);
+        if (fn(arg, &d) != 0)
+            break;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "list deliveries");
+}
+
+static int sqlite_list_attempts(void *state, const char *delivery_id, mtr_attempt_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_LIST_ATTEMPTS);
+    int rc;
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, delivery_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mtr_attempt_row a = {
+            .delivery_id = col_text(st, 0),
+            .n = sqlite3_column_int(st, 1),
+            .at = sqlite3_column_int64(st, 2),
+            .http_status = sqlite3_column_int(st, 3),
+            .error = col_text(st, 4),
+            .latency_us = sqlite3_column_int64(st, 5),
+        };
+        if (fn(arg, &a) != 0)
+            break;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "list attempts");
+}
+
+static int sqlite_delivery_get(void *state, const char *delivery_id, mtr_delivery_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_DELIVERY_GET);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, delivery_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        struct mtr_delivery_row d;
+        read_delivery(st, 0, &d);
+        fn(arg, &d);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "read delivery");
+}
+
+static int sqlite_stats(void *state, const char *webhook_id, struct mtr_store_stats *out)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof *out);
+    if (!(st = stmt(s, S_STATS_JOBS)))
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int k = sqlite3_column_int(st, 0);
+        if (k >= 0 && k < 4)
+            out->jobs[k] = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    if (!(st = stmt(s, S_STATS_DELIVERIES)))
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int k = sqlite3_column_int(st, 0);
+        if (k >= 0 && k < 3)
+            out->deliveries[k] = (uint64_t)sqlite3_column_int64(st, 1);
+        out->attempts += (uint64_t)sqlite3_column_int64(st, 2);
+        out->retries += (uint64_t)sqlite3_column_int64(st, 3);
+    }
+    if (!(st = stmt(s, S_STATS_SUBS)))
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        out->subscriptions = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return MTR_OK;
+}
+
 static const struct mtr_store_ops sqlite_ops = {
     .struct_size = sizeof(struct mtr_store_ops),
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .webhook_upsert = sqlite_webhook_upsert,
+    .webhook_list = sqlite_webhook_list,
+    .webhook_set_state = sqlite_webhook_set_state,
+    .webhook_set_last_tick = sqlite_webhook_set_last_tick,
+    .vehicle_upsert = sqlite_vehicle_upsert,
+    .vehicle_get = sqlite_vehicle_get,
+    .subscribe = sqlite_subscribe,
+    .unsubscribe = sqlite_unsubscribe,
+    .materialize_tick = sqlite_materialize_tick,
+    .claim_jobs = sqlite_claim_jobs,
+    .job_retry = sqlite_job_retry,
+    .job_set_state = sqlite_job_set_state,
+    .jobs_miss_pending = sqlite_jobs_miss_pending,
+    .deliveries_insert = sqlite_deliveries_insert,
+    .claim_deliveries = sqlite_claim_deliveries,
+    .record_attempt = sqlite_record_attempt,
+    .fail_pending = sqlite_fail_pending,
+    .replay = sqlite_replay,
+    .next_due = sqlite_next_due,
+    .list_deliveries = sqlite_list_deliveries,
+    .list_attempts = sqlite_list_attempts,
+    .delivery_get = sqlite_delivery_get,
+    .stats = sqlite_stats,
 };
 
 static const struct mtr_option sqlite_options[] = {
@@ -53,27 +1021,24 @@ static const struct mtr_option sqlite_options[] = {
      .min = 0,
      .max = 600000,
      .help = "how long a writer waits for a lock"},
-    {.name = "batch_rows",
-     .type = MTR_OPT_INT,
-     .default_value = "1000",
-     .min = 1,
-     .max = 1000000,
-     .help = "rows written per transaction"},
     {.name = "synchronous",
      .type = MTR_OPT_ENUM,
      .default_value = "normal",
      .choices = sync_modes,
-     .help = "SQLite synchronous pragma (normal is durable in WAL mode)"},
+     .help = "SQLite synchronous pragma: normal survives a crash of metronome, full also a "
+             "power loss"},
     {0},
 };
 
 static const struct mtr_plugin sqlite_plugin = {
     MTR_PLUGIN_HEADER(MTR_KIND_STORE),
     .name = "sqlite",
-    .version = "0.1.0",
+    .version = "1.0.0",
     .description = "embedded ledger in one SQLite file (the default)",
     .options = sqlite_options,
     .create = sqlite_create,
+    .start = sqlite_start,
+    .stop = sqlite_stop,
     .destroy = sqlite_destroy,
     .store = &sqlite_ops,
 };

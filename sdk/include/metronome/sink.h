@@ -1,6 +1,6 @@
-/* Sinks: deliver one signed payload and report the outcome.
- * DRAFT in ABI 1.0: the layout below may still change until the delivery
- * engine lands (it is not covered by the frozen-layout assertions yet). */
+/* Sinks: deliver one signed payload and report the outcome. submit() may
+ * complete at once (poll == NULL) or later, from poll(). The core owns the
+ * bytes and headers until the outcome is reported. */
 #ifndef METRONOME_SINK_H
 #define METRONOME_SINK_H
 
@@ -21,30 +21,40 @@ struct mtr_delivery {
     const char *target; /* the webhook's callback URI */
     const char *body;
     size_t body_len;
-    const struct mtr_header *headers; /* signature, content type, delivery id ... */
+    const struct mtr_header *headers; /* Content-Type, SC-Signature, User-Agent, id */
     size_t n_headers;
+    int attempt;  /* 1 for the first */
+    mtr_time now; /* the daemon's clock at submission */
     void *cookie;
 };
 
 struct mtr_sink_outcome {
-    int status;             /* MTR_OK delivered, MTR_ERR failed, MTR_EAGAIN transport error */
-    int http_status;        /* 0 when no response */
-    int64_t retry_after_ms; /* from Retry-After, -1 when absent */
+    int status;            /* MTR_OK: delivered (2xx); MTR_ERR: not delivered */
+    int http_status;       /* 0 when there was no response */
+    int64_t retry_after_s; /* from Retry-After, -1 when absent */
     int64_t latency_us;
     const char *error;    /* transport error text, or NULL */
-    const char *response; /* response body (verify), may be NULL */
+    const char *response; /* response body (up to 64 KiB), may be NULL */
     size_t response_len;
     void *cookie;
 };
 
 typedef void (*mtr_sink_done_fn)(void *core, const struct mtr_sink_outcome *outcome);
 
+enum mtr_sink_flags {
+    MTR_SINK_CALLBACK = 1u << 0, /* posts to the callback URI: can verify it */
+};
+
 struct mtr_sink_ops {
     uint32_t struct_size;
-    uint32_t reserved;
+    uint32_t flags; /* enum mtr_sink_flags */
+    /* Returns MTR_OK (done will be called), MTR_EAGAIN (at capacity: call again
+     * after poll), or MTR_ERR (refused; done is not called). */
     int (*submit)(void *state, const struct mtr_delivery *d, mtr_sink_done_fn done, void *core);
-    int (*poll)(void *state, int timeout_ms); /* NULL: submit completes synchronously */
-    uint64_t (*max_body_bytes)(void *state);  /* 0: unlimited */
+    /* Drives in-flight deliveries for up to timeout_ms; returns how many
+     * remain. NULL for sinks that complete in submit(). */
+    int (*poll)(void *state, int timeout_ms);
+    uint64_t (*max_body_bytes)(void *state); /* 0: unlimited */
 };
 
 #ifdef __cplusplus

@@ -1,6 +1,8 @@
-/* Data sources: fetch a webhook's endpoints for a batch of vehicles.
- * DRAFT in ABI 1.0: the layout below may still change until the delivery
- * engine lands (it is not covered by the frozen-layout assertions yet). */
+/* Data sources: fetch a webhook's endpoints for vehicles. A source answers,
+ * per vehicle, the JSON array of Smartcar batch elements {path, code, body,
+ * headers} - one per endpoint, failed endpoints carrying their error body -
+ * which becomes the payload's data element. submit() may complete at once
+ * (poll == NULL) or later, from poll(). */
 #ifndef METRONOME_SOURCE_H
 #define METRONOME_SOURCE_H
 
@@ -15,7 +17,8 @@ enum mtr_units {
     MTR_UNITS_IMPERIAL = 1,
 };
 
-/* A vehicle as the store knows it; tokens are decrypted by the core. */
+/* A vehicle as the store knows it; tokens are decrypted by the core and live
+ * for the duration of the call. */
 struct mtr_vehicle {
     const char *id;
     const char *access_token;  /* NULL for simulated vehicles */
@@ -29,17 +32,25 @@ struct mtr_fetch_request {
     size_t n_endpoints;
     int units;     /* enum mtr_units */
     mtr_time tick; /* the tick being fulfilled */
+    mtr_time now;  /* the daemon's clock */
     void *cookie;  /* the core's; handed back with the result */
 };
 
-/* data_json is the JSON array of {path, code, body, headers} elements, one per
- * endpoint (failed endpoints carry their error body); valid during the callback. */
 struct mtr_fetch_result {
-    int status; /* MTR_OK, MTR_EAGAIN (retry in a later slot), MTR_ERR */
+    /* MTR_OK: data_json is final (it may hold error elements that will not
+     * improve). MTR_EAGAIN: transient (asleep, rate limited, upstream); try
+     * again in a later slot; data_json, if set, is what to deliver if no later
+     * slot succeeds. MTR_ERR: no data; error says why. */
+    int status;
     const char *data_json;
     size_t data_len;
     const char *error;
     void *cookie;
+    /* a source that refreshed the vehicle's tokens reports them here */
+    const char *new_access_token;
+    const char *new_refresh_token;
+    mtr_time new_access_expires;
+    int needs_reauth; /* the vehicle's credentials are no longer accepted */
 };
 
 typedef void (*mtr_fetch_done_fn)(void *core, const struct mtr_fetch_result *result);
@@ -47,10 +58,14 @@ typedef void (*mtr_fetch_done_fn)(void *core, const struct mtr_fetch_result *res
 struct mtr_source_ops {
     uint32_t struct_size;
     uint32_t reserved;
-    const char *(*mode)(void *state); /* "simulated", "live" or "test" */
+    const char *(*mode)(void *state); /* payload mode: "simulated", "live" or "test" */
+    /* Starts fetches; done is called once per request (maybe before submit
+     * returns). Returns MTR_OK, or MTR_EAGAIN when it cannot take more now. */
     int (*submit)(void *state, const struct mtr_fetch_request *reqs, size_t n,
                   mtr_fetch_done_fn done, void *core);
-    int (*poll)(void *state, int timeout_ms); /* NULL: submit completes synchronously */
+    /* Drives in-flight fetches for up to timeout_ms; returns how many remain.
+     * NULL for sources that complete in submit(). */
+    int (*poll)(void *state, int timeout_ms);
 };
 
 #ifdef __cplusplus

@@ -1,9 +1,11 @@
-/* Store backends: the ledger of SPEC section 7 (webhooks, vehicles,
- * subscriptions, jobs, deliveries, attempts). Shaped for several nodes on one
- * database: due work is claimed under a lease and unique keys make
- * scheduling idempotent.
- * DRAFT in ABI 1.0: the layout below may still change until the delivery
- * engine lands (it is not covered by the frozen-layout assertions yet). */
+/* Store backends: the ledger of SPEC section 7 - webhooks, vehicles,
+ * subscriptions, jobs (webhook, vehicle, tick), deliveries and attempts.
+ * Shaped so several metronome nodes can share one database: due work is
+ * claimed under a lease (owner, expiry) and unique keys make scheduling
+ * idempotent, so a restarted or racing node re-claims what a dead one held
+ * and never schedules anything twice. Rows handed to callbacks are valid
+ * during the callback only. Every call returns MTR_OK or MTR_ERR (with
+ * host->set_error). */
 #ifndef METRONOME_STORE_H
 #define METRONOME_STORE_H
 
@@ -13,24 +15,172 @@
 extern "C" {
 #endif
 
+enum mtr_webhook_state {
+    MTR_WEBHOOK_UNVERIFIED = 0,
+    MTR_WEBHOOK_ACTIVE = 1,
+    MTR_WEBHOOK_DISABLED = 2,
+};
+
+enum mtr_job_state {
+    MTR_JOB_DUE = 0,
+    MTR_JOB_FETCHED = 1,
+    MTR_JOB_SENT = 2,
+    MTR_JOB_MISSED = 3,
+};
+
+enum mtr_delivery_state {
+    MTR_DELIVERY_PENDING = 0,
+    MTR_DELIVERY_DELIVERED = 1,
+    MTR_DELIVERY_FAILED = 2,
+};
+
+enum mtr_delivery_kind {
+    MTR_DELIVERY_SCHEDULED = 0,
+    MTR_DELIVERY_TEST = 1,
+};
+
+struct mtr_webhook_row {
+    const char *id; /* UUID */
+    const char *name;
+    const char *callback_uri;
+    const char *definition; /* the core's description of cadence, endpoints, units */
+    int state;              /* enum mtr_webhook_state */
+    const char *reason;     /* why disabled: retries-exhausted, gone, operator */
+    mtr_time state_at;
+    mtr_time active_from; /* ticks after this are scheduled */
+    mtr_time last_tick;   /* newest tick materialized, 0 if none */
+};
+
+struct mtr_vehicle_row {
+    const char *id;
+    const char *source;
+    const void *access_token; /* encrypted by the core; NULL for simulated */
+    size_t access_len;
+    const void *refresh_token;
+    size_t refresh_len;
+    mtr_time access_expires;
+    int needs_reauth;
+};
+
 struct mtr_job_key {
     const char *webhook_id;
     const char *vehicle_id;
     mtr_time tick;
 };
 
+/* A claimed job, with its vehicle. */
+struct mtr_job {
+    struct mtr_job_key key;
+    int state;
+    mtr_time due_at;
+    int fetch_attempts;
+    struct mtr_vehicle_row vehicle;
+};
+
+struct mtr_delivery_row {
+    const char *id; /* deterministic from (webhook, tick, vehicles, sink) */
+    const char *webhook_id;
+    const char *sink;
+    mtr_time tick;
+    int kind;        /* enum mtr_delivery_kind */
+    int state;       /* enum mtr_delivery_state */
+    int attempts;    /* made so far, over all rounds */
+    int round_start; /* attempts made before this round (a replay starts a round) */
+    mtr_time created_at;
+    mtr_time first_attempt_at; /* of this round; 0 before it */
+    mtr_time next_attempt_at;
+    const char *body;
+    size_t body_len;
+    int vehicles;
+    int last_status;
+    const char *last_error;
+    mtr_time updated_at;
+};
+
+struct mtr_attempt_row {
+    const char *delivery_id;
+    int n; /* 1 for the first attempt */
+    mtr_time at;
+    int http_status;
+    const char *error;
+    int64_t latency_us;
+};
+
+struct mtr_store_stats {
+    uint64_t jobs[4];       /* by enum mtr_job_state */
+    uint64_t deliveries[3]; /* by enum mtr_delivery_state */
+    uint64_t attempts;
+    uint64_t retries; /* attempts after the first */
+    uint64_t subscriptions;
+};
+
+/* Called once per row; a non-zero return stops the iteration. */
+typedef int (*mtr_webhook_fn)(void *arg, const struct mtr_webhook_row *row);
+typedef int (*mtr_job_fn)(void *arg, const struct mtr_job *job);
+typedef int (*mtr_delivery_fn)(void *arg, const struct mtr_delivery_row *row);
+typedef int (*mtr_attempt_fn)(void *arg, const struct mtr_attempt_row *row);
+
 struct mtr_store_ops {
     uint32_t struct_size;
     uint32_t reserved;
-    int (*migrate)(void *state);
+
+    /* transactions group the calls between them; nesting is not supported */
     int (*begin)(void *state);
     int (*commit)(void *state);
     int (*rollback)(void *state);
-    /* inserting an existing key is a no-op; *inserted tells which */
-    int (*insert_job)(void *state, const struct mtr_job_key *key, int *inserted);
-    /* claims up to max due jobs for owner until lease_until */
+
+    /* webhooks: upsert by name keeps the id; a changed callback_uri makes the
+     * webhook unverified again */
+    int (*webhook_upsert)(void *state, const struct mtr_webhook_row *w, mtr_time now);
+    int (*webhook_list)(void *state, const char *name, mtr_webhook_fn fn, void *arg);
+    int (*webhook_set_state)(void *state, const char *id, int new_state, const char *reason,
+                             mtr_time now);
+    int (*webhook_set_last_tick)(void *state, const char *id, mtr_time tick);
+
+    /* vehicles and subscriptions */
+    int (*vehicle_upsert)(void *state, const struct mtr_vehicle_row *v);
+    int (*vehicle_get)(void *state, const char *id,
+                       int (*fn)(void *, const struct mtr_vehicle_row *), void *arg);
+    int (*subscribe)(void *state, const char *webhook_id, const char *vehicle_id, mtr_time now,
+                     uint32_t spread_key, int *created);
+    int (*unsubscribe)(void *state, const char *webhook_id, const char *vehicle_id, mtr_time now,
+                       int *removed);
+
+    /* jobs: one per (webhook, vehicle, tick) for every subscription made
+     * before the tick and not removed by it; an existing key is left alone.
+     * due_at = tick + spread_min + spread_key % (spread_max - spread_min + 1) */
+    int (*materialize_tick)(void *state, const char *webhook_id, mtr_time tick, int job_state,
+                            int64_t spread_min, int64_t spread_max, uint64_t *count);
     int (*claim_jobs)(void *state, const char *owner, mtr_time now, mtr_time lease_until,
-                      struct mtr_job_key *out, size_t max, size_t *n);
+                      size_t max, mtr_job_fn fn, void *arg);
+    int (*job_retry)(void *state, const struct mtr_job_key *key, mtr_time due_at,
+                     const char *error);
+    int (*job_set_state)(void *state, const struct mtr_job_key *key, int new_state);
+    int (*jobs_miss_pending)(void *state, const char *webhook_id, uint64_t *count);
+
+    /* deliveries: inserted with their bytes before the first attempt, and the
+     * jobs they carry marked sent, in one call; an existing id is left alone */
+    int (*deliveries_insert)(void *state, const struct mtr_delivery_row *rows, size_t n,
+                             const struct mtr_job_key *jobs, size_t n_jobs);
+    int (*claim_deliveries)(void *state, const char *owner, mtr_time now, mtr_time lease_until,
+                            size_t max, mtr_delivery_fn fn, void *arg);
+    int (*record_attempt)(void *state, const struct mtr_attempt_row *a, int new_state,
+                          mtr_time next_attempt_at);
+    int (*fail_pending)(void *state, const char *webhook_id, const char *reason, mtr_time now,
+                        uint64_t *count);
+    int (*replay)(void *state, const char *delivery_id, const char *webhook_id, int from_state,
+                  mtr_time now, uint64_t *count);
+
+    /* the earliest instant at which a job or delivery becomes claimable;
+     * *found = 0 when there is none */
+    int (*next_due)(void *state, mtr_time *at, int *found);
+
+    /* reading the ledger */
+    int (*list_deliveries)(void *state, const char *webhook_id, int delivery_state, size_t limit,
+                           mtr_delivery_fn fn, void *arg);
+    int (*list_attempts)(void *state, const char *delivery_id, mtr_attempt_fn fn, void *arg);
+    int (*delivery_get)(void *state, const char *delivery_id, mtr_delivery_fn fn, void *arg);
+    int (*stats)(void *state, const char *webhook_id, struct mtr_store_stats *out);
 };
 
 #ifdef __cplusplus

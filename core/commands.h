@@ -1,0 +1,15 @@
+/* The ledger commands (run, webhook, subscribe, unsubscribe, deliveries,
+ * replay); each returns the process exit status. */
+#ifndef MTR_COMMANDS_H
+#define MTR_COMMANDS_H
+
+#include "cli.h"
+
+int cmd_run(struct invocation *inv);
+int cmd_webhook(struct invocation *inv);
+int cmd_subscribe(struct invocation *inv);
+int cmd_unsubscribe(struct invocation *inv);
+int cmd_deliveries(struct invocation *inv);
+int cmd_replay(struct invocation *inv);
+
+#endif

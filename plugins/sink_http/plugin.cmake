@@ -1,0 +1,1 @@
+metronome_plugin(sink_http PkgConfig::CURL PkgConfig::SODIUM)

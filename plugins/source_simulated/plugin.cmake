@@ -1,0 +1,1 @@
+metronome_plugin(source_simulated m)

@@ -1,0 +1,1 @@
+metronome_plugin(store_sqlite PkgConfig::SQLITE)

@@ -1,0 +1,283 @@
+/* Receiver: libmicrohttpd with one internal polling thread. A request's body
+ * is collected across calls of the access handler; the answer is decided by
+ * the script when the body is complete. */
+#include "receiver.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct request {
+    char *body;
+    size_t len;
+};
+
+static void hmac_hex(const char *key, const char *msg, size_t len, char out[65])
+{
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *)key, strlen(key));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)msg, len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_bin2hex(out, 65, mac, sizeof mac);
+}
+
+static struct receiver_rule next_rule(struct receiver *r)
+{
+    if (r->script_pos < r->n_script)
+        return r->script[r->script_pos++];
+    return r->dflt;
+}
+
+static char *dup_str(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Records a request; returns how many times its delivery id arrived. */
+static int record(struct receiver *r, const char *id, const char *event, const char *body,
+                  size_t len, int sig_ok, int status, int vehicles)
+{
+    int n = 1;
+    for (size_t i = 0; id && i < r->n_log; i++)
+        n += r->log[i].delivery_id && strcmp(r->log[i].delivery_id, id) == 0;
+    if (r->n_log == r->cap_log) {
+        size_t cap = r->cap_log ? r->cap_log * 2 : 64;
+        struct received *p = realloc(r->log, cap * sizeof *p);
+        if (!p)
+            return n;
+        r->log = p;
+        r->cap_log = cap;
+    }
+    struct received *x = &r->log[r->n_log++];
+    x->delivery_id = dup_str(id);
+    x->event = dup_str(event);
+    x->body = malloc(len + 1);
+    if (x->body) {
+        memcpy(x->body, body, len);
+        x->body[len] = '\0';
+    }
+    x->len = len;
+    x->signature_ok = sig_ok;
+    x->status = status;
+    x->vehicles = vehicles;
+    x->attempt_n = n;
+    if (r->log_file) {
+        fprintf(r->log_file,
+                "{\"deliveryId\":\"%s\",\"event\":\"%s\",\"signatureOk\":%s,\"status\":%d,"
+                "\"vehicles\":%d,\"arrival\":%d}\n",
+                id ? id : "", event ? event : "", sig_ok ? "true" : "false", status, vehicles, n);
+        fflush(r->log_file);
+    }
+    return n;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, int status, const char *body,
+                              int retry_after)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (retry_after >= 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", retry_after);
+        MHD_add_response_header(resp, "Retry-After", v);
+    }
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result handle(struct receiver *r, struct MHD_Connection *c, struct request *q)
+{
+    const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "SC-Signature");
+    const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Metronome-Delivery-Id");
+    char expected[65], reply[160] = "{}";
+    hmac_hex(r->token, q->body ? q->body : "", q->len, expected);
+    int sig_ok = sig && strcmp(sig, expected) == 0;
+    json_error_t je;
+    json_t *v = json_loadb(q->body ? q->body : "", q->len, 0, &je);
+    const char *event = json_string_value(json_object_get(v, "eventName"));
+    int vehicles = (int)json_array_size(json_object_get(json_object_get(v, "payload"), "vehicles"));
+    pthread_mutex_lock(&r->mu);
+    struct receiver_rule rule = next_rule(r);
+    int status = rule.mode == RECV_RESPOND || rule.mode == RECV_WRONG_CHALLENGE ? rule.status : 0;
+    if (rule.mode == RECV_HANG)
+        status = rule.status;
+    size_t payloads = 0;
+    record(r, id, event, q->body ? q->body : "", q->len, sig_ok, status, vehicles);
+    for (size_t i = 0; i < r->n_log; i++)
+        payloads += r->log[i].event && strcmp(r->log[i].event, "scheduled") == 0;
+    if (r->kill_after && payloads >= r->kill_after && r->kill_pid > 0) {
+        kill(r->kill_pid, SIGKILL);
+        r->kill_pid = 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (event && strcmp(event, "verify") == 0) {
+        const char *challenge =
+            json_string_value(json_object_get(json_object_get(v, "payload"), "challenge"));
+        hmac_hex(rule.mode == RECV_WRONG_CHALLENGE ? "not-the-token" : r->token,
+                 challenge ? challenge : "", challenge ? strlen(challenge) : 0, expected);
+        snprintf(reply, sizeof reply, "{\"challenge\":\"%s\"}", expected);
+    }
+    json_decref(v);
+    if (rule.mode == RECV_DROP)
+        return MHD_NO; /* closes the connection without an answer */
+    if (rule.mode == RECV_HANG) {
+        struct timespec ts = {rule.hang_ms / 1000, (long)(rule.hang_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return answer(c, status ? status : 200, reply, rule.retry_after);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *size, void **con_cls)
+{
+    struct receiver *r = cls;
+    struct request *q = *con_cls;
+    (void)url;
+    (void)version;
+    if (!q) {
+        if (!(q = calloc(1, sizeof *q)))
+            return MHD_NO;
+        *con_cls = q;
+        return MHD_YES;
+    }
+    if (*size) {
+        char *p = realloc(q->body, q->len + *size + 1);
+        if (!p)
+            return MHD_NO;
+        memcpy(p + q->len, data, *size);
+        q->body = p;
+        q->len += *size;
+        q->body[q->len] = '\0';
+        *size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, "POST") != 0)
+        return answer(c, 405, "{\"error\":\"method\"}", -1);
+    return handle(r, c, q);
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                    enum MHD_RequestTerminationCode toe)
+{
+    struct request *q = *con_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (q) {
+        free(q->body);
+        free(q);
+        *con_cls = NULL;
+    }
+}
+
+int receiver_start(struct receiver *r, unsigned short port, const char *token)
+{
+    memset(r, 0, sizeof *r);
+    if (sodium_init() < 0)
+        return -1;
+    pthread_mutex_init(&r->mu, NULL);
+    snprintf(r->token, sizeof r->token, "%s", token);
+    r->dflt = (struct receiver_rule){.mode = RECV_RESPOND, .status = 200, .retry_after = -1};
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    r->mhd = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, port,
+        NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
+        on_done, r, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    if (!r->mhd)
+        return -1;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    r->port = info ? info->port : port;
+    return 0;
+}
+
+void receiver_stop(struct receiver *r)
+{
+    if (r->mhd)
+        MHD_stop_daemon(r->mhd);
+    r->mhd = NULL;
+    for (size_t i = 0; i < r->n_log; i++)
+        received_free(&r->log[i]);
+    free(r->log);
+    free(r->script);
+    r->log = NULL;
+    r->script = NULL;
+    r->n_log = r->n_script = 0;
+    pthread_mutex_destroy(&r->mu);
+}
+
+void receiver_script(struct receiver *r, const struct receiver_rule *rules, size_t n)
+{
+    pthread_mutex_lock(&r->mu);
+    free(r->script);
+    r->script = malloc(n * sizeof *rules);
+    if (r->script)
+        memcpy(r->script, rules, n * sizeof *rules);
+    r->n_script = r->script ? n : 0;
+    r->script_pos = 0;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void receiver_default(struct receiver *r, struct receiver_rule rule)
+{
+    pthread_mutex_lock(&r->mu);
+    r->dflt = rule;
+    pthread_mutex_unlock(&r->mu);
+}
+
+size_t receiver_count(struct receiver *r)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->n_log;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+size_t receiver_count_event(struct receiver *r, const char *event)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_log; i++)
+        n += r->log[i].event && strcmp(r->log[i].event, event) == 0;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+int receiver_get(struct receiver *r, size_t i, struct received *out)
+{
+    int rc = -1;
+    pthread_mutex_lock(&r->mu);
+    if (i < r->n_log) {
+        const struct received *x = &r->log[i];
+        *out = *x;
+        out->delivery_id = dup_str(x->delivery_id);
+        out->event = dup_str(x->event);
+        out->body = dup_str(x->body);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void received_free(struct received *x)
+{
+    free(x->delivery_id);
+    free(x->event);
+    free(x->body);
+    x->delivery_id = x->event = x->body = NULL;
+}

@@ -59,7 +59,8 @@ struct fetch_item {
     int fetch_attempts;
     size_t wh, source;
     int done, status;
-    char *data; /* as the source answered */
+    int malformed; /* the source's data was not a valid data array */
+    char *data;    /* as the source answered */
     size_t data_len;
     char *error;
 };
@@ -421,7 +422,8 @@ static char *error_entry(struct engine *e, struct fetch_item *it, const char *re
     char err[512];
     size_t data_len;
     char *data = payload_error_data(
-        (const char *const *)w->endpoints, w->n_endpoints, 502, "UPSTREAM", "UNKNOWN_ISSUE",
+        (const char *const *)w->endpoints, w->n_endpoints, 502, "UPSTREAM",
+        it->malformed ? "INVALID_DATA" : "UNKNOWN_ISSUE",
         it->error ? it->error : "the vehicle's data could not be fetched", request_id, &data_len);
     if (!data)
         return NULL;
@@ -445,9 +447,11 @@ static char *settle(struct engine *e, struct fetch_item *it, size_t *len)
                                 sizeof err);
         if (entry)
             return entry;
-        log_msg(MTR_LOG_WARN, e->wh[it->wh].cfg->name, "vehicle %s: %s", it->vehicle_id, err);
+        log_msg(MTR_LOG_WARN, e->wh[it->wh].cfg->name, "vehicle %s: source '%s' answered %s",
+                it->vehicle_id, e->c->sources[it->source].name, err);
         free(it->error);
         it->error = strdup(err);
+        it->malformed = 1;
     }
     /* transient, or malformed: the next slot, unless the next tick comes first */
     mtr_time slot = it->due_at + e->c->delivery.fulfil_within_ms / 1000, next_tick;
@@ -460,7 +464,7 @@ static char *settle(struct engine *e, struct fetch_item *it, size_t *len)
         return NULL;
     }
     e->stats->fetch_errors_delivered++;
-    if (it->data && it->status != MTR_ERR) /* the source's own error elements */
+    if (it->data && it->status != MTR_ERR && !it->malformed) /* the source's error elements */
         entry = payload_vehicle(it->vehicle_id, request_id, it->data, it->data_len, len, err,
                                 sizeof err);
     return entry ? entry : error_entry(e, it, request_id, len);

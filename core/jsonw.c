@@ -264,7 +264,8 @@ void jsonw_value(struct jsonw *w, const json_t *v)
 int jsonw_canonical(struct jsonw *w, const char *text, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
-    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    /* every JSON number is a double to JavaScript, integers included */
+    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &je);
     if (!v) {
         snprintf(err, errlen, "malformed JSON at line %d column %d: %s", je.line, je.column,
                  je.text);

@@ -11,6 +11,7 @@ if [ "${1:-}" = "--sanitize" ]; then
     flags="-DMETRONOME_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+    export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
 fi
 # shellcheck disable=SC2086
 cmake -S . -B "$dir" -DMETRONOME_TESTS=ON $flags >/dev/null

@@ -21,13 +21,14 @@ static void on_signal(int sig)
 static int usage(void)
 {
     fprintf(stderr, "usage: metronome-receiver [--port N] [--token T] [--log FILE] "
-                    "[--for SECONDS]\n(the token defaults to $METRONOME_MANAGEMENT_TOKEN)\n");
+                    "[--for SECONDS] [--flaky N]\n(--flaky N answers 503 to every N-th payload; "
+                    "the token defaults to $METRONOME_MANAGEMENT_TOKEN)\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    long port = 8845, seconds = 0;
+    long port = 8845, seconds = 0, flaky = 0;
     const char *token = getenv("METRONOME_MANAGEMENT_TOKEN"), *log = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -40,6 +41,10 @@ int main(int argc, char **argv)
             token = v;
         } else if (strcmp(argv[i], "--log") == 0 && v) {
             log = v;
+        } else if (strcmp(argv[i], "--flaky") == 0 && v) {
+            flaky = strtol(v, &end, 10);
+            if (*end || flaky < 0)
+                return usage();
         } else if (strcmp(argv[i], "--for") == 0 && v) {
             seconds = strtol(v, &end, 10);
             if (*end || seconds < 0)
@@ -59,6 +64,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "metronome-receiver: cannot listen on 127.0.0.1:%ld\n", port);
         return 1;
     }
+    r.flaky_every = (unsigned)flaky;
     if (log && !(r.log_file = fopen(log, "a"))) {
         fprintf(stderr, "metronome-receiver: cannot open %s\n", log);
         receiver_stop(&r);

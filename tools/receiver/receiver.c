@@ -110,8 +110,14 @@ static enum MHD_Result handle(struct receiver *r, struct MHD_Connection *c, stru
     json_t *v = json_loadb(q->body ? q->body : "", q->len, 0, &je);
     const char *event = json_string_value(json_object_get(v, "eventName"));
     int vehicles = (int)json_array_size(json_object_get(json_object_get(v, "payload"), "vehicles"));
+    int is_verify = event && strcmp(event, "verify") == 0;
     pthread_mutex_lock(&r->mu);
-    struct receiver_rule rule = next_rule(r);
+    struct receiver_rule rule = is_verify ? r->verify_rule : next_rule(r);
+    size_t seen = 0;
+    for (size_t i = 0; r->flaky_every && !is_verify && i < r->n_log; i++)
+        seen += r->log[i].event && strcmp(r->log[i].event, "scheduled") == 0;
+    if (r->flaky_every && !is_verify && (seen + 1) % r->flaky_every == 0)
+        rule = (struct receiver_rule){.mode = RECV_RESPOND, .status = 503, .retry_after = -1};
     int status = rule.mode == RECV_RESPOND || rule.mode == RECV_WRONG_CHALLENGE ? rule.status : 0;
     if (rule.mode == RECV_HANG)
         status = rule.status;
@@ -124,7 +130,7 @@ static enum MHD_Result handle(struct receiver *r, struct MHD_Connection *c, stru
         r->kill_pid = 0;
     }
     pthread_mutex_unlock(&r->mu);
-    if (event && strcmp(event, "verify") == 0) {
+    if (is_verify) {
         const char *challenge =
             json_string_value(json_object_get(json_object_get(v, "payload"), "challenge"));
         hmac_hex(rule.mode == RECV_WRONG_CHALLENGE ? "not-the-token" : r->token,
@@ -193,12 +199,13 @@ int receiver_start(struct receiver *r, unsigned short port, const char *token)
     pthread_mutex_init(&r->mu, NULL);
     snprintf(r->token, sizeof r->token, "%s", token);
     r->dflt = (struct receiver_rule){.mode = RECV_RESPOND, .status = 200, .retry_after = -1};
+    r->verify_rule = r->dflt;
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    r->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, port,
-        NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
-        on_done, r, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    r->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, port,
+                              NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, &addr,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_done, r,
+                              MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     if (!r->mhd)
         return -1;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -240,6 +247,13 @@ void receiver_default(struct receiver *r, struct receiver_rule rule)
     pthread_mutex_unlock(&r->mu);
 }
 
+void receiver_verify_rule(struct receiver *r, struct receiver_rule rule)
+{
+    pthread_mutex_lock(&r->mu);
+    r->verify_rule = rule;
+    pthread_mutex_unlock(&r->mu);
+}
+
 size_t receiver_count(struct receiver *r)
 {
     pthread_mutex_lock(&r->mu);
@@ -272,6 +286,22 @@ int receiver_get(struct receiver *r, size_t i, struct received *out)
     }
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+int receiver_get_payload(struct receiver *r, size_t i, struct received *out)
+{
+    size_t n = receiver_count(r);
+    for (size_t k = 0; k < n; k++) {
+        struct received x;
+        if (receiver_get(r, k, &x) != 0)
+            return -1;
+        if (x.event && strcmp(x.event, "scheduled") == 0 && i-- == 0) {
+            *out = x;
+            return 0;
+        }
+        received_free(&x);
+    }
+    return -1;
 }
 
 void received_free(struct received *x)

@@ -44,11 +44,13 @@ struct receiver {
     struct receiver_rule *script; /* applied to the next requests, in order */
     size_t n_script, script_pos;
     struct receiver_rule dflt;
+    struct receiver_rule verify_rule; /* for verify challenges; scripts are for payloads */
     struct received *log;
     size_t n_log, cap_log;
-    pid_t kill_pid;    /* SIGKILL this process ... */
-    size_t kill_after; /* ... once this many payloads have arrived (0: never) */
-    FILE *log_file;    /* JSON lines of what arrived, or NULL */
+    pid_t kill_pid;       /* SIGKILL this process ... */
+    size_t kill_after;    /* ... once this many payloads have arrived (0: never) */
+    FILE *log_file;       /* JSON lines of what arrived, or NULL */
+    unsigned flaky_every; /* answer 503 to every n-th payload (0: never) */
 };
 
 /* Starts on 127.0.0.1:port (0: any free port; r->port tells). token is the
@@ -60,11 +62,16 @@ void receiver_stop(struct receiver *r);
 void receiver_script(struct receiver *r, const struct receiver_rule *rules, size_t n);
 void receiver_default(struct receiver *r, struct receiver_rule rule);
 
+/* How verify challenges are answered (default: 200 with the right HMAC). */
+void receiver_verify_rule(struct receiver *r, struct receiver_rule rule);
+
 /* Copies of the log under the lock. */
 size_t receiver_count(struct receiver *r);
 size_t receiver_count_event(struct receiver *r, const char *event);
 /* The i-th request (copy owned by the caller: received_free). */
 int receiver_get(struct receiver *r, size_t i, struct received *out);
+/* The i-th scheduled payload, skipping verify challenges. */
+int receiver_get_payload(struct receiver *r, size_t i, struct received *out);
 void received_free(struct received *x);
 
 #endif

@@ -1,0 +1,220 @@
+/* The ledger commands with bad input: unknown webhooks and vehicles, a
+ * duplicate subscription, malformed CSV lines in a bulk import, a receiver
+ * that answers bytes that are not HTTP, a clean stop on SIGTERM. Each gets a
+ * clear message and exit status, and loses nothing already recorded. */
+#include "scenario.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Whether the file's bytes contain needle (a missing file contains nothing). */
+static int file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = strlen(needle), match = 0;
+    int c, found = 0;
+    if (!f)
+        return 0;
+    while (!found && (c = fgetc(f)) != EOF) {
+        match = (unsigned char)needle[match] == c ? match + 1 : ((unsigned char)needle[0] == c);
+        found = match == n;
+    }
+    fclose(f);
+    return found;
+}
+
+static void expect_fail(struct scenario *s, int status, const char *message, const char *first, ...)
+{
+    const char *argv[16];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < 12; a = va_arg(ap, const char *))
+        argv[n++] = a;
+    va_end(ap);
+    argv[n++] = "--config";
+    argv[n++] = s->config;
+    argv[n] = NULL;
+    struct run_result r;
+    run_metronome(argv, NULL, &r);
+    cr_expect_eq(r.status, status, "%s: exit %d: %s", first, r.status, r.err);
+    cr_expect(strstr(r.err, message) != NULL, "%s: got '%s', want '%s'", first, r.err, message);
+    run_result_free(&r);
+}
+
+Test(commands, unknown_names_and_duplicates)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    expect_fail(&s, 2, "unknown webhook 'nope'", "subscribe", "nope", "v1", NULL);
+    expect_fail(&s, 2, "unknown webhook 'nope'", "webhook", "verify", "nope", NULL);
+    expect_fail(&s, 2, "unknown source 'live'", "subscribe", "fleet", "v1", "--source", "live",
+                NULL);
+    expect_fail(&s, 2, "bad vehicle id 'v 1'", "subscribe", "fleet", "v 1", NULL);
+    expect_fail(&s, 2, "vehicle ghost is not subscribed to fleet", "unsubscribe", "fleet", "ghost",
+                NULL);
+    sc_ok(&s, "subscribe", "fleet", "v1", NULL);
+    expect_fail(&s, 2, "vehicle v1 is already subscribed to fleet", "subscribe", "fleet", "v1",
+                NULL);
+    expect_fail(&s, 2, "live credentials need a key", "subscribe", "fleet", "v2", "--access-token",
+                "at", NULL);
+    expect_fail(&s, 2, "unknown subcommand 'explode'", "webhook", "explode", "fleet", NULL);
+    expect_fail(&s, 2, "not verified yet", "webhook", "enable", "fleet", NULL);
+    expect_fail(&s, 2, "no delivery 00000000", "replay", "--delivery",
+                "00000000-0000-0000-0000-000000000000", NULL);
+    expect_fail(&s, 2, "--state: want pending, delivered or failed", "deliveries", "--state",
+                "lost", NULL);
+    expect_fail(&s, 2, "a virtual clock needs --start and a later --until", "run", "--clock",
+                "virtual", "--start", "2030-03-01T00:00:00Z", NULL);
+    /* v1 is still subscribed: nothing recorded was lost */
+    struct run_result r = sc_run(&s, "webhook", "list", "--json", NULL);
+    cr_expect(strstr(r.out, "\"subscriptions\":1") != NULL, "%s", r.out);
+    run_result_free(&r);
+    scenario_stop(&s);
+}
+
+Test(commands, bulk_import_reports_bad_lines_and_imports_the_rest)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    char *csv = path_join(s.dir, "vehicles.csv");
+    write_file(csv, "# fleet export\n"
+                    "veh-1\n"
+                    "veh-2, tok-a, tok-b\n"
+                    "\n"
+                    "bad vehicle\n"
+                    "veh-3,a,b,c\n"
+                    "veh-1\n"
+                    "veh-4\r\n");
+    setenv("METRONOME_SECRET_KEY",
+           "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", 1);
+    struct run_result r = sc_run(&s, "subscribe", "fleet", "--file", csv, NULL);
+    unsetenv("METRONOME_SECRET_KEY");
+    cr_expect_eq(r.status, 2, "bad lines make the exit status 2: %s", r.err);
+    cr_expect(strstr(r.err, "vehicles.csv:5: bad vehicle id 'bad vehicle'") != NULL, "%s", r.err);
+    cr_expect(strstr(r.err, "vehicles.csv:6: more than 3 fields") != NULL, "%s", r.err);
+    cr_expect(strstr(r.out, "fleet: 3 subscribed, 1 already subscribed, 2 bad line(s)") != NULL,
+              "%s", r.out);
+    cr_expect(strstr(r.err, "tok-a") == NULL && strstr(r.out, "tok-a") == NULL,
+              "tokens never printed");
+    run_result_free(&r);
+    r = sc_run(&s, "webhook", "list", "--json", NULL);
+    cr_expect(strstr(r.out, "\"subscriptions\":3") != NULL, "%s", r.out);
+    run_result_free(&r);
+    /* the token is sealed at rest, in the database and its write-ahead log */
+    const char *files[] = {"ledger.db", "ledger.db-wal"};
+    for (int i = 0; i < 2; i++) {
+        char *path = path_join(s.dir, files[i]);
+        cr_expect(!file_contains(path, "tok-a"), "%s holds the token in clear", files[i]);
+        free(path);
+    }
+    free(csv);
+    scenario_stop(&s);
+}
+
+/* A TCP server that answers every connection with bytes that are not HTTP. */
+struct garbage {
+    int fd;
+    unsigned short port;
+    pthread_t thread;
+    int stop;
+};
+
+static void *garbage_loop(void *arg)
+{
+    struct garbage *g = arg;
+    while (!g->stop) {
+        int c = accept(g->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char buf[4096];
+        if (read(c, buf, sizeof buf) > 0) {
+            static const char junk[] = "\x01\x02 this is not HTTP \xff\r\n\r\n";
+            ssize_t w = write(c, junk, sizeof junk - 1);
+            (void)w;
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void garbage_start(struct garbage *g)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    g->stop = 0;
+    g->fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(g->fd >= 0);
+    cr_assert_eq(bind(g->fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(g->fd, 16), 0);
+    getsockname(g->fd, (struct sockaddr *)&a, &len);
+    g->port = ntohs(a.sin_port);
+    pthread_create(&g->thread, NULL, garbage_loop, g);
+}
+
+static void garbage_stop(struct garbage *g)
+{
+    g->stop = 1;
+    shutdown(g->fd, SHUT_RDWR);
+    close(g->fd);
+    pthread_join(g->thread, NULL);
+}
+
+Test(commands, a_receiver_answering_garbage_is_a_failed_attempt, .timeout = 60)
+{
+    struct garbage g;
+    garbage_start(&g);
+    char uri[128];
+    snprintf(uri, sizeof uri, "http://127.0.0.1:%u/hook", g.port);
+    struct scenario s;
+    struct scenario_opts o = {.callback = uri};
+    scenario_start(&s, &o);
+    expect_fail(&s, 1, "not verified", "webhook", "verify", "fleet", NULL);
+    sc_ok(&s, "subscribe", "fleet", "v1", "--now", "2030-03-01T15:45:00Z", NULL);
+    struct run_result r = sc_run(&s, "webhook", "test", "fleet", NULL);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.out, "callback: failed") != NULL, "%s", r.out);
+    run_result_free(&r);
+    json_t *d = sc_deliveries(&s);
+    json_t *a = json_object_get(json_array_get(d, 0), "attempts");
+    cr_expect_eq(json_array_size(a), 1, "the attempt is recorded");
+    const char *err = json_string_value(json_object_get(json_array_get(a, 0), "error"));
+    cr_expect(err && *err, "with the transport error");
+    json_decref(d);
+    scenario_stop(&s);
+    garbage_stop(&g);
+}
+
+Test(commands, sigterm_stops_the_daemon_cleanly, .timeout = 60)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    const char *argv[] = {MTR_BIN, "run", "--config", s.config, NULL};
+    extern char **environ;
+    pid_t pid;
+    cr_assert_eq(posix_spawn(&pid, MTR_BIN, NULL, NULL, (char **)argv, environ), 0);
+    /* wait until the daemon has its store open (the ledger file exists) */
+    char *db = path_join(s.dir, "ledger.db");
+    for (int i = 0; i < 200 && access(db, F_OK) != 0; i++) {
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", WEXITSTATUS(st));
+    free(db);
+    scenario_stop(&s);
+}

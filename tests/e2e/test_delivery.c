@@ -1,0 +1,503 @@
+/* Scheduling and delivery semantics of SPEC sections 3-4, end to end: the
+ * real daemon, plugins and HTTP against a receiver on 127.0.0.1, on the
+ * virtual clock. Each test names the rule it holds the engine to. */
+#include "scenario.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static const char *const three[] = {"v1", "v2", "v3", NULL};
+
+static mtr_time at_of(json_t *attempt)
+{
+    return iso(json_string_value(json_object_get(attempt, "at")));
+}
+
+static json_t *attempts_of(json_t *delivery)
+{
+    return json_object_get(delivery, "attempts");
+}
+
+static size_t count_state(json_t *deliveries, const char *state)
+{
+    size_t n = 0, i;
+    json_t *d;
+    json_array_foreach(deliveries, i, d) n +=
+        strcmp(json_string_value(json_object_get(d, "state")), state) == 0;
+    return n;
+}
+
+static size_t count_tick(json_t *deliveries, const char *tick)
+{
+    size_t n = 0, i;
+    json_t *d;
+    json_array_foreach(deliveries, i, d) n +=
+        strcmp(json_string_value(json_object_get(d, "tick")), tick) == 0;
+    return n;
+}
+
+/* The state and reason column of `webhook list --json` for fleet. */
+static void webhook_state(struct scenario *s, char *state, size_t len, char *reason, size_t rlen)
+{
+    struct run_result r = sc_run(s, "webhook", "list", "--json", NULL);
+    json_error_t je;
+    json_t *v = json_loads(r.out, 0, &je);
+    cr_assert_not_null(v, "%s", r.err);
+    json_t *w = json_array_get(v, 0);
+    snprintf(state, len, "%s", json_string_value(json_object_get(w, "state")));
+    const char *why = json_string_value(json_object_get(w, "reason"));
+    snprintf(reason, rlen, "%s", why ? why : "");
+    json_decref(v);
+    run_result_free(&r);
+}
+
+Test(delivery, first_tick_is_the_one_after_the_subscription, .timeout = 60)
+{
+    /* SPEC 3: subscribed at 15:45 -> 16:00, 17:00, 18:00; spread 1-5 min, stable */
+    struct scenario s;
+    scenario_start(&s, NULL);
+    sc_setup(&s, "2030-03-01T15:45:00Z", three);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T18:20:00Z");
+    json_t *d = sc_deliveries(&s);
+    cr_expect_eq(json_array_size(d), 9, "3 vehicles x 3 ticks");
+    cr_expect_eq(count_tick(d, "2030-03-01T16:00:00Z"), 3);
+    cr_expect_eq(count_tick(d, "2030-03-01T17:00:00Z"), 3);
+    cr_expect_eq(count_tick(d, "2030-03-01T18:00:00Z"), 3);
+    cr_expect_eq(count_state(d, "delivered"), 9);
+    cr_expect_eq(sc_payloads(&s), 9);
+    size_t i;
+    json_t *x;
+    mtr_time offsets[9];
+    json_array_foreach(d, i, x)
+    {
+        mtr_time tick = iso(json_string_value(json_object_get(x, "tick")));
+        mtr_time sent = at_of(json_array_get(attempts_of(x), 0));
+        cr_expect(sent >= tick + 60 && sent <= tick + 300, "sent %lld s after the tick",
+                  (long long)(sent - tick));
+        offsets[i] = sent - tick;
+    }
+    /* deliveries are listed by tick; the same vehicle keeps its offset */
+    mtr_time first[3] = {offsets[0], offsets[1], offsets[2]};
+    for (size_t k = 3; k < 9; k++) {
+        int same = 0;
+        for (int j = 0; j < 3; j++)
+            same |= offsets[k] == first[j];
+        cr_expect(same, "offset %lld is not one of the first tick's", (long long)offsets[k]);
+    }
+    for (size_t k = 0; k < sc_payloads(&s); k++) {
+        struct received r;
+        receiver_get_payload(&s.r, k, &r);
+        cr_expect(r.signature_ok, "SC-Signature of payload %zu", k);
+        received_free(&r);
+    }
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, a_subscription_takes_part_in_ticks_strictly_after_it, .timeout = 60)
+{
+    struct scenario s;
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, NULL);
+    sc_setup(&s, "2030-03-01T16:00:00Z", one); /* exactly on a tick */
+    sc_virtual(&s, "2030-03-01T16:00:00Z", "2030-03-01T17:30:00Z");
+    json_t *d = sc_deliveries(&s);
+    cr_expect_eq(json_array_size(d), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(d, 0), "tick")),
+                     "2030-03-01T17:00:00Z");
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, five_retries_in_ten_minutes_then_disabled, .timeout = 90)
+{
+    /* SPEC 4 and 7: 1 + 5 attempts at +30s, +1m30, +3m30, +6m30 (+-10%), +10m; then the
+     * webhook is disabled, its payload stays failed and later ticks are missed */
+    struct scenario s;
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, NULL);
+    receiver_default(&s.r, (struct receiver_rule){.status = 500, .retry_after = -1});
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T18:30:00Z");
+    json_t *d = sc_deliveries(&s);
+    cr_assert_eq(json_array_size(d), 1, "only the 16:00 tick became a delivery");
+    json_t *a = attempts_of(json_array_get(d, 0));
+    cr_assert_eq(json_array_size(a), 6, "1 + 5 attempts");
+    mtr_time t0 = at_of(json_array_get(a, 0));
+    static const int want[] = {0, 30, 90, 210, 390, 600};
+    for (size_t k = 1; k < 6; k++) {
+        mtr_time off = at_of(json_array_get(a, k)) - t0;
+        int gap = want[k] - want[k - 1];
+        cr_expect(off >= want[k] - gap / 10 - 1 && off <= want[k] + gap / 10 + 1,
+                  "retry %zu at +%llds, want +%ds +-10%%", k, (long long)off, want[k]);
+        cr_expect_eq(json_integer_value(json_object_get(json_array_get(a, k), "httpStatus")), 500);
+    }
+    cr_expect_eq(at_of(json_array_get(a, 5)) - t0, 600, "the last retry closes the window");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(d, 0), "state")), "failed");
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "disabled");
+    cr_expect_str_eq(reason, "retries-exhausted");
+    cr_expect_eq(sc_payloads(&s), 6, "nothing sent after the webhook was disabled");
+    struct run_result r = sc_run(&s, "deliveries", NULL);
+    cr_expect(strstr(r.out, "missed 2") != NULL, "17:00 and 18:00 recorded as missed: %s", r.out);
+    run_result_free(&r);
+    json_decref(d);
+
+    /* enable + replay resends the stored payload: same delivery id, same bytes */
+    struct received first;
+    receiver_get_payload(&s.r, 0, &first);
+    receiver_default(&s.r, (struct receiver_rule){.status = 200, .retry_after = -1});
+    r = sc_run(&s, "replay", "--webhook", "fleet", NULL);
+    cr_expect_eq(r.status, 2, "replay refuses a disabled webhook: %s", r.err);
+    run_result_free(&r);
+    sc_ok(&s, "webhook", "enable", "fleet", "--now", "2030-03-01T18:30:00Z", NULL);
+    sc_ok(&s, "replay", "--webhook", "fleet", "--now", "2030-03-01T18:30:00Z", NULL);
+    sc_virtual(&s, "2030-03-01T18:30:00Z", "2030-03-01T18:45:00Z");
+    cr_assert_eq(sc_payloads(&s), 7);
+    struct received again;
+    receiver_get_payload(&s.r, 6, &again);
+    cr_expect_str_eq(again.delivery_id, first.delivery_id);
+    cr_expect_eq(again.len, first.len);
+    cr_expect(memcmp(again.body, first.body, first.len) == 0, "the same bytes");
+    cr_expect(again.signature_ok);
+    d = sc_deliveries(&s);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(d, 0), "state")),
+                     "delivered");
+    cr_expect_eq(json_array_size(attempts_of(json_array_get(d, 0))), 7, "attempts keep counting");
+    json_decref(d);
+    received_free(&first);
+    received_free(&again);
+    scenario_stop(&s);
+}
+
+Test(delivery, gone_disables_at_once, .timeout = 60)
+{
+    struct scenario s;
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, NULL);
+    receiver_default(&s.r, (struct receiver_rule){.status = 410, .retry_after = -1});
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T17:30:00Z");
+    cr_expect_eq(sc_payloads(&s), 1, "one attempt, no retries");
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "disabled");
+    cr_expect_str_eq(reason, "gone");
+    scenario_stop(&s);
+}
+
+Test(delivery, retry_after_is_honoured, .timeout = 60)
+{
+    struct scenario s;
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, NULL);
+    struct receiver_rule busy = {.status = 429, .retry_after = 200};
+    receiver_script(&s.r, &busy, 1);
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    json_t *d = sc_deliveries(&s);
+    json_t *a = attempts_of(json_array_get(d, 0));
+    cr_assert_eq(json_array_size(a), 2);
+    mtr_time gap = at_of(json_array_get(a, 1)) - at_of(json_array_get(a, 0));
+    cr_expect_eq(gap, 200, "the retry waited Retry-After (200 s), not 30 s: %lld", (long long)gap);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(d, 0), "state")),
+                     "delivered");
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, asleep_vehicles_are_fetched_again_in_later_slots, .timeout = 60)
+{
+    /* SPEC 3: a vehicle that cannot be fetched is tried in each following 15-minute
+     * slot up to the next tick; what still fails is delivered with the error */
+    struct scenario s;
+    struct scenario_opts o = {.source_extra = ", asleep_vehicles: [sleepy, napper], asleep_for: "
+                                              "16m"};
+    static const char *const two[] = {"sleepy", NULL};
+    scenario_start(&s, &o);
+    sc_setup(&s, "2030-03-01T15:45:00Z", two);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:59:00Z");
+    json_t *d = sc_deliveries(&s);
+    cr_assert_eq(json_array_size(d), 1);
+    mtr_time sent = at_of(json_array_get(attempts_of(json_array_get(d, 0)), 0));
+    mtr_time tick = iso("2030-03-01T16:00:00Z");
+    cr_expect(sent >= tick + 15 * 60 + 60 && sent <= tick + 15 * 60 + 300,
+              "woke in the second slot: +%lld s", (long long)(sent - tick));
+    struct received r;
+    receiver_get_payload(&s.r, 0, &r);
+    cr_expect(strstr(r.body, "\"code\":200") != NULL && strstr(r.body, "ASLEEP") == NULL, "%s",
+              r.body);
+    received_free(&r);
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, a_vehicle_asleep_all_hour_is_delivered_with_its_error, .timeout = 60)
+{
+    struct scenario s;
+    struct scenario_opts o = {.source_extra = ", asleep_vehicles: [sleepy]"};
+    static const char *const one[] = {"sleepy", NULL};
+    scenario_start(&s, &o);
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:59:00Z");
+    cr_assert_eq(sc_payloads(&s), 1);
+    json_t *d = sc_deliveries(&s);
+    mtr_time sent = at_of(json_array_get(attempts_of(json_array_get(d, 0)), 0));
+    mtr_time tick = iso("2030-03-01T16:00:00Z");
+    cr_expect(sent >= tick + 45 * 60, "tried at +0, +15, +30, +45 min: sent +%lld s",
+              (long long)(sent - tick));
+    struct received r;
+    receiver_get_payload(&s.r, 0, &r);
+    cr_expect(strstr(r.body, "\"code\":409") && strstr(r.body, "\"code\":\"ASLEEP\""), "%s",
+              r.body);
+    received_free(&r);
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, malformed_source_data_becomes_an_error_element, .timeout = 60)
+{
+    struct scenario s;
+    struct scenario_opts o = {.source_extra = ", malformed_vehicles: [broken]"};
+    static const char *const two[] = {"broken", "fine", NULL};
+    scenario_start(&s, &o);
+    sc_setup(&s, "2030-03-01T15:45:00Z", two);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:59:00Z");
+    cr_expect_eq(sc_payloads(&s), 2, "both vehicles delivered; nothing lost");
+    int seen_error = 0;
+    for (size_t i = 0; i < 2; i++) {
+        struct received r;
+        receiver_get_payload(&s.r, i, &r);
+        if (strstr(r.body, "\"vehicleId\":\"broken\"")) {
+            seen_error = 1;
+            cr_expect(strstr(r.body, "\"type\":\"UPSTREAM\",\"code\":\"INVALID_DATA\"") != NULL,
+                      "%s", r.body);
+            cr_expect(strstr(r.body, "malformed JSON") != NULL, "%s", r.body);
+        }
+        received_free(&r);
+    }
+    cr_expect(seen_error);
+    scenario_stop(&s);
+}
+
+Test(delivery, catch_up_latest_after_downtime, .timeout = 60)
+{
+    struct scenario s;
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, NULL);
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    /* down from 16:30 to 20:10: 17:00, 18:00, 19:00 are late; 20:00 is current */
+    sc_virtual(&s, "2030-03-01T20:10:00Z", "2030-03-01T20:30:00Z");
+    json_t *d = sc_deliveries(&s);
+    cr_expect_eq(json_array_size(d), 3, "16:00, then 19:00 (latest) and 20:00");
+    cr_expect_eq(count_tick(d, "2030-03-01T16:00:00Z"), 1);
+    cr_expect_eq(count_tick(d, "2030-03-01T19:00:00Z"), 1);
+    cr_expect_eq(count_tick(d, "2030-03-01T20:00:00Z"), 1);
+    struct run_result r = sc_run(&s, "deliveries", NULL);
+    cr_expect(strstr(r.out, "missed 2") != NULL, "17:00 and 18:00 recorded missed: %s", r.out);
+    run_result_free(&r);
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, catch_up_all_and_skip, .timeout = 60)
+{
+    static const char *const one[] = {"v1", NULL};
+    const char *policies[] = {"{catch_up: all}", "{catch_up: skip}"};
+    const size_t want[] = {5, 2}; /* 16, 17, 18, 19, 20 / 16, 20 */
+    for (int p = 0; p < 2; p++) {
+        struct scenario s;
+        struct scenario_opts o = {.delivery = policies[p]};
+        scenario_start(&s, &o);
+        sc_setup(&s, "2030-03-01T15:45:00Z", one);
+        sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+        sc_virtual(&s, "2030-03-01T20:10:00Z", "2030-03-01T20:30:00Z");
+        json_t *d = sc_deliveries(&s);
+        cr_expect_eq(json_array_size(d), want[p], "%s", policies[p]);
+        json_decref(d);
+        scenario_stop(&s);
+    }
+}
+
+Test(delivery, unsubscribe_stops_deliveries, .timeout = 60)
+{
+    struct scenario s;
+    static const char *const two[] = {"v1", "v2", NULL};
+    scenario_start(&s, NULL);
+    sc_setup(&s, "2030-03-01T15:45:00Z", two);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    sc_ok(&s, "unsubscribe", "fleet", "v2", "--now", "2030-03-01T16:30:00Z", NULL);
+    sc_virtual(&s, "2030-03-01T16:30:00Z", "2030-03-01T17:30:00Z");
+    json_t *d = sc_deliveries(&s);
+    cr_expect_eq(count_tick(d, "2030-03-01T16:00:00Z"), 2);
+    cr_expect_eq(count_tick(d, "2030-03-01T17:00:00Z"), 1, "only v1 at 17:00");
+    json_decref(d);
+    struct run_result r = sc_run(&s, "unsubscribe", "fleet", "v2", NULL);
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "vehicle v2 is not subscribed to fleet") != NULL, "%s", r.err);
+    run_result_free(&r);
+    scenario_stop(&s);
+}
+
+Test(delivery, an_unverified_webhook_gets_nothing, .timeout = 60)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    sc_ok(&s, "subscribe", "fleet", "v1", "--now", "2030-03-01T15:45:00Z", NULL);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T18:30:00Z");
+    cr_expect_eq(receiver_count(&s.r), 0);
+    json_t *d = sc_deliveries(&s);
+    cr_expect_eq(json_array_size(d), 0);
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, a_wrong_challenge_answer_leaves_the_webhook_unverified, .timeout = 60)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    receiver_verify_rule(&s.r, (struct receiver_rule){
+                                   .mode = RECV_WRONG_CHALLENGE, .status = 200, .retry_after = -1});
+    struct run_result r = sc_run(&s, "webhook", "verify", "fleet", NULL);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "the challenge answer is wrong") != NULL, "%s", r.err);
+    run_result_free(&r);
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "unverified");
+    scenario_stop(&s);
+}
+
+Test(delivery, dropped_connections_are_retried_and_recorded, .timeout = 60)
+{
+    struct scenario s;
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, NULL);
+    struct receiver_rule rules[] = {{.mode = RECV_DROP}, {.mode = RECV_DROP}};
+    receiver_script(&s.r, rules, 2);
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    json_t *d = sc_deliveries(&s);
+    json_t *a = attempts_of(json_array_get(d, 0));
+    cr_assert_eq(json_array_size(a), 3, "2 dropped + 1 delivered");
+    const char *err = json_string_value(json_object_get(json_array_get(a, 0), "error"));
+    cr_expect(err && strstr(err, "Empty reply") != NULL, "transport error recorded: %s",
+              err ? err : "(null)");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(d, 0), "state")),
+                     "delivered");
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, private_addresses_are_refused_unless_allowed, .timeout = 60)
+{
+    struct scenario s;
+    struct scenario_opts o = {.deny_private = 1};
+    scenario_start(&s, &o);
+    struct run_result r = sc_run(&s, "webhook", "verify", "fleet", NULL);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "refused to connect to 127.0.0.1: a loopback address") != NULL, "%s",
+              r.err);
+    run_result_free(&r);
+    cr_expect_eq(receiver_count(&s.r), 0, "nothing reached the receiver");
+    scenario_stop(&s);
+}
+
+Test(delivery, large_payloads_are_split_by_vehicles, .timeout = 60)
+{
+    struct scenario s;
+    struct scenario_opts o = {.sink_extra = ", max_body_bytes: 4KiB",
+                              .webhook_extra = "    vehicles_per_payload: 10\n"};
+    static const char *const ten[] = {"a0", "a1", "a2", "a3", "a4", "a5",
+                                      "a6", "a7", "a8", "a9", NULL};
+    scenario_start(&s, &o);
+    sc_setup(&s, "2030-03-01T15:45:00Z", ten);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    size_t n = sc_payloads(&s), vehicles = 0;
+    cr_expect_gt(n, 1, "split into several payloads");
+    for (size_t i = 0; i < n; i++) {
+        struct received r;
+        receiver_get_payload(&s.r, i, &r);
+        cr_expect_leq(r.len, 4096, "payload %zu is %zu bytes", i, r.len);
+        cr_expect(r.signature_ok);
+        vehicles += (size_t)r.vehicles;
+        received_free(&r);
+    }
+    cr_expect_eq(vehicles, 10, "every vehicle once, none truncated");
+    scenario_stop(&s);
+}
+
+Test(delivery, test_payload_has_mode_test, .timeout = 60)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    sc_ok(&s, "webhook", "test", "fleet", NULL); /* allowed before verification */
+    cr_assert_eq(sc_payloads(&s), 1);
+    struct received r;
+    receiver_get_payload(&s.r, 0, &r);
+    cr_expect(strstr(r.body, "\"eventName\":\"scheduled\",\"mode\":\"test\"") != NULL, "%s",
+              r.body);
+    cr_expect(r.signature_ok);
+    received_free(&r);
+    scenario_stop(&s);
+}
+
+Test(delivery, recovery_after_kill_9, .timeout = 120)
+{
+    /* SPEC 3, 7: after kill -9 and a restart every due (webhook, vehicle, tick) is
+     * delivered at least once, with the same delivery id */
+    struct scenario s;
+    static const char *const six[] = {"k1", "k2", "k3", "k4", "k5", "k6", NULL};
+    scenario_start(&s, NULL);
+    sc_setup(&s, "2030-03-01T15:45:00Z", six);
+    const char *argv[] = {MTR_BIN,    "run",
+                          "--clock",  "virtual",
+                          "--start",  "2030-03-01T15:45:00Z",
+                          "--until",  "2030-03-01T16:30:00Z",
+                          "--config", s.config,
+                          NULL};
+    pid_t pid;
+    extern char **environ;
+    cr_assert_eq(posix_spawn(&pid, MTR_BIN, NULL, NULL, (char **)argv, environ), 0);
+    pthread_mutex_lock(&s.r.mu);
+    s.r.kill_pid = pid;
+    s.r.kill_after = 3;
+    pthread_mutex_unlock(&s.r.mu);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the daemon was killed");
+    size_t before = sc_payloads(&s);
+    cr_expect_lt(before, 6 + 1, "killed mid-tick");
+    /* restart after the dead node's leases (5 min) expired */
+    sc_virtual(&s, "2030-03-01T16:12:00Z", "2030-03-01T16:40:00Z");
+    json_t *d = sc_deliveries(&s);
+    cr_expect_eq(json_array_size(d), 6, "one delivery per vehicle of the 16:00 tick");
+    cr_expect_eq(count_state(d, "delivered"), 6);
+    /* every ledger delivery id reached the receiver, whichever run sent it */
+    size_t i;
+    json_t *x;
+    json_array_foreach(d, i, x)
+    {
+        const char *id = json_string_value(json_object_get(x, "id"));
+        int seen = 0;
+        for (size_t k = 0; k < sc_payloads(&s); k++) {
+            struct received r;
+            receiver_get_payload(&s.r, k, &r);
+            seen |= r.delivery_id && strcmp(r.delivery_id, id) == 0;
+            received_free(&r);
+        }
+        cr_expect(seen, "delivery %s never arrived", id);
+    }
+    struct run_result r = sc_run(&s, "deliveries", NULL);
+    cr_expect(strstr(r.out, "jobs: due 0, sent 6, missed 0") != NULL, "%s", r.out);
+    run_result_free(&r);
+    json_decref(d);
+    scenario_stop(&s);
+}

@@ -1,0 +1,112 @@
+/* End-to-end scenario helpers. */
+#include "scenario.h"
+
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void scenario_start(struct scenario *s, const struct scenario_opts *o)
+{
+    static const struct scenario_opts none = {0};
+    if (!o)
+        o = &none;
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(receiver_start(&s->r, 0, SCENARIO_TOKEN), 0, "receiver");
+    s->dir = make_tmpdir();
+    s->config = path_join(s->dir, "pipeline.yaml");
+    char callback[256], text[8192];
+    snprintf(callback, sizeof callback, "http://127.0.0.1:%u/hook", s->r.port);
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "application: {management_token: %s}\n"
+             "plugin_path: [\"%s\"]\n"
+             "store: {plugin: sqlite, path: \"%s/ledger.db\"}\n"
+             "sources:\n  - {name: sim, plugin: simulated, seed: 7%s}\n"
+             "sinks:\n"
+             "  - {name: callback, plugin: http, timeout: 2s, allow_private_networks: %s%s}\n"
+             "webhooks:\n"
+             "  - name: fleet\n"
+             "    callback_uri: %s\n"
+             "    cadence: {policy: hourly}\n"
+             "    endpoints: [/odometer, /location, /tires/pressure]\n"
+             "    sinks: [callback]\n%s"
+             "%s%s%s",
+             SCENARIO_TOKEN, MTR_PLUGIN_DIR, s->dir, o->source_extra ? o->source_extra : "",
+             o->deny_private ? "false" : "true", o->sink_extra ? o->sink_extra : "",
+             o->callback ? o->callback : callback, o->webhook_extra ? o->webhook_extra : "",
+             o->delivery ? "delivery: " : "", o->delivery ? o->delivery : "",
+             o->delivery ? "\n" : "");
+    write_file(s->config, text);
+}
+
+void scenario_stop(struct scenario *s)
+{
+    receiver_stop(&s->r);
+    free(s->config);
+    free(s->dir);
+}
+
+static struct run_result vrun(struct scenario *s, const char *first, va_list ap)
+{
+    const char *argv[32];
+    size_t n = 0;
+    for (const char *a = first; a && n < 29; a = va_arg(ap, const char *))
+        argv[n++] = a;
+    argv[n++] = "--config";
+    argv[n++] = s->config;
+    argv[n] = NULL;
+    static const char *const env[] = {"METRONOME_PLUGIN_PATH=", NULL};
+    struct run_result r;
+    run_metronome(argv, env, &r);
+    return r;
+}
+
+struct run_result sc_run(struct scenario *s, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    struct run_result r = vrun(s, first, ap);
+    va_end(ap);
+    return r;
+}
+
+void sc_ok(struct scenario *s, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    struct run_result r = vrun(s, first, ap);
+    va_end(ap);
+    cr_assert_eq(r.status, 0, "metronome %s: exit %d\nstdout: %s\nstderr: %s", first, r.status,
+                 r.out, r.err);
+    run_result_free(&r);
+}
+
+void sc_setup(struct scenario *s, const char *now, const char *const *vehicles)
+{
+    sc_ok(s, "webhook", "verify", "fleet", "--now", now, NULL);
+    for (size_t i = 0; vehicles && vehicles[i]; i++)
+        sc_ok(s, "subscribe", "fleet", vehicles[i], "--now", now, NULL);
+}
+
+void sc_virtual(struct scenario *s, const char *from, const char *until)
+{
+    sc_ok(s, "run", "--clock", "virtual", "--start", from, "--until", until, NULL);
+}
+
+json_t *sc_deliveries(struct scenario *s)
+{
+    struct run_result r = sc_run(s, "deliveries", "--json", "--limit", "100000", NULL);
+    cr_assert_eq(r.status, 0, "deliveries: %s", r.err);
+    json_error_t je;
+    json_t *v = json_loads(r.out, 0, &je);
+    cr_assert_not_null(v, "deliveries --json is not JSON: %s", je.text);
+    run_result_free(&r);
+    return v;
+}
+
+size_t sc_payloads(struct scenario *s)
+{
+    return receiver_count_event(&s->r, "scheduled");
+}

@@ -51,6 +51,22 @@ struct flight {
     struct flight *next; /* in the backlog */
 };
 
+struct queue {
+    struct flight *head, *tail;
+};
+
+/* An attempt's outcome, waiting to be written with others in one transaction. */
+struct outcome {
+    char id[UUID_LEN + 1];
+    int n;
+    mtr_time at;
+    int http_status;
+    char *error;
+    int64_t latency_us;
+    int state;
+    mtr_time next_at;
+};
+
 /* A claimed job on its way to a payload. */
 struct fetch_item {
     struct mtr_job_key key;
@@ -72,9 +88,13 @@ struct engine {
     char owner[128];
     struct wh_run *wh;
     size_t n_wh;
-    struct heap ticks; /* id = webhook index */
-    struct flight *backlog;
+    struct heap ticks;     /* id = webhook index */
+    struct queue *backlog; /* one FIFO per sink, of flights the sink had no room for */
+    struct flight *ready;  /* inserted, waiting for their transaction to commit */
     size_t in_flight;
+    struct outcome *outcomes; /* recorded in batches */
+    size_t n_outcomes, cap_outcomes;
+    struct timespec last_flush;
     struct engine_stats *stats;
     struct diag *d;
     int failed; /* the store refused a write */
@@ -537,17 +557,41 @@ static int store_payloads(struct engine *e, struct entry *ent, size_t n, size_t 
         .kind = MTR_DELIVERY_SCHEDULED,
         .state = oversize ? MTR_DELIVERY_FAILED : MTR_DELIVERY_PENDING,
         .created_at = now,
-        .next_attempt_at = now,
+        .next_attempt_at = oversize ? now : now + LEASE_SECONDS, /* the lease's end */
         .body = body,
         .body_len = len,
         .vehicles = (int)n,
         .last_error = oversize ? "payload over max_body_bytes" : NULL,
         .updated_at = now,
+        /* leased to this node at once: it sends the delivery from memory */
+        .lease_owner = oversize ? NULL : e->owner,
+        .lease_until = now + LEASE_SECONDS,
     };
     bodies[2 * *n_rows] = body;
     bodies[2 * *n_rows + 1] = id;
     (*n_rows)++;
     e->stats->deliveries++;
+    return 0;
+}
+
+static void flight_free(struct flight *f);
+
+/* A delivery just inserted under this node's lease becomes a flight that is
+ * launched once the transaction holding it commits. Takes the row's body. */
+static int make_ready(struct engine *e, const struct mtr_delivery_row *row, size_t wh)
+{
+    struct flight *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->e = e;
+    snprintf(f->id, sizeof f->id, "%s", row->id);
+    f->body = (char *)row->body;
+    f->body_len = row->body_len;
+    f->wh = wh;
+    f->sink = find_sink(e, row->sink);
+    f->kind = row->kind;
+    f->next = e->ready;
+    e->ready = f;
     return 0;
 }
 
@@ -566,8 +610,15 @@ static int store_group(struct engine *e, struct entry *ent, size_t n)
         rc = store_payloads(e, ent, n, w->sinks[s], rows, &n_rows, bodies);
     for (size_t i = 0; rc == 0 && i < n; i++)
         keys[i] = ent[i].item->key;
-    if (rc == 0 && e->L.ops->deliveries_insert(e->L.st, rows, n_rows, keys, n) != MTR_OK)
+    int *inserted = rc == 0 ? calloc(n_rows ? n_rows : 1, sizeof *inserted) : NULL;
+    if (rc == 0 && (!inserted || e->L.ops->deliveries_insert(e->L.st, rows, n_rows, keys, n,
+                                                             inserted) != MTR_OK))
         rc = store_failed(e, "store deliveries");
+    for (size_t i = 0; rc == 0 && i < n_rows; i++)
+        if (inserted[i] && rows[i].state == MTR_DELIVERY_PENDING &&
+            make_ready(e, &rows[i], ent[0].item->wh) == 0)
+            bodies[2 * i] = NULL; /* the flight owns the body now */
+    free(inserted);
     for (size_t i = 0; bodies && i < 2 * n_rows; i++)
         free(bodies[i]);
     free(rows);
@@ -609,8 +660,29 @@ static int store_entries(struct engine *e, struct entry *ent, size_t n)
     return rc;
 }
 
+static void launch(struct engine *e, struct flight *f);
+
+/* Sends what was stored in the transaction that just ended (or drops it, when
+ * the transaction failed: the ledger does not hold it). */
+static void launch_ready(struct engine *e)
+{
+    while (e->ready) {
+        struct flight *f = e->ready;
+        e->ready = f->next;
+        f->next = NULL;
+        if (e->failed || f->sink == SIZE_MAX) {
+            flight_free(f);
+            continue;
+        }
+        payload_headers(&f->ph, e->c->management_token, f->body, f->body_len, f->id);
+        launch(e, f);
+    }
+}
+
 static int process_jobs(struct engine *e, mtr_time now)
 {
+    if (e->in_flight + JOB_BATCH * 2 > MAX_IN_FLIGHT)
+        return 0; /* backpressure: let the sinks catch up first */
     struct claim cl = {.e = e, .items = calloc(JOB_BATCH, sizeof(struct fetch_item))};
     if (!cl.items)
         return -1;
@@ -645,6 +717,7 @@ static int process_jobs(struct engine *e, mtr_time now)
         rc = store_failed(e, "commit");
     else if (rc == 0 && e->failed)
         e->L.ops->rollback(e->L.st);
+    launch_ready(e);
     for (size_t i = 0; i < n; i++) {
         if (ent)
             free(ent[i].text);
@@ -717,6 +790,74 @@ static int next_step(struct engine *e, struct flight *f, const struct mtr_sink_o
     return MTR_DELIVERY_PENDING;
 }
 
+/* Writes the queued outcomes in one transaction. */
+static void flush_outcomes(struct engine *e)
+{
+    clock_gettime(CLOCK_MONOTONIC, &e->last_flush);
+    if (e->n_outcomes == 0)
+        return;
+    int rc = e->L.ops->begin(e->L.st);
+    for (size_t i = 0; i < e->n_outcomes && rc == MTR_OK; i++) {
+        struct outcome *x = &e->outcomes[i];
+        struct mtr_attempt_row a = {.delivery_id = x->id,
+                                    .n = x->n,
+                                    .at = x->at,
+                                    .http_status = x->http_status,
+                                    .error = x->error,
+                                    .latency_us = x->latency_us};
+        rc = e->L.ops->record_attempt(e->L.st, &a, x->state, x->next_at);
+    }
+    if (rc == MTR_OK)
+        rc = e->L.ops->commit(e->L.st);
+    else
+        e->L.ops->rollback(e->L.st);
+    if (rc != MTR_OK)
+        store_failed(e, "record attempts");
+    for (size_t i = 0; i < e->n_outcomes; i++)
+        free(e->outcomes[i].error);
+    e->n_outcomes = 0;
+}
+
+static void queue_outcome(struct engine *e, const struct mtr_attempt_row *a, int state,
+                          mtr_time next_at)
+{
+    if (e->n_outcomes == e->cap_outcomes) {
+        size_t cap = e->cap_outcomes ? e->cap_outcomes * 2 : 1024;
+        struct outcome *p = realloc(e->outcomes, cap * sizeof *p);
+        if (!p) {
+            flush_outcomes(e);
+            if (e->n_outcomes == e->cap_outcomes) {
+                store_failed(e, "out of memory");
+                return;
+            }
+        } else {
+            e->outcomes = p;
+            e->cap_outcomes = cap;
+        }
+    }
+    struct outcome *x = &e->outcomes[e->n_outcomes++];
+    snprintf(x->id, sizeof x->id, "%s", a->delivery_id);
+    x->n = a->n;
+    x->at = a->at;
+    x->http_status = a->http_status;
+    x->error = a->error ? strdup(a->error) : NULL;
+    x->latency_us = a->latency_us;
+    x->state = state;
+    x->next_at = next_at;
+}
+
+/* Flushes when enough has queued, when 100 ms passed, or when nothing is in
+ * flight any more (before the loop looks for its next timer). */
+static void maybe_flush(struct engine *e)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (now.tv_sec - e->last_flush.tv_sec) * 1000 +
+              (now.tv_nsec - e->last_flush.tv_nsec) / 1000000;
+    if (e->n_outcomes >= 2048 || ms >= 100 || e->in_flight == 0)
+        flush_outcomes(e);
+}
+
 static void on_outcome(void *core, const struct mtr_sink_outcome *o)
 {
     struct flight *f = o->cookie;
@@ -737,8 +878,7 @@ static void on_outcome(void *core, const struct mtr_sink_outcome *o)
         .error = o->status == MTR_OK ? NULL : error,
         .latency_us = o->latency_us,
     };
-    if (e->L.ops->record_attempt(e->L.st, &a, state, next_at) != MTR_OK)
-        store_failed(e, "record attempt");
+    queue_outcome(e, &a, state, next_at);
     e->stats->attempts++;
     if (a.n - f->round_start > 1)
         e->stats->retries++;
@@ -750,8 +890,10 @@ static void on_outcome(void *core, const struct mtr_sink_outcome *o)
                 "delivery %s to sink '%s' failed after %d attempt(s): %s", f->id,
                 sink_name(e, f->sink), a.n, error);
     }
-    if (disable_reason)
+    if (disable_reason) {
+        flush_outcomes(e); /* this attempt first, then the webhook */
         disable_webhook(e, f->wh, disable_reason, now);
+    }
     e->in_flight--;
     flight_free(f);
 }
@@ -774,36 +916,59 @@ static int submit_flight(struct engine *e, struct flight *f)
     return sink_ops(e, f->sink)->submit(sink_state(e, f->sink), &d, on_outcome, e);
 }
 
+static void backlog_push(struct engine *e, struct flight *f)
+{
+    struct queue *q = &e->backlog[f->sink];
+    f->next = NULL;
+    if (q->tail)
+        q->tail->next = f;
+    else
+        q->head = f;
+    q->tail = f;
+}
+
+static void refuse(struct engine *e, struct flight *f)
+{
+    struct mtr_sink_outcome o = {.status = MTR_ERR,
+                                 .retry_after_s = -1,
+                                 .error = e->c->sinks[f->sink].inst->ctx.error,
+                                 .cookie = f};
+    on_outcome(e, &o);
+}
+
 /* Hands a flight to its sink, or queues it when the sink is full. */
 static void launch(struct engine *e, struct flight *f)
 {
     e->in_flight++;
-    int rc = submit_flight(e, f);
-    if (rc == MTR_EAGAIN) {
-        f->next = e->backlog;
-        e->backlog = f;
-    } else if (rc != MTR_OK) {
-        struct mtr_sink_outcome o = {.status = MTR_ERR,
-                                     .retry_after_s = -1,
-                                     .error = e->c->sinks[f->sink].inst->ctx.error,
-                                     .cookie = f};
-        on_outcome(e, &o);
+    if (e->backlog[f->sink].head) { /* keep the order: behind what already waits */
+        backlog_push(e, f);
+        return;
     }
+    int rc = submit_flight(e, f);
+    if (rc == MTR_EAGAIN)
+        backlog_push(e, f);
+    else if (rc != MTR_OK)
+        refuse(e, f);
 }
 
+/* Submits each sink's waiting flights in order until it is full again. */
 static void retry_backlog(struct engine *e)
 {
-    struct flight *list = e->backlog, *keep = NULL;
-    e->backlog = NULL;
-    while (list) {
-        struct flight *f = list;
-        list = f->next;
-        if (keep || submit_flight(e, f) == MTR_EAGAIN) {
-            f->next = keep;
-            keep = f;
+    for (size_t i = 0; i < e->c->n_sinks; i++) {
+        struct queue *q = &e->backlog[i];
+        while (q->head) {
+            struct flight *f = q->head;
+            int rc = submit_flight(e, f);
+            if (rc == MTR_EAGAIN)
+                break;
+            q->head = f->next;
+            if (!q->head)
+                q->tail = NULL;
+            f->next = NULL;
+            if (rc != MTR_OK)
+                refuse(e, f);
         }
     }
-    e->backlog = keep;
 }
 
 struct dispatch {
@@ -837,7 +1002,7 @@ static int on_delivery(void *arg, const struct mtr_delivery_row *row)
 
 static int dispatch(struct engine *e, mtr_time now)
 {
-    if (e->in_flight >= MAX_IN_FLIGHT || e->backlog)
+    if (e->in_flight >= MAX_IN_FLIGHT)
         return 0;
     size_t room = MAX_IN_FLIGHT - e->in_flight;
     struct dispatch ds = {.e = e};
@@ -851,6 +1016,15 @@ static int dispatch(struct engine *e, mtr_time now)
         ds.list = f->next;
         f->next = NULL;
         n++;
+        if (f->wh != SIZE_MAX && e->wh[f->wh].rec.state != MTR_WEBHOOK_ACTIVE &&
+            f->kind == MTR_DELIVERY_SCHEDULED) { /* never send for a disabled webhook */
+            uint64_t failed;
+            if (e->L.ops->fail_pending(e->L.st, e->wh[f->wh].rec.id, "webhook disabled", now,
+                                       &failed) != MTR_OK)
+                store_failed(e, "fail pending");
+            flight_free(f);
+            continue;
+        }
         if (f->wh == SIZE_MAX || f->sink == SIZE_MAX) {
             e->in_flight++;
             struct mtr_sink_outcome o = {.status = MTR_ERR,
@@ -878,8 +1052,7 @@ static void drive_sinks(struct engine *e, int timeout_ms)
         if (ops->poll)
             ops->poll(sink_state(e, i), busy == 1 ? timeout_ms : 0);
     }
-    if (e->backlog)
-        retry_backlog(e);
+    retry_backlog(e);
 }
 
 /* ---- the loop ---------------------------------------------------------------------------- */
@@ -896,10 +1069,11 @@ static int engine_init(struct engine *e, struct config *c, struct clock *clk,
     make_owner(e->owner, sizeof e->owner);
     if (ledger_open(&e->L, c, d) != 0 || start_plugins(c, d) != 0)
         return -1;
+    e->backlog = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *e->backlog);
     e->n_wh = c->n_webhooks;
     e->wh = calloc(e->n_wh ? e->n_wh : 1, sizeof *e->wh);
     struct webhook_rec *recs = calloc(e->n_wh ? e->n_wh : 1, sizeof *recs);
-    if (!e->wh || !recs) {
+    if (!e->wh || !recs || !e->backlog) {
         free(recs);
         return diag_set(d, "out of memory");
     }
@@ -929,11 +1103,16 @@ static int engine_schedule(struct engine *e)
 
 static void engine_free(struct engine *e)
 {
-    while (e->backlog) {
-        struct flight *f = e->backlog;
-        e->backlog = f->next;
-        flight_free(f);
-    }
+    flush_outcomes(e);
+    free(e->outcomes);
+    e->ready = NULL; /* launched or freed by launch_ready */
+    for (size_t i = 0; e->backlog && i < e->c->n_sinks; i++)
+        while (e->backlog[i].head) {
+            struct flight *f = e->backlog[i].head;
+            e->backlog[i].head = f->next;
+            flight_free(f);
+        }
+    free(e->backlog);
     heap_free(&e->ticks);
     free(e->wh);
 }
@@ -980,6 +1159,7 @@ int engine_run(struct config *c, struct clock *clk, const struct engine_options 
             if (e.in_flight == 0)
                 break;
             drive_sinks(&e, 100); /* finish what is in flight; sinks time out */
+            maybe_flush(&e);
             continue;
         }
         int work = 0;
@@ -989,6 +1169,7 @@ int engine_run(struct config *c, struct clock *clk, const struct engine_options 
         if (sent < 0)
             break;
         drive_sinks(&e, work || sent ? 0 : 20);
+        maybe_flush(&e);
         if (work || sent || e.in_flight)
             continue; /* more may be due right now */
         mtr_time next = next_wakeup(&e);
@@ -1221,7 +1402,7 @@ int engine_test(struct config *c, struct clock *clk, const struct webhook_cfg *w
                                        .vehicles = 1,
                                        .updated_at = now};
         struct oneshot s;
-        if (L.ops->deliveries_insert(L.st, &row, 1, NULL, 0) != MTR_OK) {
+        if (L.ops->deliveries_insert(L.st, &row, 1, NULL, 0, NULL) != MTR_OK) {
             free(body);
             return diag_set(d, "store: %s", ledger_error(&L));
         }

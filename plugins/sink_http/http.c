@@ -7,6 +7,7 @@
  * allow_private_networks is true. Optionally adds the Standard Webhooks
  * headers (webhook-id, webhook-timestamp, webhook-signature). */
 #include <metronome/metronome.h>
+#include <metronome/netguard.h>
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -54,56 +55,6 @@ struct http_sink {
 
 /* ---- the SSRF guard ------------------------------------------------------------------- */
 
-static int v4_private(uint32_t a, const char **why)
-{
-    struct {
-        uint32_t net, mask;
-        const char *what;
-    } ranges[] = {
-        {0x00000000, 0xff000000, "a 'this network' address"},
-        {0x0a000000, 0xff000000, "a private address"},
-        {0x64400000, 0xffc00000, "a carrier-grade NAT address"},
-        {0x7f000000, 0xff000000, "a loopback address"},
-        {0xa9fe0000, 0xffff0000, "a link-local or cloud metadata address"},
-        {0xac100000, 0xfff00000, "a private address"},
-        {0xc0000000, 0xffffff00, "an IETF protocol address"},
-        {0xc0a80000, 0xffff0000, "a private address"},
-        {0xc6120000, 0xfffe0000, "a benchmarking address"},
-        {0xe0000000, 0xe0000000, "a multicast or reserved address"},
-    };
-    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++)
-        if ((a & ranges[i].mask) == ranges[i].net) {
-            *why = ranges[i].what;
-            return 1;
-        }
-    return 0;
-}
-
-static int v6_private(const unsigned char *b, const char **why)
-{
-    static const unsigned char zero[16];
-    if (memcmp(b, zero, 15) == 0 && (b[15] == 1 || b[15] == 0)) {
-        *why = "a loopback or unspecified address";
-        return 1;
-    }
-    if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff) /* v4-mapped */
-        return v4_private(
-            (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15], why);
-    if ((b[0] & 0xfe) == 0xfc) {
-        *why = "a unique-local address (including cloud metadata)";
-        return 1;
-    }
-    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) {
-        *why = "a link-local address";
-        return 1;
-    }
-    if (b[0] == 0xff) {
-        *why = "a multicast address";
-        return 1;
-    }
-    return 0;
-}
-
 static curl_socket_t guarded_open(void *clientp, curlsocktype purpose,
                                   struct curl_sockaddr *address)
 {
@@ -112,17 +63,14 @@ static curl_socket_t guarded_open(void *clientp, curlsocktype purpose,
     char ip[INET6_ADDRSTRLEN] = "?";
     (void)purpose;
     if (!t->sink->allow_private) {
-        if (address->family == AF_INET) {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)&address->addr;
-            inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-            v4_private(ntohl(in->sin_addr.s_addr), &why);
-        } else if (address->family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&address->addr;
-            inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-            v6_private(in6->sin6_addr.s6_addr, &why);
-        } else {
-            why = "not an internet address";
-        }
+        const struct sockaddr *sa = (const struct sockaddr *)&address->addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip,
+                      sizeof ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip,
+                      sizeof ip);
+        why = mtr_address_private(sa);
     }
     if (why) {
         snprintf(t->refused, sizeof t->refused,

@@ -42,9 +42,7 @@ enum stmt_id {
     S_REPLAY_ONE,
     S_REPLAY_WEBHOOK,
     S_NEXT_JOB,
-    S_NEXT_JOB_LEASE,
     S_NEXT_DELIVERY,
-    S_NEXT_DELIVERY_LEASE,
     S_LIST_DELIVERIES,
     S_LIST_ATTEMPTS,
     S_DELIVERY_GET,
@@ -100,9 +98,10 @@ static const char *const sql_text[S_COUNT] = {
         "SELECT j.rowid, j.webhook_id, j.vehicle_id, j.tick, j.state, j.due_at, "
         "j.fetch_attempts, v.id, v.source, v.access_token, v.refresh_token, v.access_expires, "
         "v.needs_reauth FROM jobs j LEFT JOIN vehicles v ON v.id = j.vehicle_id "
-        "WHERE j.state = 0 AND j.due_at <= ?1 AND (j.lease_until IS NULL OR j.lease_until <= ?1) "
-        "ORDER BY j.due_at LIMIT ?2",
-    [S_LEASE_JOB] = "UPDATE jobs SET lease_owner = ?2, lease_until = ?3 WHERE rowid = ?1",
+        "WHERE j.state = 0 AND j.due_at <= ?1 ORDER BY j.due_at LIMIT ?2",
+    /* a lease also makes the row due again only when it ends: due alone decides */
+    [S_LEASE_JOB] =
+        "UPDATE jobs SET lease_owner = ?2, lease_until = ?3, due_at = ?3 WHERE rowid = ?1",
     [S_JOB_RETRY] = "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
                     "last_error = ?5, lease_owner = NULL, lease_until = NULL "
                     "WHERE webhook_id = ?1 AND vehicle_id = ?2 AND tick = ?3",
@@ -110,16 +109,15 @@ static const char *const sql_text[S_COUNT] = {
                     "WHERE webhook_id = ?1 AND vehicle_id = ?2 AND tick = ?3",
     [S_JOBS_MISS] = "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL "
                     "WHERE webhook_id = ?1 AND state = 0",
-    [S_DELIVERY_INSERT] =
-        "INSERT OR IGNORE INTO deliveries(" DELIVERY_COLS
-        ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_DELIVERY_INSERT] = "INSERT OR IGNORE INTO deliveries(" DELIVERY_COLS
+                          ", lease_owner, lease_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                          "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     [S_JOB_SENT] = "UPDATE jobs SET state = 2, delivery_id = ?4, lease_owner = NULL, "
                    "lease_until = NULL WHERE webhook_id = ?1 AND vehicle_id = ?2 AND tick = ?3",
     [S_CLAIM_DELIVERIES] = "SELECT rowid, " DELIVERY_COLS " FROM deliveries WHERE state = 0 AND "
-                           "next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) "
-                           "ORDER BY next_attempt_at LIMIT ?2",
-    [S_LEASE_DELIVERY] =
-        "UPDATE deliveries SET lease_owner = ?2, lease_until = ?3 WHERE rowid = ?1",
+                           "next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
+    [S_LEASE_DELIVERY] = "UPDATE deliveries SET lease_owner = ?2, lease_until = ?3, "
+                         "next_attempt_at = ?3 WHERE rowid = ?1",
     [S_ATTEMPT_INSERT] = "INSERT OR REPLACE INTO attempts(delivery_id, n, at, http_status, error, "
                          "latency_us) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [S_DELIVERY_UPDATE] =
@@ -136,13 +134,8 @@ static const char *const sql_text[S_COUNT] = {
                          "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
                          "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND "
                          "state = ?3",
-    [S_NEXT_JOB] = "SELECT min(due_at) FROM jobs WHERE state = 0 AND lease_until IS NULL",
-    [S_NEXT_JOB_LEASE] = "SELECT min(max(due_at, lease_until)) FROM jobs WHERE state = 0 AND "
-                         "lease_until IS NOT NULL",
-    [S_NEXT_DELIVERY] =
-        "SELECT min(next_attempt_at) FROM deliveries WHERE state = 0 AND lease_until IS NULL",
-    [S_NEXT_DELIVERY_LEASE] = "SELECT min(max(next_attempt_at, lease_until)) FROM deliveries "
-                              "WHERE state = 0 AND lease_until IS NOT NULL",
+    [S_NEXT_JOB] = "SELECT min(due_at) FROM jobs WHERE state = 0",
+    [S_NEXT_DELIVERY] = "SELECT min(next_attempt_at) FROM deliveries WHERE state = 0",
     [S_LIST_DELIVERIES] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE (?1 IS NULL OR "
                           "webhook_id = ?1) AND (?2 < 0 OR state = ?2) "
                           "ORDER BY tick, created_at, id LIMIT ?3",
@@ -174,7 +167,6 @@ static const char *const migrations[] = {
     "DEFAULT 0, last_error TEXT, lease_owner TEXT, lease_until INTEGER, delivery_id TEXT, "
     "UNIQUE(webhook_id, vehicle_id, tick));"
     "CREATE INDEX jobs_due ON jobs(state, due_at);"
-    "CREATE INDEX jobs_leased ON jobs(lease_until) WHERE lease_until IS NOT NULL;"
     "CREATE TABLE deliveries(id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL, sink TEXT NOT NULL, "
     "tick INTEGER NOT NULL, kind INTEGER NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT "
     "NULL, round_start INTEGER NOT NULL, created_at INTEGER NOT NULL, first_attempt_at INTEGER "
@@ -349,7 +341,8 @@ static int sqlite_start(void *state)
         return fail(s, "cannot open");
     sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
     if (exec(s, "PRAGMA journal_mode = WAL") != MTR_OK ||
-        exec(s, sync_pragma[s->synchronous]) != MTR_OK || exec(s, "PRAGMA foreign_keys = OFF"))
+        exec(s, sync_pragma[s->synchronous]) != MTR_OK || exec(s, "PRAGMA foreign_keys = OFF") ||
+        exec(s, "PRAGMA cache_size = -32768") != MTR_OK)
         return MTR_ERR;
     return migrate(s);
 }
@@ -715,18 +708,24 @@ static int insert_delivery(struct sqlite_store *s, const struct mtr_delivery_row
     sqlite3_bind_int(st, 14, d->last_status);
     bind_text(st, 15, d->last_error);
     sqlite3_bind_int64(st, 16, d->updated_at);
+    bind_text(st, 17, d->lease_owner);
+    if (d->lease_owner)
+        sqlite3_bind_int64(st, 18, d->lease_until);
     return run(s, st, "insert delivery");
 }
 
 static int sqlite_deliveries_insert(void *state, const struct mtr_delivery_row *rows, size_t n,
-                                    const struct mtr_job_key *jobs, size_t n_jobs)
+                                    const struct mtr_job_key *jobs, size_t n_jobs, int *inserted)
 {
     struct sqlite_store *s = state;
     int own, rc = MTR_OK;
     if (tx_enter(s, &own) != MTR_OK)
         return MTR_ERR;
-    for (size_t i = 0; i < n && rc == MTR_OK; i++)
+    for (size_t i = 0; i < n && rc == MTR_OK; i++) {
         rc = insert_delivery(s, &rows[i]);
+        if (inserted)
+            inserted[i] = rc == MTR_OK && sqlite3_changes(s->db) > 0;
+    }
     for (size_t i = 0; i < n_jobs && rc == MTR_OK; i++) {
         sqlite3_stmt *st = stmt(s, S_JOB_SENT);
         if (!st) {
@@ -877,9 +876,7 @@ static int sqlite_next_due(void *state, mtr_time *at, int *found)
     *found = 0;
     *at = 0;
     if (min_of(s, S_NEXT_JOB, at, found) != MTR_OK ||
-        min_of(s, S_NEXT_JOB_LEASE, at, found) != MTR_OK ||
-        min_of(s, S_NEXT_DELIVERY, at, found) != MTR_OK ||
-        min_of(s, S_NEXT_DELIVERY_LEASE, at, found) != MTR_OK)
+        min_of(s, S_NEXT_DELIVERY, at, found) != MTR_OK)
         return MTR_ERR;
     return MTR_OK;
 }

@@ -46,14 +46,24 @@ struct mtr_fetch_result {
     size_t data_len;
     const char *error;
     void *cookie;
-    /* a source that refreshed the vehicle's tokens reports them here */
+    /* a source that refreshed the vehicle's tokens reports them here, with
+     * refreshed = 1 and no data: the core stores both tokens, then fetches
+     * again with them, so a token is never used before it is stored */
     const char *new_access_token;
     const char *new_refresh_token;
     mtr_time new_access_expires;
-    int needs_reauth; /* the vehicle's credentials are no longer accepted */
+    int refreshed;
+    int needs_reauth;      /* the vehicle's credentials are no longer accepted */
+    int64_t retry_after_s; /* with MTR_EAGAIN: when to try again (-1: the next slot) */
 };
 
 typedef void (*mtr_fetch_done_fn)(void *core, const struct mtr_fetch_result *result);
+
+/* Called once per vehicle id; a non-zero return stops the listing. */
+typedef int (*mtr_vehicle_id_fn)(void *arg, const char *vehicle_id);
+/* Receives tokens from an authorization-code exchange. */
+typedef int (*mtr_tokens_fn)(void *arg, const char *access_token, const char *refresh_token,
+                             mtr_time access_expires);
 
 struct mtr_source_ops {
     uint32_t struct_size;
@@ -66,6 +76,10 @@ struct mtr_source_ops {
     /* Drives in-flight fetches for up to timeout_ms; returns how many remain.
      * NULL for sources that complete in submit(). */
     int (*poll)(void *state, int timeout_ms);
+    /* Optional (NULL: not supported); synchronous, for the command line. */
+    int (*list_vehicles)(void *state, const char *access_token, mtr_vehicle_id_fn fn, void *arg);
+    int (*exchange_code)(void *state, const char *code, const char *redirect_uri, mtr_tokens_fn fn,
+                         void *arg);
 };
 
 #ifdef __cplusplus

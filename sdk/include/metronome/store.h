@@ -3,9 +3,11 @@
  * Shaped so several metronome nodes can share one database: due work is
  * claimed under a lease (owner, expiry) and unique keys make scheduling
  * idempotent, so a restarted or racing node re-claims what a dead one held
- * and never schedules anything twice. Rows handed to callbacks are valid
- * during the callback only. Every call returns MTR_OK or MTR_ERR (with
- * host->set_error). */
+ * and never schedules anything twice. A lease also moves the row's due time
+ * (due_at, next_attempt_at) to the lease's end, so "due" alone decides what
+ * can be claimed: a dead node's work becomes due when its lease expires. Rows handed to callbacks
+ * are valid during the callback only. Every call returns MTR_OK or MTR_ERR (with host->set_error).
+ */
 #ifndef METRONOME_STORE_H
 #define METRONOME_STORE_H
 
@@ -95,6 +97,10 @@ struct mtr_delivery_row {
     int last_status;
     const char *last_error;
     mtr_time updated_at;
+    /* on insert: a lease taken at once by the inserting node (NULL: none);
+     * next_attempt_at is then lease_until */
+    const char *lease_owner;
+    mtr_time lease_until;
 };
 
 struct mtr_attempt_row {
@@ -159,9 +165,10 @@ struct mtr_store_ops {
     int (*jobs_miss_pending)(void *state, const char *webhook_id, uint64_t *count);
 
     /* deliveries: inserted with their bytes before the first attempt, and the
-     * jobs they carry marked sent, in one call; an existing id is left alone */
+     * jobs they carry marked sent, in one call; an existing id is left alone
+     * (inserted[i], if not NULL, tells which rows were new) */
     int (*deliveries_insert)(void *state, const struct mtr_delivery_row *rows, size_t n,
-                             const struct mtr_job_key *jobs, size_t n_jobs);
+                             const struct mtr_job_key *jobs, size_t n_jobs, int *inserted);
     int (*claim_deliveries)(void *state, const char *owner, mtr_time now, mtr_time lease_until,
                             size_t max, mtr_delivery_fn fn, void *arg);
     int (*record_attempt)(void *state, const struct mtr_attempt_row *a, int new_state,

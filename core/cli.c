@@ -278,6 +278,14 @@ static const struct opt_spec subscribe_opts[] = {
     {"access-token", 1, "the vehicle's access token (live vehicles)"},
     {"refresh-token", 1, "the vehicle's refresh token (live vehicles)"},
     {"file", 1, "bulk import: one vehicle_id[,access_token[,refresh_token]] a line"},
+    {"all", 0, "every vehicle the access token can reach (a live source lists them)"},
+    {NULL, 0, NULL},
+};
+
+static const struct opt_spec connect_opts[] = {
+    {"code", 1, "the authorization code Smartcar Connect redirected with"},
+    {"redirect-uri", 1, "the redirect URI the code was issued for"},
+    {"source", 1, "the live source (default: the webhook's, or the first)"},
     {NULL, 0, NULL},
 };
 
@@ -316,6 +324,9 @@ static const struct command commands[] = {
      "[--refresh-token T] | subscribe WEBHOOK --file vehicles.csv",
      "subscribe vehicles to a webhook: they take part in every tick after now", subscribe_opts, 1,
      2, cmd_subscribe},
+    {"connect", "connect [WEBHOOK] --code CODE --redirect-uri URI [--source NAME]",
+     "exchange a Connect authorization code for tokens; store (and subscribe) its vehicles",
+     connect_opts, 0, 1, cmd_connect},
     {"unsubscribe", "unsubscribe WEBHOOK VEHICLE", "stop a vehicle's deliveries", no_opts, 2, 2,
      cmd_unsubscribe},
     {"deliveries", "deliveries [--webhook NAME] [--state S] [--json]",

@@ -493,11 +493,116 @@ static int subscribe_file(struct invocation *inv, struct subscriber *sb, const c
     return rc;
 }
 
+/* ---- the Connect flow: vehicles behind a token ------------------------------------------ */
+
+struct token_vehicles {
+    struct subscriber *sb;
+    const char *access, *refresh;
+    size_t created, existing, failed;
+    int subscribe; /* else only store the vehicle and its tokens */
+    mtr_time expires;
+};
+
+static int on_listed_vehicle(void *arg, const char *vehicle_id)
+{
+    struct token_vehicles *tv = arg;
+    char err[256];
+    int r;
+    if (tv->subscribe) {
+        r = subscribe_one(tv->sb, vehicle_id, tv->access, tv->refresh, err, sizeof err);
+    } else {
+        size_t alen, rlen;
+        unsigned char *a = vault_seal(&tv->sb->vault, tv->access, &alen);
+        unsigned char *rt = vault_seal(&tv->sb->vault, tv->refresh, &rlen);
+        struct mtr_vehicle_row v = {.id = vehicle_id,
+                                    .source = tv->sb->source,
+                                    .access_token = a,
+                                    .access_len = alen,
+                                    .refresh_token = rt,
+                                    .refresh_len = rlen,
+                                    .access_expires = tv->expires};
+        r = a && rt && tv->sb->s->L.ops->vehicle_upsert(tv->sb->s->L.st, &v) == MTR_OK ? 1 : -1;
+        snprintf(err, sizeof err, "store: %s", ledger_error(&tv->sb->s->L));
+        free(a);
+        free(rt);
+    }
+    if (r < 0)
+        fprintf(stderr, "metronome: vehicle %s: %s\n", vehicle_id, err);
+    else
+        printf("  %s%s\n", vehicle_id, r == 0 ? " (already subscribed)" : "");
+    tv->created += r == 1;
+    tv->existing += r == 0;
+    tv->failed += r < 0;
+    return 0;
+}
+
+/* The source of the subscriber, started, with the Connect operations. */
+static const struct mtr_source_ops *connect_source(struct invocation *inv, struct subscriber *sb,
+                                                   void **state)
+{
+    struct diag d;
+    for (size_t k = 0; k < sb->s->c->n_sources; k++) {
+        struct named_instance *src = &sb->s->c->sources[k];
+        if (strcmp(src->name, sb->source) != 0)
+            continue;
+        const struct mtr_source_ops *ops = src->inst->ctx.pf->desc.source;
+        if (!ops->list_vehicles || !ops->exchange_code) {
+            fprintf(stderr,
+                    "metronome %s: source '%s' cannot list a token's vehicles (it is "
+                    "not a live source)\n",
+                    inv->cmd->name, src->name);
+            return NULL;
+        }
+        if (instance_start(src->inst, &d) != 0) {
+            fprintf(stderr, "metronome %s: %s\n", inv->cmd->name, d.text);
+            return NULL;
+        }
+        *state = src->inst->state;
+        return ops;
+    }
+    return NULL;
+}
+
+static int list_and_store(struct invocation *inv, struct subscriber *sb, struct token_vehicles *tv)
+{
+    void *st;
+    const struct mtr_source_ops *ops = connect_source(inv, sb, &st);
+    if (!ops)
+        return EXIT_BAD_INPUT;
+    if (!sb->vault.has_key) {
+        fprintf(stderr,
+                "metronome %s: live credentials need a key: set $METRONOME_SECRET_KEY "
+                "(64 hex characters) or secrets.key_file\n",
+                inv->cmd->name);
+        return EXIT_BAD_INPUT;
+    }
+    if (ops->list_vehicles(st, tv->access, on_listed_vehicle, tv) != MTR_OK) {
+        for (size_t k = 0; k < sb->s->c->n_sources; k++)
+            if (strcmp(sb->s->c->sources[k].name, sb->source) == 0)
+                fprintf(stderr, "metronome %s: %s\n", inv->cmd->name,
+                        sb->s->c->sources[k].inst->ctx.error);
+        return EXIT_RUNTIME;
+    }
+    printf("%zu vehicle(s) %s, %zu already subscribed, %zu failed\n", tv->created,
+           tv->subscribe ? "subscribed" : "connected", tv->existing, tv->failed);
+    return tv->failed ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int on_tokens(void *arg, const char *access, const char *refresh, mtr_time expires)
+{
+    struct token_vehicles *tv = arg;
+    tv->access = strdup(access);
+    tv->refresh = strdup(refresh);
+    tv->expires = expires;
+    return 0;
+}
+
 int cmd_subscribe(struct invocation *inv)
 {
     const char *file = opt_get(inv, "file");
-    if ((file != NULL) == (inv->n_args == 2))
-        return bad_usage(inv, "%s", "give either a VEHICLE or --file vehicles.csv");
+    int all = opt_get(inv, "all") != NULL;
+    if ((file != NULL) + all + (inv->n_args == 2) != 1)
+        return bad_usage(inv, "%s", "give a VEHICLE, --file vehicles.csv, or --all with tokens");
     struct session s;
     struct subscriber sb = {.s = &s};
     struct diag d;
@@ -523,7 +628,16 @@ int cmd_subscribe(struct invocation *inv)
             rc = EXIT_BAD_INPUT;
         }
     }
-    if (rc == EXIT_OK && file) {
+    if (rc == EXIT_OK && all) {
+        struct token_vehicles tv = {.sb = &sb,
+                                    .access = opt_get(inv, "access-token"),
+                                    .refresh = opt_get(inv, "refresh-token"),
+                                    .subscribe = 1};
+        if (!tv.access || !tv.refresh)
+            rc = bad_usage(inv, "%s", "--all needs --access-token and --refresh-token");
+        else
+            rc = list_and_store(inv, &sb, &tv);
+    } else if (rc == EXIT_OK && file) {
         rc = subscribe_file(inv, &sb, file);
     } else if (rc == EXIT_OK) {
         char err[256], when[32], first[32];
@@ -805,6 +919,48 @@ int cmd_replay(struct invocation *inv)
                "%s now, or the next metronome run\n",
                (unsigned long long)n, n == 1 ? "y" : "ies", n == 1 ? "it" : "them");
     }
+    session_close(&s);
+    return rc;
+}
+
+int cmd_connect(struct invocation *inv)
+{
+    const char *code = opt_get(inv, "code"), *redirect = opt_get(inv, "redirect-uri");
+    if (!code || !redirect)
+        return bad_usage(inv, "%s", "--code and --redirect-uri are required");
+    struct session s;
+    struct subscriber sb = {.s = &s};
+    struct diag d;
+    size_t i = 0;
+    int rc = session_open(inv, &s);
+    if (rc == EXIT_OK && inv->n_args == 1 && !(sb.w = webhook_arg(inv, &s, 0, &i)))
+        rc = EXIT_BAD_INPUT;
+    if (rc == EXIT_OK && vault_load(&sb.vault, s.c, &d) != 0) {
+        fprintf(stderr, "metronome connect: %s\n", d.text);
+        rc = EXIT_BAD_INPUT;
+    }
+    const char *src = opt_get(inv, "source");
+    sb.now = clock_now(&inv->clock);
+    sb.rec = sb.w ? &s.recs[i] : NULL;
+    sb.source = src ? src : s.c->sources[sb.w ? sb.w->source : 0].name;
+    struct token_vehicles tv = {.sb = &sb, .subscribe = sb.w != NULL};
+    void *st;
+    const struct mtr_source_ops *ops = rc == EXIT_OK ? connect_source(inv, &sb, &st) : NULL;
+    if (rc == EXIT_OK && !ops)
+        rc = EXIT_BAD_INPUT;
+    if (rc == EXIT_OK && ops->exchange_code(st, code, redirect, on_tokens, &tv) != MTR_OK) {
+        for (size_t k = 0; k < s.c->n_sources; k++)
+            if (strcmp(s.c->sources[k].name, sb.source) == 0)
+                fprintf(stderr, "metronome connect: %s\n", s.c->sources[k].inst->ctx.error);
+        rc = EXIT_RUNTIME;
+    }
+    if (rc == EXIT_OK && (!tv.access || !tv.refresh))
+        rc = EXIT_RUNTIME;
+    if (rc == EXIT_OK)
+        rc = list_and_store(inv, &sb, &tv);
+    free((char *)tv.access);
+    free((char *)tv.refresh);
+    vault_wipe(&sb.vault);
     session_close(&s);
     return rc;
 }

@@ -11,5 +11,6 @@ int cmd_subscribe(struct invocation *inv);
 int cmd_unsubscribe(struct invocation *inv);
 int cmd_deliveries(struct invocation *inv);
 int cmd_replay(struct invocation *inv);
+int cmd_connect(struct invocation *inv);
 
 #endif

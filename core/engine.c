@@ -15,6 +15,7 @@
 #include "payload.h"
 #include "scalar.h"
 #include "scheduler.h"
+#include "vault.h"
 
 #include <errno.h>
 #include <math.h>
@@ -75,8 +76,15 @@ struct fetch_item {
     int fetch_attempts;
     size_t wh, source;
     int done, status;
-    int malformed; /* the source's data was not a valid data array */
-    char *data;    /* as the source answered */
+    int malformed;          /* the source's data was not a valid data array */
+    char *access, *refresh; /* decrypted tokens of a live vehicle, or NULL */
+    mtr_time access_expires;
+    int needs_reauth;
+    int refreshed; /* the source refreshed the tokens: store them, fetch again */
+    char *new_access, *new_refresh;
+    mtr_time new_expires;
+    int64_t retry_after_s;
+    char *data; /* as the source answered */
     size_t data_len;
     char *error;
 };
@@ -95,6 +103,7 @@ struct engine {
     struct outcome *outcomes; /* recorded in batches */
     size_t n_outcomes, cap_outcomes;
     struct timespec last_flush;
+    struct vault vault;
     struct engine_stats *stats;
     struct diag *d;
     int failed; /* the store refused a write */
@@ -154,24 +163,13 @@ static int store_failed(struct engine *e, const char *what)
     return -1;
 }
 
-static int start_instance(struct instance *inst, struct diag *d)
-{
-    if (inst->started || !inst->ctx.pf->desc.start)
-        return 0;
-    if (inst->ctx.pf->desc.start(inst->state) != MTR_OK)
-        return diag_set(d, "%s: %s", inst->ctx.name,
-                        inst->ctx.error[0] ? inst->ctx.error : "start failed");
-    inst->started = 1;
-    return 0;
-}
-
 static int start_plugins(struct config *c, struct diag *d)
 {
     for (size_t i = 0; i < c->n_sources; i++)
-        if (start_instance(c->sources[i].inst, d) != 0)
+        if (instance_start(c->sources[i].inst, d) != 0)
             return -1;
     for (size_t i = 0; i < c->n_sinks; i++)
-        if (start_instance(c->sinks[i].inst, d) != 0)
+        if (instance_start(c->sinks[i].inst, d) != 0)
             return -1;
     return 0;
 }
@@ -338,6 +336,28 @@ static int fire_ticks(struct engine *e, mtr_time now)
 
 /* ---- jobs: claim, fetch, build payloads ------------------------------------------------- */
 
+/* Decrypts a live vehicle's tokens for the fetch; a vehicle whose tokens
+ * cannot be opened is not fetched (its data says why). */
+static void open_tokens(struct engine *e, struct fetch_item *it, const struct mtr_vehicle_row *v)
+{
+    if (!v->access_token && !v->refresh_token)
+        return;
+    if (e->vault.has_key) {
+        if (v->access_token)
+            it->access = vault_open(&e->vault, v->access_token, v->access_len);
+        if (v->refresh_token)
+            it->refresh = vault_open(&e->vault, v->refresh_token, v->refresh_len);
+    }
+    if ((v->access_token && !it->access) || (v->refresh_token && !it->refresh)) {
+        it->done = 1;
+        it->status = MTR_ERR;
+        it->error =
+            strdup(e->vault.has_key ? "the vehicle's credentials do not open with this secret key"
+                                    : "the vehicle has live credentials but no secret key is set "
+                                      "($METRONOME_SECRET_KEY or secrets.key_file)");
+    }
+}
+
 struct claim {
     struct engine *e;
     struct fetch_item *items;
@@ -362,6 +382,10 @@ static int on_job(void *arg, const struct mtr_job *j)
     it->wh = find_webhook(cl->e, j->key.webhook_id);
     size_t fallback = it->wh == SIZE_MAX ? 0 : cl->e->wh[it->wh].cfg->source;
     it->source = find_source(cl->e, j->vehicle.source, fallback);
+    it->access_expires = j->vehicle.access_expires;
+    it->needs_reauth = j->vehicle.needs_reauth;
+    it->retry_after_s = -1;
+    open_tokens(cl->e, it, &j->vehicle);
     cl->n++;
     return 0;
 }
@@ -382,12 +406,87 @@ static void on_fetched(void *core, const struct mtr_fetch_result *r)
     }
     if (r->error)
         it->error = strdup(r->error);
+    it->needs_reauth = r->needs_reauth;
+    it->retry_after_s = r->retry_after_s;
+    if (r->refreshed && r->new_access_token && r->new_refresh_token) {
+        it->refreshed = 1;
+        it->new_access = strdup(r->new_access_token);
+        it->new_refresh = strdup(r->new_refresh_token);
+        it->new_expires = r->new_access_expires;
+    }
 }
 
 static void drive_sinks(struct engine *e, int timeout_ms);
 
-/* Fetches every item through its source; sinks keep running meanwhile. */
+/* Stores refreshed tokens - both, sealed, in one write - before anything uses
+ * them, then readies the item to be fetched again with them. Returns how many
+ * were refreshed. */
+static size_t store_refreshed(struct engine *e, struct fetch_item *items, size_t n)
+{
+    size_t again = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct fetch_item *it = &items[i];
+        if (!it->refreshed)
+            continue;
+        size_t alen, rlen;
+        unsigned char *a = e->vault.has_key ? vault_seal(&e->vault, it->new_access, &alen) : NULL;
+        unsigned char *r = e->vault.has_key ? vault_seal(&e->vault, it->new_refresh, &rlen) : NULL;
+        struct mtr_vehicle_row v = {.id = it->vehicle_id,
+                                    .source = e->c->sources[it->source].name,
+                                    .access_token = a,
+                                    .access_len = alen,
+                                    .refresh_token = r,
+                                    .refresh_len = rlen,
+                                    .access_expires = it->new_expires};
+        int ok = a && r && e->L.ops->vehicle_upsert(e->L.st, &v) == MTR_OK;
+        free(a);
+        free(r);
+        it->refreshed = 0;
+        if (!ok) { /* not stored: not used */
+            it->status = MTR_EAGAIN;
+            log_msg(MTR_LOG_ERROR, e->wh[it->wh].cfg->name,
+                    "vehicle %s: refreshed tokens could not be stored: %s", it->vehicle_id,
+                    ledger_error(&e->L));
+            continue;
+        }
+        free(it->access);
+        free(it->refresh);
+        it->access = it->new_access;
+        it->refresh = it->new_refresh;
+        it->new_access = it->new_refresh = NULL;
+        it->access_expires = it->new_expires;
+        it->done = 0;
+        free(it->error);
+        it->error = NULL;
+        free(it->data);
+        it->data = NULL;
+        again++;
+    }
+    return again;
+}
+
+static void fetch_round(struct engine *e, struct fetch_item *items, size_t n);
+
+/* Fetches every item through its source (again, with new tokens, when a
+ * source refreshed them); sinks keep running meanwhile. */
 static void fetch_all(struct engine *e, struct fetch_item *items, size_t n)
+{
+    for (int round = 0; round < 3; round++) {
+        fetch_round(e, items, n);
+        if (round < 2 && store_refreshed(e, items, n) == 0)
+            break;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (items[i].needs_reauth && items[i].wh != SIZE_MAX) {
+            struct mtr_vehicle_row v = {.id = items[i].vehicle_id,
+                                        .source = e->c->sources[items[i].source].name,
+                                        .needs_reauth = 1};
+            if (e->L.ops->vehicle_upsert(e->L.st, &v) != MTR_OK)
+                store_failed(e, "mark vehicle");
+        }
+}
+
+static void fetch_round(struct engine *e, struct fetch_item *items, size_t n)
 {
     for (size_t s = 0; s < e->c->n_sources; s++) {
         const struct mtr_source_ops *ops = source_ops(e, s);
@@ -404,7 +503,10 @@ static void fetch_all(struct engine *e, struct fetch_item *items, size_t n)
             if (it->done || it->source != s)
                 continue;
             const struct webhook_cfg *w = e->wh[it->wh].cfg;
-            veh[k] = (struct mtr_vehicle){.id = it->vehicle_id};
+            veh[k] = (struct mtr_vehicle){.id = it->vehicle_id,
+                                          .access_token = it->access,
+                                          .refresh_token = it->refresh,
+                                          .access_expires = it->access_expires};
             reqs[k] = (struct mtr_fetch_request){
                 .vehicle = &veh[k],
                 .endpoints = (const char *const *)w->endpoints,
@@ -475,6 +577,8 @@ static char *settle(struct engine *e, struct fetch_item *it, size_t *len)
     }
     /* transient, or malformed: the next slot, unless the next tick comes first */
     mtr_time slot = it->due_at + e->c->delivery.fulfil_within_ms / 1000, next_tick;
+    if (it->status == MTR_EAGAIN && it->retry_after_s > 0) /* the source said when */
+        slot = clock_now(e->clk) + it->retry_after_s;
     struct diag ignored;
     int has_next = webhook_next_tick(e->wh[it->wh].cfg, it->key.tick, &next_tick, &ignored) == 0;
     if (has_next && slot < next_tick) {
@@ -660,6 +764,21 @@ static int store_entries(struct engine *e, struct entry *ent, size_t n)
     return rc;
 }
 
+/* The data of a vehicle whose owner must connect it again. */
+static void reauth_data(struct engine *e, struct fetch_item *it)
+{
+    char request_id[UUID_LEN + 1];
+    uuid_random(request_id);
+    const struct webhook_cfg *w = e->wh[it->wh].cfg;
+    it->data = payload_error_data((const char *const *)w->endpoints, w->n_endpoints, 401,
+                                  "AUTHENTICATION", "REAUTHENTICATE",
+                                  "The vehicle needs re-authentication: its owner must connect it "
+                                  "again through Smartcar Connect.",
+                                  request_id, &it->data_len);
+    it->done = 1;
+    it->status = MTR_OK;
+}
+
 static void launch(struct engine *e, struct flight *f);
 
 /* Sends what was stored in the transaction that just ended (or drops it, when
@@ -702,6 +821,9 @@ static int process_jobs(struct engine *e, mtr_time now)
             e->stats->jobs_missed++;
         }
     }
+    for (size_t i = 0; i < n; i++) /* needing re-authentication: not fetched */
+        if (cl.items[i].needs_reauth && !cl.items[i].done && cl.items[i].wh != SIZE_MAX)
+            reauth_data(e, &cl.items[i]);
     fetch_all(e, cl.items, n);
     struct entry *ent = calloc(n ? n : 1, sizeof *ent);
     int rc = ent ? 0 : -1;
@@ -725,6 +847,10 @@ static int process_jobs(struct engine *e, mtr_time now)
         free(cl.items[i].vehicle_id);
         free(cl.items[i].data);
         free(cl.items[i].error);
+        free(cl.items[i].access);
+        free(cl.items[i].refresh);
+        free(cl.items[i].new_access);
+        free(cl.items[i].new_refresh);
     }
     free(ent);
     free(cl.items);
@@ -1067,7 +1193,7 @@ static int engine_init(struct engine *e, struct config *c, struct clock *clk,
     e->d = d;
     heap_init(&e->ticks);
     make_owner(e->owner, sizeof e->owner);
-    if (ledger_open(&e->L, c, d) != 0 || start_plugins(c, d) != 0)
+    if (ledger_open(&e->L, c, d) != 0 || start_plugins(c, d) != 0 || vault_load(&e->vault, c, d))
         return -1;
     e->backlog = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *e->backlog);
     e->n_wh = c->n_webhooks;
@@ -1103,6 +1229,7 @@ static int engine_schedule(struct engine *e)
 
 static void engine_free(struct engine *e)
 {
+    vault_wipe(&e->vault);
     flush_outcomes(e);
     free(e->outcomes);
     e->ready = NULL; /* launched or freed by launch_ready */

@@ -156,6 +156,17 @@ int instance_create(const struct plugin_file *pf, const char *name, struct optse
     return 0;
 }
 
+int instance_start(struct instance *inst, struct diag *d)
+{
+    if (inst->started || !inst->ctx.pf->desc.start)
+        return 0;
+    if (inst->ctx.pf->desc.start(inst->state) != MTR_OK)
+        return diag_set(d, "%s: %s", inst->ctx.name,
+                        inst->ctx.error[0] ? inst->ctx.error : "start failed");
+    inst->started = 1;
+    return 0;
+}
+
 void instance_destroy(struct instance *inst)
 {
     if (!inst)

@@ -5,6 +5,7 @@
 #define MTR_HOST_H
 
 #include "clock.h"
+#include "diag.h"
 #include "loader.h"
 #include "options.h"
 
@@ -27,6 +28,9 @@ struct instance {
  * is left allocated. *out is owned by the caller (instance_destroy). */
 int instance_create(const struct plugin_file *pf, const char *name, struct optset *opts,
                     const struct clock *clock, struct instance **out, char *err, size_t errlen);
+
+/* Calls the plugin's start() once; returns 0, or -1 with its message in d. */
+int instance_start(struct instance *inst, struct diag *d);
 
 /* Stops (if started) and destroys; accepts NULL. */
 void instance_destroy(struct instance *inst);

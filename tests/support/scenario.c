@@ -23,7 +23,7 @@ void scenario_start(struct scenario *s, const struct scenario_opts *o)
              "application: {management_token: %s}\n"
              "plugin_path: [\"%s\"]\n"
              "store: {plugin: sqlite, path: \"%s/ledger.db\"}\n"
-             "sources:\n  - {name: sim, plugin: simulated, seed: 7%s}\n"
+             "sources:\n  - %s%s%s\n"
              "sinks:\n"
              "  - {name: callback, plugin: http, timeout: 2s, allow_private_networks: %s%s}\n"
              "webhooks:\n"
@@ -33,7 +33,9 @@ void scenario_start(struct scenario *s, const struct scenario_opts *o)
              "    endpoints: [/odometer, /location, /tires/pressure]\n"
              "    sinks: [callback]\n%s"
              "%s%s%s",
-             SCENARIO_TOKEN, MTR_PLUGIN_DIR, s->dir, o->source_extra ? o->source_extra : "",
+             SCENARIO_TOKEN, MTR_PLUGIN_DIR, s->dir,
+             o->source ? o->source : "{name: sim, plugin: simulated, seed: 7",
+             o->source_extra ? o->source_extra : "", o->source ? "" : "}",
              o->deny_private ? "false" : "true", o->sink_extra ? o->sink_extra : "",
              o->callback ? o->callback : callback, o->webhook_extra ? o->webhook_extra : "",
              o->delivery ? "delivery: " : "", o->delivery ? o->delivery : "",

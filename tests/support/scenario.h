@@ -28,6 +28,7 @@ struct scenario_opts {
     const char *delivery;
     const char *callback; /* override the callback URI */
     int deny_private;     /* leave allow_private_networks at its default (false) */
+    const char *source;   /* replaces the simulated source's flow mapping */
 };
 
 void scenario_start(struct scenario *s, const struct scenario_opts *o);

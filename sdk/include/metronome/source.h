@@ -54,7 +54,7 @@ struct mtr_fetch_result {
     mtr_time new_access_expires;
     int refreshed;
     int needs_reauth;      /* the vehicle's credentials are no longer accepted */
-    int64_t retry_after_s; /* with MTR_EAGAIN: when to try again (-1: the next slot) */
+    int64_t retry_after_s; /* with MTR_EAGAIN: seconds to wait (0 or less: the next slot) */
 };
 
 typedef void (*mtr_fetch_done_fn)(void *core, const struct mtr_fetch_result *result);

@@ -1,0 +1,1 @@
+metronome_plugin(source_smartcar PkgConfig::CURL PkgConfig::JANSSON)

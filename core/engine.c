@@ -9,7 +9,9 @@
  * Everything that must survive a crash is in the ledger before the step that
  * depends on it, so a restarted node (or a second one) resumes from there. */
 #include "engine.h"
+#include "courier.h"
 #include "heap.h"
+#include <jansson.h>
 #include "jsonw.h"
 #include "log.h"
 #include "payload.h"
@@ -38,6 +40,7 @@ struct wh_run {
 
 /* A delivery handed to a sink, until its outcome is recorded. */
 struct flight {
+    struct courier_item ci; /* first: the courier hands it back */
     struct engine *e;
     char id[UUID_LEN + 1];
     size_t wh;   /* index into e->wh, or SIZE_MAX for an unknown webhook */
@@ -49,11 +52,7 @@ struct flight {
     char *body;
     size_t body_len;
     struct payload_headers ph;
-    struct flight *next; /* in the backlog */
-};
-
-struct queue {
-    struct flight *head, *tail;
+    struct flight *next; /* in a list of the engine's */
 };
 
 /* An attempt's outcome, waiting to be written with others in one transaction. */
@@ -96,9 +95,9 @@ struct engine {
     char owner[128];
     struct wh_run *wh;
     size_t n_wh;
-    struct heap ticks;     /* id = webhook index */
-    struct queue *backlog; /* one FIFO per sink, of flights the sink had no room for */
-    struct flight *ready;  /* inserted, waiting for their transaction to commit */
+    struct heap ticks;      /* id = webhook index */
+    struct courier courier; /* the sinks' thread */
+    struct flight *ready;   /* inserted, waiting for their transaction to commit */
     size_t in_flight;
     struct outcome *outcomes; /* recorded in batches */
     size_t n_outcomes, cap_outcomes;
@@ -416,7 +415,7 @@ static void on_fetched(void *core, const struct mtr_fetch_result *r)
     }
 }
 
-static void drive_sinks(struct engine *e, int timeout_ms);
+static void collect_outcomes(struct engine *e, int wait_ms);
 
 /* Stores refreshed tokens - both, sealed, in one write - before anything uses
  * them, then readies the item to be fetched again with them. Returns how many
@@ -524,7 +523,7 @@ static void fetch_round(struct engine *e, struct fetch_item *items, size_t n)
                                                          .error = "the source refused the fetch",
                                                          .cookie = reqs[i].cookie});
         while (k && ops->poll && ops->poll(e->c->sources[s].inst->state, 50) > 0)
-            drive_sinks(e, 0);
+            collect_outcomes(e, 0);
         free(reqs);
         free(veh);
     }
@@ -984,10 +983,10 @@ static void maybe_flush(struct engine *e)
         flush_outcomes(e);
 }
 
-static void on_outcome(void *core, const struct mtr_sink_outcome *o)
+/* What an attempt's outcome means: the attempt recorded, the next one
+ * scheduled, or the webhook disabled. Engine thread. */
+static void handle_outcome(struct engine *e, struct flight *f, const struct mtr_sink_outcome *o)
 {
-    struct flight *f = o->cookie;
-    struct engine *e = core;
     mtr_time now = clock_now(e->clk), next_at;
     const char *disable_reason;
     int state = next_step(e, f, o, now, &next_at, &disable_reason);
@@ -1024,10 +1023,12 @@ static void on_outcome(void *core, const struct mtr_sink_outcome *o)
     flight_free(f);
 }
 
-static int submit_flight(struct engine *e, struct flight *f)
+/* Hands a flight to the courier. */
+static void launch(struct engine *e, struct flight *f)
 {
     const struct webhook_cfg *w = e->wh[f->wh].cfg;
-    struct mtr_delivery d = {
+    f->ci.sink = f->sink;
+    f->ci.d = (struct mtr_delivery){
         .delivery_id = f->id,
         .webhook_id = e->wh[f->wh].rec.id,
         .target = w->callback_uri,
@@ -1037,63 +1038,22 @@ static int submit_flight(struct engine *e, struct flight *f)
         .n_headers = 4,
         .attempt = f->attempts + 1,
         .now = clock_now(e->clk),
-        .cookie = f,
+        .cookie = &f->ci,
     };
-    return sink_ops(e, f->sink)->submit(sink_state(e, f->sink), &d, on_outcome, e);
-}
-
-static void backlog_push(struct engine *e, struct flight *f)
-{
-    struct queue *q = &e->backlog[f->sink];
-    f->next = NULL;
-    if (q->tail)
-        q->tail->next = f;
-    else
-        q->head = f;
-    q->tail = f;
-}
-
-static void refuse(struct engine *e, struct flight *f)
-{
-    struct mtr_sink_outcome o = {.status = MTR_ERR,
-                                 .retry_after_s = -1,
-                                 .error = e->c->sinks[f->sink].inst->ctx.error,
-                                 .cookie = f};
-    on_outcome(e, &o);
-}
-
-/* Hands a flight to its sink, or queues it when the sink is full. */
-static void launch(struct engine *e, struct flight *f)
-{
     e->in_flight++;
-    if (e->backlog[f->sink].head) { /* keep the order: behind what already waits */
-        backlog_push(e, f);
-        return;
-    }
-    int rc = submit_flight(e, f);
-    if (rc == MTR_EAGAIN)
-        backlog_push(e, f);
-    else if (rc != MTR_OK)
-        refuse(e, f);
+    courier_send(&e->courier, &f->ci);
 }
 
-/* Submits each sink's waiting flights in order until it is full again. */
-static void retry_backlog(struct engine *e)
+/* Handles every outcome the courier has, waiting up to wait_ms for one. */
+static void collect_outcomes(struct engine *e, int wait_ms)
 {
-    for (size_t i = 0; i < e->c->n_sinks; i++) {
-        struct queue *q = &e->backlog[i];
-        while (q->head) {
-            struct flight *f = q->head;
-            int rc = submit_flight(e, f);
-            if (rc == MTR_EAGAIN)
-                break;
-            q->head = f->next;
-            if (!q->head)
-                q->tail = NULL;
-            f->next = NULL;
-            if (rc != MTR_OK)
-                refuse(e, f);
-        }
+    if (e->in_flight == 0)
+        return;
+    struct courier_item *list = courier_collect(&e->courier, wait_ms);
+    while (list) {
+        struct flight *f = (struct flight *)list; /* ci is the first member */
+        list = list->next;
+        handle_outcome(e, f, &f->ci.o);
     }
 }
 
@@ -1158,27 +1118,13 @@ static int dispatch(struct engine *e, mtr_time now)
                                          .error =
                                              "its webhook or sink is no longer in the pipeline",
                                          .cookie = f};
-            on_outcome(e, &o);
+            handle_outcome(e, f, &o);
             continue;
         }
         payload_headers(&f->ph, e->c->management_token, f->body, f->body_len, f->id);
         launch(e, f);
     }
     return n;
-}
-
-static void drive_sinks(struct engine *e, int timeout_ms)
-{
-    size_t busy = 0;
-    for (size_t i = 0; i < e->c->n_sinks; i++)
-        if (sink_ops(e, i)->poll)
-            busy++;
-    for (size_t i = 0; i < e->c->n_sinks; i++) {
-        const struct mtr_sink_ops *ops = sink_ops(e, i);
-        if (ops->poll)
-            ops->poll(sink_state(e, i), busy == 1 ? timeout_ms : 0);
-    }
-    retry_backlog(e);
 }
 
 /* ---- the loop ---------------------------------------------------------------------------- */
@@ -1195,11 +1141,12 @@ static int engine_init(struct engine *e, struct config *c, struct clock *clk,
     make_owner(e->owner, sizeof e->owner);
     if (ledger_open(&e->L, c, d) != 0 || start_plugins(c, d) != 0 || vault_load(&e->vault, c, d))
         return -1;
-    e->backlog = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *e->backlog);
+    if (courier_start(&e->courier, c) != 0)
+        return diag_set(d, "cannot start the delivery thread");
     e->n_wh = c->n_webhooks;
     e->wh = calloc(e->n_wh ? e->n_wh : 1, sizeof *e->wh);
     struct webhook_rec *recs = calloc(e->n_wh ? e->n_wh : 1, sizeof *recs);
-    if (!e->wh || !recs || !e->backlog) {
+    if (!e->wh || !recs) {
         free(recs);
         return diag_set(d, "out of memory");
     }
@@ -1232,14 +1179,13 @@ static void engine_free(struct engine *e)
     vault_wipe(&e->vault);
     flush_outcomes(e);
     free(e->outcomes);
-    e->ready = NULL; /* launched or freed by launch_ready */
-    for (size_t i = 0; e->backlog && i < e->c->n_sinks; i++)
-        while (e->backlog[i].head) {
-            struct flight *f = e->backlog[i].head;
-            e->backlog[i].head = f->next;
-            flight_free(f);
-        }
-    free(e->backlog);
+    e->ready = NULL;           /* launched or freed by launch_ready */
+    courier_stop(&e->courier); /* waits for what is in the sinks */
+    for (struct courier_item *it = courier_collect(&e->courier, 0); it;) {
+        struct flight *f = (struct flight *)it;
+        it = it->next;
+        flight_free(f);
+    }
     heap_free(&e->ticks);
     free(e->wh);
 }
@@ -1285,7 +1231,7 @@ int engine_run(struct config *c, struct clock *clk, const struct engine_options 
         if (stopping || (o->until && now >= o->until && !is_virtual)) {
             if (e.in_flight == 0)
                 break;
-            drive_sinks(&e, 100); /* finish what is in flight; sinks time out */
+            collect_outcomes(&e, 100); /* finish what is in flight; sinks time out */
             maybe_flush(&e);
             continue;
         }
@@ -1295,7 +1241,7 @@ int engine_run(struct config *c, struct clock *clk, const struct engine_options 
         int sent = dispatch(&e, now);
         if (sent < 0)
             break;
-        drive_sinks(&e, work || sent ? 0 : 20);
+        collect_outcomes(&e, work || sent ? 0 : 20);
         maybe_flush(&e);
         if (work || sent || e.in_flight)
             continue; /* more may be due right now */

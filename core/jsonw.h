@@ -7,7 +7,6 @@
 #ifndef MTR_JSONW_H
 #define MTR_JSONW_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,15 +27,15 @@ void jsonw_string(struct jsonw *w, const char *s, size_t n);
 void jsonw_str(struct jsonw *w, const char *s); /* NUL-terminated string */
 void jsonw_number(struct jsonw *w, double d);
 void jsonw_int(struct jsonw *w, int64_t v);
-/* Writes a jansson value canonically (integers beyond 2^53 as JavaScript
- * would read them). */
-void jsonw_value(struct jsonw *w, const json_t *v);
 
 /* Formats d as ECMAScript Number::toString does; buf holds at least 32. */
 size_t js_number(double d, char *buf);
 
-/* Parses text (jansson, order preserved, duplicate keys refused) and writes it
- * canonically. Returns 0, or -1 with a message in err. */
+/* Validates text and writes it canonically in one pass: whitespace dropped,
+ * strings re-escaped as JSON.stringify does, numbers as JavaScript writes the
+ * double they denote (copied as they are when already in that form),
+ * duplicate keys and invalid UTF-8 refused. Returns 0, or -1 with a message
+ * in err (and nothing written). */
 int jsonw_canonical(struct jsonw *w, const char *text, size_t len, char *err, size_t errlen);
 
 #endif

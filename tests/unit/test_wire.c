@@ -146,3 +146,39 @@ Test(wire, delivery_ids_are_deterministic)
     cr_expect_eq(strlen(a), 36);
     cr_expect_eq(a[14], '8', "version 8 (RFC 9562)");
 }
+
+Test(wire, canonical_rewrites_what_javascript_would)
+{
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {" { \"a\" : [ 1 , 2.50 , -0 , 1e5 ] } ", "{\"a\":[1,2.5,0,100000]}"},
+        {"[0.000001,0.0000001,123000,1.0,-1.5E-7,1e21,12345678901234567890]",
+         "[0.000001,1e-7,123000,1,-1.5e-7,1e+21,12345678901234567000]"},
+        {"[\"a\\/b\",\"\\u00e9\\u00E9\",\"\\ud83d\\ude00\",\"\\udc00\",\"\\u001F\\u0008\"]",
+         "[\"a/b\",\"éé\",\"😀\",\"\\udc00\",\"\\u001f\\b\"]"},
+        {"{\"nested\":{\"t\":true,\"f\":false,\"n\":null,\"s\":\"\"}}",
+         "{\"nested\":{\"t\":true,\"f\":false,\"n\":null,\"s\":\"\"}}"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        char *c = canonical(rows[i].in);
+        cr_expect_str_eq(c, rows[i].out, "%s", rows[i].in);
+        free(c);
+    }
+}
+
+Test(wire, canonical_refuses_what_json_parse_would_not_round_trip)
+{
+    const char *bad[] = {"[1,]", "{\"a\":1,\"a\":1}", "\"\x01\"", "\"\xff\"",  "[01]",
+                         "[1.]", "{\"a\" 1}",         "[1] x",    "\"\\x41\"", "tru",
+                         "",     "\"\xed\xa0\x80\""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct jsonw w;
+        char err[128];
+        jsonw_init(&w);
+        cr_expect_eq(jsonw_canonical(&w, bad[i], strlen(bad[i]), err, sizeof err), -1,
+                     "accepted #%zu", i);
+        cr_expect(strstr(err, "malformed JSON at byte") != NULL, "%s", err);
+        jsonw_free(&w);
+    }
+}

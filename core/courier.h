@@ -1,0 +1,49 @@
+/* The courier: the sinks on a thread of their own, so sending (libcurl and the
+ * kernel's TCP work) runs on the second core while the engine thread fires
+ * ticks, fetches, signs and writes the ledger. The engine hands over items
+ * through a locked inbox and takes outcomes back from an outbox; only the
+ * courier thread touches the sinks while it runs, and only the engine thread
+ * touches the engine's state. */
+#ifndef MTR_COURIER_H
+#define MTR_COURIER_H
+
+#include <pthread.h>
+#include <metronome/metronome.h>
+#include "config.h"
+
+/* One delivery in transit; the engine embeds it in its own record. */
+struct courier_item {
+    size_t sink;
+    struct mtr_delivery d; /* its strings stay valid until the outcome is taken */
+    struct mtr_sink_outcome o;
+    char error[512];
+    struct courier_item *next;
+};
+
+struct courier_queue {
+    struct courier_item *head, *tail;
+};
+
+struct courier {
+    struct config *c;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t outbox_ready; /* the engine waits on it */
+    pthread_cond_t inbox_ready;  /* the courier waits on it when idle */
+    struct courier_queue inbox, outbox;
+    struct courier_queue *waiting; /* per sink: the sink had no room */
+    size_t in_sinks;               /* submitted, no outcome yet */
+    int stop, running;
+};
+
+/* Starts the thread; the sinks must be started. Returns 0 or -1. */
+int courier_start(struct courier *k, struct config *c);
+/* Hands an item over (engine thread). */
+void courier_send(struct courier *k, struct courier_item *it);
+/* Takes every finished item, waiting up to wait_ms for one (engine thread). */
+struct courier_item *courier_collect(struct courier *k, int wait_ms);
+/* Finishes what is in the sinks, then joins the thread. Items still waiting
+ * are handed back through the outbox with an error. */
+void courier_stop(struct courier *k);
+
+#endif

@@ -76,7 +76,7 @@ delivery: { spread: [0s, 0s] }
 EOF
 }
 
-seq -f "veh-%07g" 1 "$N" >"$work/vehicles.csv"
+seq -f "veh-%07.0f" 1 "$N" >"$work/vehicles.csv"
 
 # ---- one end-to-end run: prints "elapsed user sys maxrss_kb ledger_bytes payloads bytes" ----
 scenario() { # $1 = name, $2 = vehicles per payload

@@ -27,10 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define JOB_BATCH 512
+#define JOB_BATCH 2048
 #define DELIVERY_BATCH 256
-#define MAX_IN_FLIGHT 4096
-#define LEASE_SECONDS 300
+#define MAX_IN_FLIGHT 8192
+#define LEASE_SECONDS 600 /* > any sink timeout (300 s at most), so leases need no renewal */
 #define MISSED_TICKS_RECORDED 1000
 
 struct wh_run {
@@ -799,7 +799,7 @@ static void launch_ready(struct engine *e)
 
 static int process_jobs(struct engine *e, mtr_time now)
 {
-    if (e->in_flight + JOB_BATCH * 2 > MAX_IN_FLIGHT)
+    if (e->in_flight + JOB_BATCH > MAX_IN_FLIGHT)
         return 0; /* backpressure: let the sinks catch up first */
     struct claim cl = {.e = e, .items = calloc(JOB_BATCH, sizeof(struct fetch_item))};
     if (!cl.items)
@@ -979,7 +979,7 @@ static void maybe_flush(struct engine *e)
     clock_gettime(CLOCK_MONOTONIC, &now);
     long ms = (now.tv_sec - e->last_flush.tv_sec) * 1000 +
               (now.tv_nsec - e->last_flush.tv_nsec) / 1000000;
-    if (e->n_outcomes >= 2048 || ms >= 100 || e->in_flight == 0)
+    if (e->n_outcomes >= 8192 || ms >= 250 || e->in_flight == 0)
         flush_outcomes(e);
 }
 

@@ -174,10 +174,9 @@ static const char *const migrations[] = {
     "last_status INTEGER NOT NULL, last_error TEXT, updated_at INTEGER NOT NULL, lease_owner "
     "TEXT, lease_until INTEGER);"
     "CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);"
-    "CREATE INDEX deliveries_webhook ON deliveries(webhook_id, state);"
     "CREATE TABLE attempts(delivery_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL, "
     "http_status INTEGER NOT NULL, error TEXT, latency_us INTEGER NOT NULL, PRIMARY "
-    "KEY(delivery_id, n));",
+    "KEY(delivery_id, n)) WITHOUT ROWID;",
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};
@@ -342,7 +341,8 @@ static int sqlite_start(void *state)
     sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
     if (exec(s, "PRAGMA journal_mode = WAL") != MTR_OK ||
         exec(s, sync_pragma[s->synchronous]) != MTR_OK || exec(s, "PRAGMA foreign_keys = OFF") ||
-        exec(s, "PRAGMA cache_size = -32768") != MTR_OK)
+        exec(s, "PRAGMA cache_size = -32768") != MTR_OK ||
+        exec(s, "PRAGMA wal_autocheckpoint = 16384") != MTR_OK)
         return MTR_ERR;
     return migrate(s);
 }

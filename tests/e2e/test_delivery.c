@@ -475,7 +475,7 @@ Test(delivery, recovery_after_kill_9, .timeout = 120)
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the daemon was killed");
     size_t before = sc_payloads(&s);
     cr_expect_lt(before, 6 + 1, "killed mid-tick");
-    /* restart after the dead node's leases (5 min) expired */
+    /* restart; the dead node's leases (10 min) run out during this run */
     sc_virtual(&s, "2030-03-01T16:12:00Z", "2030-03-01T16:40:00Z");
     json_t *d = sc_deliveries(&s);
     cr_expect_eq(json_array_size(d), 6, "one delivery per vehicle of the 16:00 tick");

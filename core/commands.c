@@ -860,6 +860,7 @@ int cmd_deliveries(struct invocation *inv)
 struct found_delivery {
     char webhook_id[UUID_LEN + 1];
     int found;
+    int pruned; /* its payload bytes are gone (retention) */
 };
 
 static int find_delivery(void *arg, const struct mtr_delivery_row *d)
@@ -867,6 +868,7 @@ static int find_delivery(void *arg, const struct mtr_delivery_row *d)
     struct found_delivery *f = arg;
     snprintf(f->webhook_id, sizeof f->webhook_id, "%s", d->webhook_id);
     f->found = 1;
+    f->pruned = d->body == NULL;
     return 1;
 }
 
@@ -897,6 +899,12 @@ int cmd_replay(struct invocation *inv)
             rc = store_error(inv, &s);
         else if (!fd.found) {
             fprintf(stderr, "metronome replay: no delivery %s\n", id);
+            rc = EXIT_BAD_INPUT;
+        } else if (fd.pruned) {
+            fprintf(stderr,
+                    "metronome replay: delivery %s can no longer be sent: its payload was "
+                    "pruned (retention)\n",
+                    id);
             rc = EXIT_BAD_INPUT;
         }
     }

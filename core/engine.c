@@ -103,6 +103,7 @@ struct engine {
     size_t n_outcomes, cap_outcomes;
     struct timespec last_flush;
     struct vault vault;
+    mtr_time last_prune;
     struct engine_stats *stats;
     struct diag *d;
     int failed; /* the store refused a write */
@@ -1190,6 +1191,30 @@ static void engine_free(struct engine *e)
     free(e->wh);
 }
 
+/* Retention (SPEC 7): at most once a minute of the clock, in batches small
+ * enough never to hold up delivery for long. */
+static void prune(struct engine *e, mtr_time now)
+{
+    const struct retention_cfg *r = &e->c->retention;
+    if (!e->L.ops->prune || now - e->last_prune < 60)
+        return;
+    e->last_prune = now;
+    uint64_t total = 0, n;
+    for (int round = 0; round < 10; round++) {
+        if (e->L.ops->prune(e->L.st, now - r->delivered_ms / 1000, now - r->failed_ms / 1000,
+                            now - r->history_ms / 1000, 1000, &n) != MTR_OK) {
+            log_msg(MTR_LOG_WARN, "retention", "%s", ledger_error(&e->L));
+            return;
+        }
+        total += n;
+        if (n < 1000)
+            break;
+    }
+    if (total)
+        log_msg(MTR_LOG_DEBUG, "retention", "pruned %llu ledger rows or payloads",
+                (unsigned long long)total);
+}
+
 /* The next instant anything becomes due; 0 when nothing ever will. */
 static mtr_time next_wakeup(struct engine *e)
 {
@@ -1245,6 +1270,7 @@ int engine_run(struct config *c, struct clock *clk, const struct engine_options 
         maybe_flush(&e);
         if (work || sent || e.in_flight)
             continue; /* more may be due right now */
+        prune(&e, now);
         mtr_time next = next_wakeup(&e);
         if (e.failed)
             break;

@@ -49,6 +49,10 @@ enum stmt_id {
     S_STATS_JOBS,
     S_STATS_DELIVERIES,
     S_STATS_SUBS,
+    S_PRUNE_BODIES,
+    S_PRUNE_ATTEMPTS,
+    S_PRUNE_DELIVERIES,
+    S_PRUNE_JOBS,
     S_COUNT
 };
 
@@ -129,11 +133,11 @@ static const char *const sql_text[S_COUNT] = {
                        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND state = 0",
     [S_REPLAY_ONE] = "UPDATE deliveries SET state = 0, round_start = attempts, "
                      "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
-                     "lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                     "lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND body IS NOT NULL",
     [S_REPLAY_WEBHOOK] = "UPDATE deliveries SET state = 0, round_start = attempts, "
                          "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
                          "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND "
-                         "state = ?3",
+                         "state = ?3 AND body IS NOT NULL",
     [S_NEXT_JOB] = "SELECT min(due_at) FROM jobs WHERE state = 0",
     [S_NEXT_DELIVERY] = "SELECT min(next_attempt_at) FROM deliveries WHERE state = 0",
     [S_LIST_DELIVERIES] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE (?1 IS NULL OR "
@@ -146,6 +150,19 @@ static const char *const sql_text[S_COUNT] = {
                      "GROUP BY state",
     [S_STATS_DELIVERIES] = "SELECT state, count(*), sum(attempts), sum(max(attempts - 1, 0)) "
                            "FROM deliveries WHERE (?1 IS NULL OR webhook_id = ?1) GROUP BY state",
+    /* retention walks forward from a rowid cursor: rows are inserted in time order, so
+     * nothing needs an index on their age and pruning costs the hot path nothing */
+    [S_PRUNE_BODIES] =
+        "UPDATE deliveries SET body = NULL WHERE rowid IN (SELECT rowid FROM deliveries WHERE "
+        "rowid > ?1 AND body IS NOT NULL AND ((state = 1 AND updated_at < ?2) OR (state = 2 AND "
+        "updated_at < ?3)) ORDER BY rowid LIMIT ?4) RETURNING rowid",
+    [S_PRUNE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries "
+                         "WHERE state <> 0 AND updated_at < ?1 ORDER BY rowid LIMIT ?2)",
+    [S_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries "
+                           "WHERE state <> 0 AND updated_at < ?1 ORDER BY rowid LIMIT ?2)",
+    [S_PRUNE_JOBS] =
+        "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE state IN (2, 3) "
+        "AND tick < ?1 ORDER BY rowid LIMIT ?2)",
     [S_STATS_SUBS] = "SELECT count(*) FROM subscriptions WHERE (?1 IS NULL OR webhook_id = ?1) "
                      "AND removed_at IS NULL",
 };
@@ -190,6 +207,7 @@ struct sqlite_store {
     sqlite3 *db;
     sqlite3_stmt *stmts[S_COUNT];
     int in_tx;
+    sqlite3_int64 prune_cursor; /* payloads are pruned from here on */
 };
 
 /* ---- plumbing ---------------------------------------------------------------------- */
@@ -945,6 +963,47 @@ static int sqlite_delivery_get(void *state, const char *delivery_id, mtr_deliver
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "read delivery");
 }
 
+static int sqlite_prune(void *state, mtr_time delivered_before, mtr_time failed_before,
+                        mtr_time history_before, size_t max, uint64_t *pruned)
+{
+    struct sqlite_store *s = state;
+    int own, rc = MTR_OK;
+    *pruned = 0;
+    if (tx_enter(s, &own) != MTR_OK)
+        return MTR_ERR;
+    enum stmt_id order[] = {S_PRUNE_ATTEMPTS, S_PRUNE_DELIVERIES, S_PRUNE_JOBS};
+    for (int i = 0; i < 3 && rc == MTR_OK; i++) {
+        sqlite3_stmt *st = stmt(s, order[i]);
+        if (!st) {
+            rc = MTR_ERR;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, history_before);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+        rc = run(s, st, "prune history");
+        *pruned += (uint64_t)sqlite3_changes(s->db);
+    }
+    sqlite3_stmt *st = rc == MTR_OK ? stmt(s, S_PRUNE_BODIES) : NULL;
+    if (st) {
+        int step;
+        sqlite3_bind_int64(st, 1, s->prune_cursor);
+        sqlite3_bind_int64(st, 2, delivered_before);
+        sqlite3_bind_int64(st, 3, failed_before);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)max);
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            sqlite3_int64 rowid = sqlite3_column_int64(st, 0);
+            s->prune_cursor = rowid > s->prune_cursor ? rowid : s->prune_cursor;
+            (*pruned)++;
+        }
+        sqlite3_reset(st);
+        if (step != SQLITE_DONE)
+            rc = fail(s, "prune payloads");
+    } else if (rc == MTR_OK) {
+        rc = MTR_ERR;
+    }
+    return tx_leave(s, own, rc);
+}
+
 static int sqlite_stats(void *state, const char *webhook_id, struct mtr_store_stats *out)
 {
     struct sqlite_store *s = state;
@@ -1004,6 +1063,7 @@ static const struct mtr_store_ops sqlite_ops = {
     .list_deliveries = sqlite_list_deliveries,
     .list_attempts = sqlite_list_attempts,
     .delivery_get = sqlite_delivery_get,
+    .prune = sqlite_prune,
     .stats = sqlite_stats,
 };
 

@@ -501,3 +501,39 @@ Test(delivery, recovery_after_kill_9, .timeout = 120)
     json_decref(d);
     scenario_stop(&s);
 }
+
+Test(delivery, retention_prunes_payloads_then_rows, .timeout = 60)
+{
+    /* SPEC 7: payload bytes go after retention.delivered, rows after retention.history */
+    struct scenario s;
+    struct scenario_opts o = {.delivery = "{spread: [0s, 0s]}\n"
+                                          "retention: {delivered: 2h, failed: 2h, history: 3h}"};
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, &o);
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T20:30:00Z");
+    /* the last prune ran at 20:00: rows touched before 17:00 are gone, payloads
+     * delivered before 18:00 are dropped */
+    json_t *d = sc_deliveries(&s);
+    cr_assert_eq(json_array_size(d), 4, "16:00 is gone; 17:00 to 20:00 remain");
+    static const struct {
+        const char *tick;
+        int has_bytes;
+    } want[] = {{"2030-03-01T17:00:00Z", 0},
+                {"2030-03-01T18:00:00Z", 1},
+                {"2030-03-01T19:00:00Z", 1},
+                {"2030-03-01T20:00:00Z", 1}};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *x = json_array_get(d, i);
+        cr_expect_str_eq(json_string_value(json_object_get(x, "tick")), want[i].tick);
+        cr_expect_eq(json_integer_value(json_object_get(x, "bytes")) > 0, want[i].has_bytes, "%s",
+                     want[i].tick);
+    }
+    const char *pruned = json_string_value(json_object_get(json_array_get(d, 0), "id"));
+    struct run_result r = sc_run(&s, "replay", "--delivery", pruned, NULL);
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "its payload was pruned") != NULL, "%s", r.err);
+    run_result_free(&r);
+    json_decref(d);
+    scenario_stop(&s);
+}

@@ -187,6 +187,14 @@ struct mtr_store_ops {
                            mtr_delivery_fn fn, void *arg);
     int (*list_attempts)(void *state, const char *delivery_id, mtr_attempt_fn fn, void *arg);
     int (*delivery_get)(void *state, const char *delivery_id, mtr_delivery_fn fn, void *arg);
+
+    /* retention, in small batches (at most max rows each call): payload bytes
+     * of deliveries delivered before delivered_before or failed before
+     * failed_before are dropped; deliveries, their attempts and jobs last
+     * touched before history_before are deleted. *pruned counts what changed;
+     * 0 means nothing is left to prune now. */
+    int (*prune)(void *state, mtr_time delivered_before, mtr_time failed_before,
+                 mtr_time history_before, size_t max, uint64_t *pruned);
     int (*stats)(void *state, const char *webhook_id, struct mtr_store_stats *out);
 };
 

@@ -69,6 +69,19 @@ static const struct webhook_cfg *webhook_arg(const struct invocation *inv, const
     return NULL;
 }
 
+/* The id of the pipeline webhook named by an option (--webhook NAME). */
+static int webhook_option(const struct invocation *inv, const struct session *s, const char *name,
+                          const char **id)
+{
+    const struct webhook_cfg *w = config_webhook(s->c, name);
+    if (!w) {
+        fprintf(stderr, "metronome %s: unknown webhook '%s'\n", inv->cmd->name, name);
+        return EXIT_BAD_INPUT;
+    }
+    *id = s->recs[w - s->c->webhooks].id;
+    return EXIT_OK;
+}
+
 static void iso(mtr_time t, char *buf, size_t len)
 {
     if (t <= 0)
@@ -810,15 +823,8 @@ int cmd_deliveries(struct invocation *inv)
     struct session s;
     int rc = session_open(inv, &s);
     const char *webhook_id = NULL;
-    if (rc == EXIT_OK && name) {
-        const struct webhook_cfg *w = config_webhook(s.c, name);
-        if (!w) {
-            fprintf(stderr, "metronome deliveries: unknown webhook '%s'\n", name);
-            rc = EXIT_BAD_INPUT;
-        } else {
-            webhook_id = s.recs[w - s.c->webhooks].id;
-        }
-    }
+    if (rc == EXIT_OK && name)
+        rc = webhook_option(inv, &s, name, &webhook_id);
     struct ledger_view v = {.s = &s, .json = opt_get(inv, "json") != NULL};
     jsonw_init(&v.w);
     if (rc == EXIT_OK) {
@@ -884,15 +890,8 @@ int cmd_replay(struct invocation *inv)
     struct session s;
     int rc = session_open(inv, &s);
     const char *webhook_id = NULL;
-    if (rc == EXIT_OK && name) {
-        const struct webhook_cfg *w = config_webhook(s.c, name);
-        if (!w) {
-            fprintf(stderr, "metronome replay: unknown webhook '%s'\n", name);
-            rc = EXIT_BAD_INPUT;
-        } else {
-            webhook_id = s.recs[w - s.c->webhooks].id;
-        }
-    }
+    if (rc == EXIT_OK && name)
+        rc = webhook_option(inv, &s, name, &webhook_id);
     struct found_delivery fd = {0};
     if (rc == EXIT_OK && id) {
         if (s.L.ops->delivery_get(s.L.st, id, find_delivery, &fd) != MTR_OK)

@@ -194,19 +194,21 @@ struct courier_item *courier_collect(struct courier *k, int wait_ms)
     return all;
 }
 
-void courier_stop(struct courier *k)
+struct courier_item *courier_stop(struct courier *k)
 {
     if (!k->running)
-        return;
+        return NULL;
     pthread_mutex_lock(&k->mu);
     k->stop = 1;
     pthread_cond_signal(&k->inbox_ready);
     pthread_mutex_unlock(&k->mu);
     pthread_join(k->thread, NULL);
     k->running = 0;
+    struct courier_item *left = take_all(&k->outbox); /* the thread is gone: no lock */
     pthread_mutex_destroy(&k->mu);
     pthread_cond_destroy(&k->outbox_ready);
     pthread_cond_destroy(&k->inbox_ready);
     free(k->waiting);
     k->waiting = NULL;
+    return left;
 }

@@ -42,8 +42,8 @@ int courier_start(struct courier *k, struct config *c);
 void courier_send(struct courier *k, struct courier_item *it);
 /* Takes every finished item, waiting up to wait_ms for one (engine thread). */
 struct courier_item *courier_collect(struct courier *k, int wait_ms);
-/* Finishes what is in the sinks, then joins the thread. Items still waiting
- * are handed back through the outbox with an error. */
-void courier_stop(struct courier *k);
+/* Finishes what is in the sinks, joins the thread, and returns the outcomes
+ * nobody collected (the caller owns them). Safe on a courier never started. */
+struct courier_item *courier_stop(struct courier *k);
 
 #endif

@@ -1180,9 +1180,10 @@ static void engine_free(struct engine *e)
     vault_wipe(&e->vault);
     flush_outcomes(e);
     free(e->outcomes);
-    e->ready = NULL;           /* launched or freed by launch_ready */
-    courier_stop(&e->courier); /* waits for what is in the sinks */
-    for (struct courier_item *it = courier_collect(&e->courier, 0); it;) {
+    e->ready = NULL; /* launched or freed by launch_ready */
+    /* waits for what is in the sinks; outcomes nobody recorded are sent again
+     * when their lease ends */
+    for (struct courier_item *it = courier_stop(&e->courier); it;) {
         struct flight *f = (struct flight *)it;
         it = it->next;
         flight_free(f);

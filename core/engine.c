@@ -428,7 +428,7 @@ static size_t store_refreshed(struct engine *e, struct fetch_item *items, size_t
         struct fetch_item *it = &items[i];
         if (!it->refreshed)
             continue;
-        size_t alen, rlen;
+        size_t alen = 0, rlen = 0;
         unsigned char *a = e->vault.has_key ? vault_seal(&e->vault, it->new_access, &alen) : NULL;
         unsigned char *r = e->vault.has_key ? vault_seal(&e->vault, it->new_refresh, &rlen) : NULL;
         struct mtr_vehicle_row v = {.id = it->vehicle_id,

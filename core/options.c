@@ -314,6 +314,10 @@ int options_parse(const struct mtr_option *decl, const struct ynode *map,
 {
     size_t n = count_decl(decl);
     out->n = 0;
+    out->v = NULL;
+    if (map && map->kind != YNODE_MAP)
+        return diag_at(d, file, map->line, map->col, "%s must be a mapping, not %s", what,
+                       ynode_kind_name(map->kind));
     out->v = calloc(n ? n : 1, sizeof *out->v);
     if (!out->v)
         return diag_set(d, "out of memory");

@@ -68,6 +68,7 @@ Test(options, errors_point_at_the_node)
     fails("{password: p, tags: x}", "'tags' must be a list, not a scalar");
     fails("{password: p, timeout: [1s]}", "'timeout' must be a duration");
     fails("{timeout: 1s}", "o.yaml:1:1: missing required option 'password' for sink plugin 'x'");
+    fails("[password, p]", "o.yaml:1:1: sink plugin 'x' must be a mapping, not a list");
 }
 
 Test(options, secrets_never_appear_in_messages)

@@ -218,3 +218,58 @@ Test(commands, sigterm_stops_the_daemon_cleanly, .timeout = 60)
     free(db);
     scenario_stop(&s);
 }
+
+Test(commands, the_file_sink_writes_one_whole_json_line_per_payload, .timeout = 60)
+{
+    char *dir = make_tmpdir(), *cfg = path_join(dir, "p.yaml"), *out = path_join(dir, "out.jsonl");
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\napplication: {management_token: file-token}\n"
+             "plugin_path: [\"%s\"]\nstore: {plugin: sqlite, path: \"%s/l.db\"}\n"
+             "sources: [{name: sim, plugin: simulated}]\n"
+             "sinks: [{name: f, plugin: file, path: \"%s\", fsync: always}]\n"
+             "webhooks:\n  - {name: w, callback_uri: \"https://example.com/h\", cadence: hourly,"
+             " endpoints: [/odometer, /location], sinks: [f]}\n",
+             MTR_PLUGIN_DIR, dir, out);
+    write_file(cfg, text);
+    const char *steps[][12] = {
+        {"webhook", "test", "w", "--config", cfg, NULL},
+        {"subscribe", "w", "a", "--config", cfg, "--now", "2030-03-01T15:45:00Z", NULL},
+        {"subscribe", "w", "b", "--config", cfg, "--now", "2030-03-01T15:45:00Z", NULL},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        struct run_result r;
+        run_metronome(steps[i], NULL, &r);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        run_result_free(&r);
+    }
+    /* a file sink cannot verify a callback, so only the test payload is sent */
+    char *lines = read_file(out);
+    cr_assert_not_null(lines);
+    size_t n = 0;
+    for (char *line = lines, *next; *line; line = next) {
+        next = strchr(line, '\n');
+        cr_assert_not_null(next, "every line ends with a newline");
+        *next++ = '\0';
+        json_error_t je;
+        json_t *v = json_loads(line, 0, &je);
+        cr_assert_not_null(v, "line %zu is not JSON: %s", n, je.text);
+        const char *sig =
+            json_string_value(json_object_get(json_object_get(v, "headers"), "SC-Signature"));
+        char *body = json_dumps(json_object_get(v, "body"),
+                                JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        cr_expect(sig && strlen(sig) == 64, "signed");
+        cr_expect(strstr(body, "\"mode\":\"test\"") != NULL, "%s", body);
+        cr_expect_str_eq(json_string_value(json_object_get(v, "deliveryId")),
+                         json_string_value(json_object_get(json_object_get(v, "headers"),
+                                                           "Metronome-Delivery-Id")));
+        free(body);
+        json_decref(v);
+        n++;
+    }
+    cr_expect_eq(n, 1);
+    free(lines);
+    free(out);
+    free(cfg);
+    free(dir);
+}

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sodium.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -535,5 +536,73 @@ Test(delivery, retention_prunes_payloads_then_rows, .timeout = 60)
     cr_expect(strstr(r.err, "its payload was pruned") != NULL, "%s", r.err);
     run_result_free(&r);
     json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, a_receiver_slower_than_the_timeout_is_a_failed_attempt, .timeout = 60)
+{
+    struct scenario s;
+    struct scenario_opts o = {.sink_extra = ", timeout: 500ms"};
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, &o);
+    /* the pipeline also says timeout: 2s; the later key would be a duplicate */
+    char *text = read_file(s.config);
+    char *p = strstr(text, "timeout: 2s, ");
+    cr_assert_not_null(p);
+    memmove(p, p + 13, strlen(p + 13) + 1);
+    write_file(s.config, text);
+    free(text);
+    struct receiver_rule slow = {.mode = RECV_HANG, .status = 200, .hang_ms = 1500};
+    receiver_script(&s.r, &slow, 1);
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    json_t *d = sc_deliveries(&s);
+    json_t *a = attempts_of(json_array_get(d, 0));
+    cr_assert_eq(json_array_size(a), 2, "the slow answer did not count; the retry did");
+    const char *err = json_string_value(json_object_get(json_array_get(a, 0), "error"));
+    cr_expect(err && strstr(err, "timed out after 500 ms"), "%s", err ? err : "(null)");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(d, 0), "state")),
+                     "delivered");
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, standard_webhooks_headers_verify, .timeout = 60)
+{
+    /* 24 random bytes, base64 */
+    static const char secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    char extra[256];
+    snprintf(extra, sizeof extra, ", standard_webhooks: true, standard_webhooks_secret: %s",
+             secret);
+    struct scenario s;
+    struct scenario_opts o = {.sink_extra = extra};
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, &o);
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    struct received r;
+    cr_assert_eq(receiver_get_payload(&s.r, 0, &r), 0);
+    cr_assert_not_null(r.webhook_signature);
+    cr_expect_str_eq(r.webhook_id, r.delivery_id, "webhook-id is the delivery id");
+    cr_expect_eq(iso("2030-03-01T16:00:00Z") <= atoll(r.webhook_timestamp), 1,
+                 "webhook-timestamp is the daemon's clock");
+    /* v1,base64(HMAC-SHA256(key, "id.timestamp.body")), computed here independently */
+    unsigned char key[64], mac[crypto_auth_hmacsha256_BYTES];
+    size_t key_len;
+    cr_assert_eq(sodium_base642bin(key, sizeof key, secret + 6, strlen(secret + 6), NULL, &key_len,
+                                   NULL, sodium_base64_VARIANT_ORIGINAL),
+                 0);
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key, key_len);
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s.%s.", r.webhook_id, r.webhook_timestamp);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)prefix, strlen(prefix));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)r.body, r.len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    char want[128] = "v1,";
+    sodium_bin2base64(want + 3, sizeof want - 3, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+    cr_expect_str_eq(r.webhook_signature, want);
+    cr_expect(r.signature_ok, "SC-Signature too");
+    received_free(&r);
     scenario_stop(&s);
 }

@@ -44,8 +44,8 @@ static char *dup_str(const char *s)
 }
 
 /* Records a request; returns how many times its delivery id arrived. */
-static int record(struct receiver *r, const char *id, const char *event, const char *body,
-                  size_t len, int sig_ok, int status, int vehicles)
+static int record(struct receiver *r, struct MHD_Connection *c, const char *id, const char *event,
+                  const char *body, size_t len, int sig_ok, int status, int vehicles)
 {
     int n = 1;
     for (size_t i = 0; id && i < r->n_log; i++)
@@ -71,6 +71,11 @@ static int record(struct receiver *r, const char *id, const char *event, const c
     x->status = status;
     x->vehicles = vehicles;
     x->attempt_n = n;
+    x->webhook_id = dup_str(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id"));
+    x->webhook_timestamp =
+        dup_str(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp"));
+    x->webhook_signature =
+        dup_str(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature"));
     if (r->log_file) {
         fprintf(r->log_file,
                 "{\"deliveryId\":\"%s\",\"event\":\"%s\",\"signatureOk\":%s,\"status\":%d,"
@@ -122,7 +127,7 @@ static enum MHD_Result handle(struct receiver *r, struct MHD_Connection *c, stru
     if (rule.mode == RECV_HANG)
         status = rule.status;
     size_t payloads = 0;
-    record(r, id, event, q->body ? q->body : "", q->len, sig_ok, status, vehicles);
+    record(r, c, id, event, q->body ? q->body : "", q->len, sig_ok, status, vehicles);
     for (size_t i = 0; i < r->n_log; i++)
         payloads += r->log[i].event && strcmp(r->log[i].event, "scheduled") == 0;
     if (r->kill_after && payloads >= r->kill_after && r->kill_pid > 0) {
@@ -282,6 +287,9 @@ int receiver_get(struct receiver *r, size_t i, struct received *out)
         out->delivery_id = dup_str(x->delivery_id);
         out->event = dup_str(x->event);
         out->body = dup_str(x->body);
+        out->webhook_id = dup_str(x->webhook_id);
+        out->webhook_timestamp = dup_str(x->webhook_timestamp);
+        out->webhook_signature = dup_str(x->webhook_signature);
         rc = 0;
     }
     pthread_mutex_unlock(&r->mu);
@@ -309,5 +317,9 @@ void received_free(struct received *x)
     free(x->delivery_id);
     free(x->event);
     free(x->body);
+    free(x->webhook_id);
+    free(x->webhook_timestamp);
+    free(x->webhook_signature);
     x->delivery_id = x->event = x->body = NULL;
+    x->webhook_id = x->webhook_timestamp = x->webhook_signature = NULL;
 }

@@ -34,6 +34,7 @@ struct received {
     int status;       /* what the receiver answered (0: dropped) */
     int vehicles;
     int attempt_n; /* how many times this delivery id arrived, this one included */
+    char *webhook_id, *webhook_timestamp, *webhook_signature; /* Standard Webhooks, or NULL */
 };
 
 struct receiver {

@@ -57,6 +57,16 @@ struct mtr_sink_ops {
     uint64_t (*max_body_bytes)(void *state); /* 0: unlimited */
 };
 
+/* The frozen layout of ABI 1.0 (LP64): these only grow at the end. A core reading a
+ * field added later checks the table's struct_size first. */
+#if defined(__LP64__) && !defined(__cplusplus)
+_Static_assert(offsetof(struct mtr_sink_ops, submit) == 8, "ABI: sink submit");
+_Static_assert(offsetof(struct mtr_sink_ops, max_body_bytes) == 24, "ABI: sink max_body_bytes");
+_Static_assert(sizeof(struct mtr_sink_ops) == 32, "ABI 1.0 sink ops size");
+_Static_assert(sizeof(struct mtr_delivery) == 80, "ABI 1.0 delivery size");
+_Static_assert(sizeof(struct mtr_sink_outcome) == 56, "ABI 1.0 sink outcome size");
+#endif
+
 #ifdef __cplusplus
 }
 #endif

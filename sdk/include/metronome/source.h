@@ -82,6 +82,20 @@ struct mtr_source_ops {
                          void *arg);
 };
 
+/* The frozen layout of ABI 1.0 (LP64): these only grow at the end. A core reading a
+ * field added later checks the table's struct_size first. */
+#if defined(__LP64__) && !defined(__cplusplus)
+_Static_assert(offsetof(struct mtr_source_ops, submit) == 16, "ABI: source submit");
+_Static_assert(offsetof(struct mtr_source_ops, poll) == 24, "ABI: source poll");
+_Static_assert(offsetof(struct mtr_source_ops, exchange_code) == 40, "ABI: source exchange_code");
+_Static_assert(sizeof(struct mtr_source_ops) == 48, "ABI 1.0 source ops size");
+_Static_assert(sizeof(struct mtr_vehicle) == 32, "ABI 1.0 vehicle size");
+_Static_assert(sizeof(struct mtr_fetch_request) == 56, "ABI 1.0 fetch request size");
+_Static_assert(offsetof(struct mtr_fetch_result, retry_after_s) == 72,
+               "ABI: fetch result retry_after_s");
+_Static_assert(sizeof(struct mtr_fetch_result) == 80, "ABI 1.0 fetch result size");
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -198,6 +198,19 @@ struct mtr_store_ops {
     int (*stats)(void *state, const char *webhook_id, struct mtr_store_stats *out);
 };
 
+/* The frozen layout of ABI 1.0 (LP64): these only grow at the end. A core reading a
+ * field added later checks the table's struct_size first. */
+#if defined(__LP64__) && !defined(__cplusplus)
+_Static_assert(offsetof(struct mtr_store_ops, begin) == 8, "ABI: store begin");
+_Static_assert(offsetof(struct mtr_store_ops, claim_jobs) == 104, "ABI: store claim_jobs");
+_Static_assert(offsetof(struct mtr_store_ops, prune) == 208, "ABI: store prune");
+_Static_assert(sizeof(struct mtr_store_ops) == 224, "ABI 1.0 store ops size");
+_Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
+_Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
+_Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");
+_Static_assert(sizeof(struct mtr_delivery_row) == 128, "ABI 1.0 delivery row size");
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -154,6 +154,14 @@ int cmd_run(struct invocation *inv)
     int rc = load_config(inv, &c);
     if (rc != EXIT_OK)
         return rc;
+    struct vault key; /* a malformed key is bad input, found before anything runs */
+    struct diag kd;
+    if (vault_load(&key, c, &kd) != 0) {
+        fprintf(stderr, "metronome run: %s\n", kd.text);
+        config_free(c);
+        return EXIT_BAD_INPUT;
+    }
+    vault_wipe(&key);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -104,6 +104,7 @@ struct engine {
     struct timespec last_flush;
     struct vault vault;
     mtr_time last_prune;
+    struct signer signer; /* SC-Signature, keyed with the management token */
     struct engine_stats *stats;
     struct diag *d;
     int failed; /* the store refused a write */
@@ -793,7 +794,7 @@ static void launch_ready(struct engine *e)
             flight_free(f);
             continue;
         }
-        payload_headers(&f->ph, e->c->management_token, f->body, f->body_len, f->id);
+        payload_headers(&f->ph, &e->signer, f->body, f->body_len, f->id);
         launch(e, f);
     }
 }
@@ -1122,7 +1123,7 @@ static int dispatch(struct engine *e, mtr_time now)
             handle_outcome(e, f, &o);
             continue;
         }
-        payload_headers(&f->ph, e->c->management_token, f->body, f->body_len, f->id);
+        payload_headers(&f->ph, &e->signer, f->body, f->body_len, f->id);
         launch(e, f);
     }
     return n;
@@ -1142,6 +1143,7 @@ static int engine_init(struct engine *e, struct config *c, struct clock *clk,
     make_owner(e->owner, sizeof e->owner);
     if (ledger_open(&e->L, c, d) != 0 || start_plugins(c, d) != 0 || vault_load(&e->vault, c, d))
         return -1;
+    signer_init(&e->signer, c->management_token, strlen(c->management_token));
     if (courier_start(&e->courier, c) != 0)
         return diag_set(d, "cannot start the delivery thread");
     e->n_wh = c->n_webhooks;
@@ -1319,9 +1321,11 @@ static int send_once(struct config *c, size_t sink, const char *webhook_id, cons
                      const char *id, const char *body, size_t len, mtr_time now, struct oneshot *s)
 {
     struct payload_headers ph;
+    struct signer signer;
     const struct mtr_sink_ops *ops = c->sinks[sink].inst->ctx.pf->desc.sink;
     void *st = c->sinks[sink].inst->state;
-    payload_headers(&ph, c->management_token, body, len, id);
+    signer_init(&signer, c->management_token, strlen(c->management_token));
+    payload_headers(&ph, &signer, body, len, id);
     struct mtr_delivery d = {.delivery_id = id,
                              .webhook_id = webhook_id,
                              .target = target,

@@ -93,10 +93,10 @@ char *payload_verify(const char *webhook_id, const char *challenge, size_t *len)
     return jsonw_take(&w, len);
 }
 
-void payload_headers(struct payload_headers *ph, const char *management_token, const char *body,
+void payload_headers(struct payload_headers *ph, const struct signer *signer, const char *body,
                      size_t len, const char *delivery_id)
 {
-    hmac_sha256_hex(management_token, strlen(management_token), body, len, ph->signature);
+    signer_hex(signer, body, len, ph->signature);
     snprintf(ph->user_agent, sizeof ph->user_agent, "metronome/%s", METRONOME_VERSION);
     ph->h[0] = (struct mtr_header){"Content-Type", "application/json"};
     ph->h[1] = (struct mtr_header){"SC-Signature", ph->signature};

@@ -32,6 +32,26 @@ void hmac_sha256_hex(const char *key, size_t key_len, const char *msg, size_t ms
     sodium_memzero(&st, sizeof st);
 }
 
+_Static_assert(sizeof(crypto_auth_hmacsha256_state) <= sizeof(((struct signer *)0)->state),
+               "signer state too small");
+
+void signer_init(struct signer *s, const char *key, size_t key_len)
+{
+    crypto_auth_hmacsha256_init((crypto_auth_hmacsha256_state *)(void *)s->state,
+                                (const unsigned char *)key, key_len);
+}
+
+void signer_hex(const struct signer *s, const char *msg, size_t len, char out[HEX_SHA256_LEN + 1])
+{
+    crypto_auth_hmacsha256_state st;
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    memcpy(&st, s->state, sizeof st);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)msg, len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    to_hex(mac, sizeof mac, out);
+    sodium_memzero(&st, sizeof st);
+}
+
 static void format_uuid(const unsigned char b[16], char out[UUID_LEN + 1])
 {
     char hex[33];

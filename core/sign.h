@@ -18,6 +18,14 @@ int sign_init(void);
 void hmac_sha256_hex(const char *key, size_t key_len, const char *msg, size_t msg_len,
                      char out[HEX_SHA256_LEN + 1]);
 
+/* HMAC-SHA256 with the key already absorbed: each message copies the keyed
+ * state instead of hashing the key's pads again. */
+struct signer {
+    unsigned char state[512]; /* a crypto_auth_hmacsha256_state */
+};
+void signer_init(struct signer *s, const char *key, size_t key_len);
+void signer_hex(const struct signer *s, const char *msg, size_t len, char out[HEX_SHA256_LEN + 1]);
+
 /* A random version-4 UUID. */
 void uuid_random(char out[UUID_LEN + 1]);
 

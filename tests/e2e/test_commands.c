@@ -78,6 +78,11 @@ Test(commands, unknown_names_and_duplicates)
                 "lost", NULL);
     expect_fail(&s, 2, "a virtual clock needs --start and a later --until", "run", "--clock",
                 "virtual", "--start", "2030-03-01T00:00:00Z", NULL);
+    setenv("METRONOME_SECRET_KEY", "not-hex", 1);
+    expect_fail(&s, 2, "$METRONOME_SECRET_KEY must be 64 hexadecimal characters", "run", "--clock",
+                "virtual", "--start", "2030-03-01T00:00:00Z", "--until", "2030-03-01T01:00:00Z",
+                NULL);
+    unsetenv("METRONOME_SECRET_KEY");
     /* v1 is still subscribed: nothing recorded was lost */
     struct run_result r = sc_run(&s, "webhook", "list", "--json", NULL);
     cr_expect(strstr(r.out, "\"subscriptions\":1") != NULL, "%s", r.out);

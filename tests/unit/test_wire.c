@@ -64,6 +64,12 @@ Test(wire, payload_vectors_sign_and_canonicalise)
         char sig[HEX_SHA256_LEN + 1];
         hmac_sha256_hex(amt, strlen(amt), body, strlen(body), sig);
         cr_expect_str_eq(sig, json_string_value(json_object_get(p, "signature")), "%s", name);
+        struct signer signer;
+        char keyed[HEX_SHA256_LEN + 1];
+        signer_init(&signer, amt, strlen(amt));
+        signer_hex(&signer, body, strlen(body), keyed);
+        signer_hex(&signer, body, strlen(body), keyed); /* reusable: the keyed state is copied */
+        cr_expect_str_eq(keyed, sig, "%s: the pre-keyed signer agrees", name);
         char *c = canonical(body);
         if (json_is_true(json_object_get(p, "sdk_verifies"))) {
             cr_expect_str_eq(c, body, "%s: the writer must produce the accepted bytes", name);

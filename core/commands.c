@@ -190,16 +190,11 @@ struct listing {
     int n;
 };
 
-static const struct webhook_cfg *cfg_by_name(const struct config *c, const char *name)
-{
-    return config_webhook(c, name);
-}
-
 static int list_one(void *arg, const struct mtr_webhook_row *row)
 {
     struct listing *l = arg;
     struct mtr_store_stats st;
-    const struct webhook_cfg *w = cfg_by_name(l->s->c, row->name);
+    const struct webhook_cfg *w = config_webhook(l->s->c, row->name);
     if (l->s->L.ops->stats(l->s->L.st, row->id, &st) != MTR_OK)
         memset(&st, 0, sizeof st);
     char since[32];

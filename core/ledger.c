@@ -37,11 +37,6 @@ int ledger_open(struct ledger *L, const struct config *c, struct diag *d)
     return 0;
 }
 
-void ledger_close(struct ledger *L)
-{
-    (void)L; /* the instance is stopped with the config */
-}
-
 static int copy_row(void *arg, const struct mtr_webhook_row *w)
 {
     struct webhook_rec *out = arg;

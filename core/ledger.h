@@ -28,7 +28,6 @@ struct webhook_rec {
 
 /* Starts the store plugin (opening and migrating its database). */
 int ledger_open(struct ledger *L, const struct config *c, struct diag *d);
-void ledger_close(struct ledger *L);
 
 /* The store's last error message. */
 const char *ledger_error(const struct ledger *L);

@@ -196,17 +196,6 @@ void format_iso8601(mtr_time t, char *buf, size_t len)
              c.hour, c.minute, c.second);
 }
 
-int parse_hhmm(const char *s, int *seconds)
-{
-    int hh, mm;
-    if (fixed_digits(&s, 2, &hh) || expect(&s, ':') || fixed_digits(&s, 2, &mm) || *s != '\0')
-        return -1;
-    if (hh > 23 || mm > 59)
-        return -1;
-    *seconds = hh * 3600 + mm * 60;
-    return 0;
-}
-
 void format_duration(int64_t ms, char *buf, size_t len)
 {
     static const struct unit parts[] = {

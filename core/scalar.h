@@ -19,8 +19,6 @@ int parse_size(const char *s, uint64_t *out);
 int parse_iso8601(const char *s, mtr_time *out);
 /* Writes "YYYY-MM-DDTHH:MM:SSZ" into buf (at least 32 bytes). */
 void format_iso8601(mtr_time t, char *buf, size_t len);
-/* "HH:MM" -> seconds after midnight. */
-int parse_hhmm(const char *s, int *seconds);
 /* Writes a duration in ms back in the shortest unit form ("1h30m", "500ms"). */
 void format_duration(int64_t ms, char *buf, size_t len);
 

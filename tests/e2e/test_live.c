@@ -50,6 +50,25 @@ static void live_vehicle(struct live *l, const char *id, const char *now)
           now, NULL);
 }
 
+/* A verified webhook with one subscribed vehicle, car-1, both at 15:45. */
+static void live_one_vehicle(struct live *l, const char *extra)
+{
+    live_start(l, extra, NULL);
+    sc_ok(&l->s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:45:00Z", NULL);
+    live_vehicle(l, "car-1", "2030-03-01T15:45:00Z");
+}
+
+/* When the i-th delivery (in ledger order) was first attempted. */
+static mtr_time first_sent(struct live *l, size_t i)
+{
+    json_t *d = sc_deliveries(&l->s);
+    json_t *a = json_object_get(json_array_get(d, i), "attempts");
+    cr_assert_gt(json_array_size(a), 0, "delivery %zu was attempted", i);
+    mtr_time t = iso(json_string_value(json_object_get(json_array_get(a, 0), "at")));
+    json_decref(d);
+    return t;
+}
+
 static char *payload(struct live *l, size_t i)
 {
     struct received r;
@@ -63,9 +82,7 @@ static char *payload(struct live *l, size_t i)
 Test(live, payloads_carry_the_api_data_unchanged, .timeout = 60)
 {
     struct live l;
-    live_start(&l, NULL, NULL);
-    sc_ok(&l.s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:45:00Z", NULL);
-    live_vehicle(&l, "car-1", "2030-03-01T15:45:00Z");
+    live_one_vehicle(&l, NULL);
     sc_virtual(&l.s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
     cr_assert_eq(sc_payloads(&l.s), 1);
     char *b = payload(&l, 0);
@@ -88,9 +105,7 @@ Test(live, payloads_carry_the_api_data_unchanged, .timeout = 60)
 Test(live, test_mode_vehicles_have_mode_test, .timeout = 60)
 {
     struct live l;
-    live_start(&l, ", mode: test", NULL);
-    sc_ok(&l.s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:45:00Z", NULL);
-    live_vehicle(&l, "car-1", "2030-03-01T15:45:00Z");
+    live_one_vehicle(&l, ", mode: test");
     sc_virtual(&l.s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
     char *b = payload(&l, 0);
     cr_expect(strstr(b, "\"mode\":\"test\"") != NULL, "%s", b);
@@ -132,9 +147,7 @@ Test(live, tokens_are_refreshed_before_they_expire, .timeout = 60)
 Test(live, a_refused_token_is_refreshed_then_used, .timeout = 60)
 {
     struct live l;
-    live_start(&l, NULL, NULL);
-    sc_ok(&l.s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:45:00Z", NULL);
-    live_vehicle(&l, "car-1", "2030-03-01T15:45:00Z");
+    live_one_vehicle(&l, NULL);
     pthread_mutex_lock(&l.f.mu);
     snprintf(l.f.v[0].access, sizeof l.f.v[0].access, "revoked"); /* the API refuses it */
     pthread_mutex_unlock(&l.f.mu);
@@ -152,9 +165,7 @@ Test(live, a_refused_token_is_refreshed_then_used, .timeout = 60)
 Test(live, a_rejected_refresh_marks_the_vehicle_for_reauthentication, .timeout = 60)
 {
     struct live l;
-    live_start(&l, NULL, NULL);
-    sc_ok(&l.s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:45:00Z", NULL);
-    live_vehicle(&l, "car-1", "2030-03-01T15:45:00Z");
+    live_one_vehicle(&l, NULL);
     pthread_mutex_lock(&l.f.mu);
     snprintf(l.f.v[0].access, sizeof l.f.v[0].access, "revoked");
     l.f.reject_refresh = 1;
@@ -177,9 +188,7 @@ Test(live, a_rejected_refresh_marks_the_vehicle_for_reauthentication, .timeout =
 Test(live, rate_limited_requests_wait_for_retry_after, .timeout = 60)
 {
     struct live l;
-    live_start(&l, NULL, NULL);
-    sc_ok(&l.s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:45:00Z", NULL);
-    live_vehicle(&l, "car-1", "2030-03-01T15:45:00Z");
+    live_one_vehicle(&l, NULL);
     pthread_mutex_lock(&l.f.mu);
     l.f.rate_limited = 1;
     l.f.retry_after = 120;
@@ -187,8 +196,8 @@ Test(live, rate_limited_requests_wait_for_retry_after, .timeout = 60)
     sc_virtual(&l.s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
     json_t *d = sc_deliveries(&l.s);
     cr_assert_eq(json_array_size(d), 1);
-    mtr_time sent = iso(json_string_value(json_object_get(
-        json_array_get(json_object_get(json_array_get(d, 0), "attempts"), 0), "at")));
+    json_decref(d);
+    mtr_time sent = first_sent(&l, 0);
     mtr_time tick = iso("2030-03-01T16:00:00Z");
     cr_expect(sent >= tick + 60 + 120 && sent <= tick + 300 + 121,
               "retried after retry-after (120 s), not in the next slot: +%lld s",
@@ -196,38 +205,29 @@ Test(live, rate_limited_requests_wait_for_retry_after, .timeout = 60)
     char *b = payload(&l, 0);
     cr_expect(strstr(b, "\"code\":200") != NULL, "%s", b);
     free(b);
-    json_decref(d);
     live_stop(&l);
 }
 
 Test(live, an_asleep_vehicle_wakes_in_a_later_slot, .timeout = 60)
 {
     struct live l;
-    live_start(&l, NULL, NULL);
-    sc_ok(&l.s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:45:00Z", NULL);
-    live_vehicle(&l, "car-1", "2030-03-01T15:45:00Z");
+    live_one_vehicle(&l, NULL);
     pthread_mutex_lock(&l.f.mu);
     l.f.v[0].asleep = 1;
     pthread_mutex_unlock(&l.f.mu);
     sc_virtual(&l.s, "2030-03-01T15:45:00Z", "2030-03-01T16:59:00Z");
     cr_assert_eq(sc_payloads(&l.s), 1);
-    json_t *d = sc_deliveries(&l.s);
-    mtr_time sent = iso(json_string_value(json_object_get(
-        json_array_get(json_object_get(json_array_get(d, 0), "attempts"), 0), "at")));
-    cr_expect(sent >= iso("2030-03-01T16:15:00Z"), "delivered in the second slot");
+    cr_expect(first_sent(&l, 0) >= iso("2030-03-01T16:15:00Z"), "delivered in the second slot");
     char *b = payload(&l, 0);
     cr_expect(strstr(b, "ASLEEP") == NULL && strstr(b, "\"distance\":37830.1"), "%s", b);
     free(b);
-    json_decref(d);
     live_stop(&l);
 }
 
 Test(live, malformed_answers_become_an_error_element, .timeout = 60)
 {
     struct live l;
-    live_start(&l, NULL, NULL);
-    sc_ok(&l.s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:45:00Z", NULL);
-    live_vehicle(&l, "car-1", "2030-03-01T15:45:00Z");
+    live_one_vehicle(&l, NULL);
     pthread_mutex_lock(&l.f.mu);
     l.f.v[0].malformed = 1;
     pthread_mutex_unlock(&l.f.mu);
@@ -252,8 +252,7 @@ Test(live, the_application_rate_limit_spreads_requests, .timeout = 60)
     cr_assert_eq(json_array_size(d), 3, "all three delivered");
     mtr_time at[3];
     for (size_t i = 0; i < 3; i++)
-        at[i] = iso(json_string_value(json_object_get(
-            json_array_get(json_object_get(json_array_get(d, i), "attempts"), 0), "at")));
+        at[i] = first_sent(&l, i);
     mtr_time lo = at[0], hi = at[0];
     for (size_t i = 1; i < 3; i++) {
         lo = at[i] < lo ? at[i] : lo;

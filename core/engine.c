@@ -1143,7 +1143,8 @@ static int engine_init(struct engine *e, struct config *c, struct clock *clk,
     make_owner(e->owner, sizeof e->owner);
     if (ledger_open(&e->L, c, d) != 0 || start_plugins(c, d) != 0 || vault_load(&e->vault, c, d))
         return -1;
-    signer_init(&e->signer, c->management_token, strlen(c->management_token));
+    if (signer_init(&e->signer, c->management_token, strlen(c->management_token)) != 0)
+        return diag_set(d, "cannot set up signing (out of memory)");
     if (courier_start(&e->courier, c) != 0)
         return diag_set(d, "cannot start the delivery thread");
     e->n_wh = c->n_webhooks;
@@ -1192,6 +1193,7 @@ static void engine_free(struct engine *e)
     }
     heap_free(&e->ticks);
     free(e->wh);
+    signer_free(&e->signer);
 }
 
 /* Retention (SPEC 7): at most once a minute of the clock, in batches small
@@ -1324,8 +1326,13 @@ static int send_once(struct config *c, size_t sink, const char *webhook_id, cons
     struct signer signer;
     const struct mtr_sink_ops *ops = c->sinks[sink].inst->ctx.pf->desc.sink;
     void *st = c->sinks[sink].inst->state;
-    signer_init(&signer, c->management_token, strlen(c->management_token));
+    memset(s, 0, sizeof *s);
+    if (signer_init(&signer, c->management_token, strlen(c->management_token)) != 0) {
+        snprintf(s->error, sizeof s->error, "cannot set up signing (out of memory)");
+        return -1;
+    }
     payload_headers(&ph, &signer, body, len, id);
+    signer_free(&signer);
     struct mtr_delivery d = {.delivery_id = id,
                              .webhook_id = webhook_id,
                              .target = target,
@@ -1336,7 +1343,6 @@ static int send_once(struct config *c, size_t sink, const char *webhook_id, cons
                              .attempt = 1,
                              .now = now,
                              .cookie = s};
-    memset(s, 0, sizeof *s);
     if (ops->submit(st, &d, on_oneshot, NULL) != MTR_OK) {
         snprintf(s->error, sizeof s->error, "%.500s", c->sinks[sink].inst->ctx.error);
         return -1;

@@ -93,7 +93,7 @@ char *payload_verify(const char *webhook_id, const char *challenge, size_t *len)
     return jsonw_take(&w, len);
 }
 
-void payload_headers(struct payload_headers *ph, const struct signer *signer, const char *body,
+void payload_headers(struct payload_headers *ph, struct signer *signer, const char *body,
                      size_t len, const char *delivery_id)
 {
     signer_hex(signer, body, len, ph->signature);

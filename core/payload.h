@@ -36,7 +36,7 @@ struct payload_headers {
     char user_agent[64];
     struct mtr_header h[4];
 };
-void payload_headers(struct payload_headers *ph, const struct signer *signer, const char *body,
+void payload_headers(struct payload_headers *ph, struct signer *signer, const char *body,
                      size_t len, const char *delivery_id);
 
 #define DELIVERY_ID_HEADER "Metronome-Delivery-Id"

@@ -19,12 +19,14 @@ void hmac_sha256_hex(const char *key, size_t key_len, const char *msg, size_t ms
                      char out[HEX_SHA256_LEN + 1]);
 
 /* HMAC-SHA256 with the key already absorbed: each message copies the keyed
- * state instead of hashing the key's pads again. */
+ * inner and outer states instead of hashing the key's pads again. One thread
+ * at a time (it has a working state). */
 struct signer {
-    unsigned char state[512]; /* a crypto_auth_hmacsha256_state */
+    void *inner, *outer, *work; /* EVP_MD_CTX */
 };
-void signer_init(struct signer *s, const char *key, size_t key_len);
-void signer_hex(const struct signer *s, const char *msg, size_t len, char out[HEX_SHA256_LEN + 1]);
+int signer_init(struct signer *s, const char *key, size_t key_len);
+void signer_hex(struct signer *s, const char *msg, size_t len, char out[HEX_SHA256_LEN + 1]);
+void signer_free(struct signer *s);
 
 /* A random version-4 UUID. */
 void uuid_random(char out[UUID_LEN + 1]);

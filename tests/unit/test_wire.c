@@ -69,6 +69,7 @@ Test(wire, payload_vectors_sign_and_canonicalise)
         signer_init(&signer, amt, strlen(amt));
         signer_hex(&signer, body, strlen(body), keyed);
         signer_hex(&signer, body, strlen(body), keyed); /* reusable: the keyed state is copied */
+        signer_free(&signer);
         cr_expect_str_eq(keyed, sig, "%s: the pre-keyed signer agrees", name);
         char *c = canonical(body);
         if (json_is_true(json_object_get(p, "sdk_verifies"))) {

@@ -645,7 +645,9 @@ static int store_payloads(struct engine *e, struct entry *ent, size_t n, size_t 
         free(body);
         return -1;
     }
-    uuid_derive(id, parts, n + 3);
+    /* led by (tick, spread key of the first vehicle): the order jobs are claimed in */
+    uuid_derive_ordered(id, first->key.tick, stable_hash32(parts[0], first->vehicle_id), parts,
+                        n + 3);
     free(parts);
     mtr_time now = clock_now(e->clk);
     int oversize = max && len > max;

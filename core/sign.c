@@ -129,26 +129,65 @@ void uuid_random(char out[UUID_LEN + 1])
     format_uuid(b, out);
 }
 
-void uuid_derive(char out[UUID_LEN + 1], const char *const *parts, size_t n)
+/* SHA-256 of the parts, each followed by a NUL byte. */
+static void hash_parts(unsigned char h[32], const char *const *parts, size_t n)
 {
     static _Thread_local EVP_MD_CTX *ctx; /* reused: one per thread, for the process's life */
-    unsigned char h[32] = {0};
     unsigned int len;
     if (!ctx)
         ctx = EVP_MD_CTX_new();
     int ok = ctx && md() && EVP_DigestInit_ex(ctx, md(), NULL) == 1;
     for (size_t i = 0; ok && i < n; i++)
         ok = EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]) + 1) == 1;
-    if (!ok || EVP_DigestFinal_ex(ctx, h, &len) != 1) { /* no memory for OpenSSL: same hash */
-        crypto_hash_sha256_state st;
-        crypto_hash_sha256_init(&st);
-        for (size_t i = 0; i < n; i++)
-            crypto_hash_sha256_update(&st, (const unsigned char *)parts[i], strlen(parts[i]) + 1);
-        crypto_hash_sha256_final(&st, h);
-    }
-    h[6] = (unsigned char)((h[6] & 0x0f) | 0x80);
-    h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
+    if (ok && EVP_DigestFinal_ex(ctx, h, &len) == 1)
+        return;
+    crypto_hash_sha256_state st; /* no memory for OpenSSL: the same hash from libsodium */
+    crypto_hash_sha256_init(&st);
+    for (size_t i = 0; i < n; i++)
+        crypto_hash_sha256_update(&st, (const unsigned char *)parts[i], strlen(parts[i]) + 1);
+    crypto_hash_sha256_final(&st, h);
+}
+
+static void set_version_8(unsigned char b[16])
+{
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x80);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+}
+
+void uuid_derive(char out[UUID_LEN + 1], const char *const *parts, size_t n)
+{
+    unsigned char h[32];
+    hash_parts(h, parts, n);
+    set_version_8(h);
     format_uuid(h, out);
+}
+
+/* Writes the low `bits` bits of v, most significant first, into the UUID's
+ * free bits from *pos on, stepping over the version (48-51) and variant
+ * (64-65) bits. */
+static void put_bits(unsigned char b[16], unsigned *pos, uint64_t v, unsigned bits)
+{
+    while (bits--) {
+        while ((*pos >= 48 && *pos < 52) || (*pos >= 64 && *pos < 66))
+            (*pos)++;
+        if ((v >> bits) & 1)
+            b[*pos / 8] |= (unsigned char)(0x80 >> (*pos % 8));
+        (*pos)++;
+    }
+}
+
+void uuid_derive_ordered(char out[UUID_LEN + 1], int64_t tick, uint32_t key,
+                         const char *const *parts, size_t n)
+{
+    unsigned char h[32], b[16] = {0};
+    unsigned pos = 0;
+    hash_parts(h, parts, n);
+    put_bits(b, &pos, (uint64_t)tick, 40);
+    put_bits(b, &pos, key, 32);
+    for (unsigned i = 0; pos < 128; i++) /* the rest: the hash's bits */
+        put_bits(b, &pos, (uint64_t)(h[i / 8] >> (7 - i % 8)), 1);
+    set_version_8(b);
+    format_uuid(b, out);
 }
 
 uint32_t stable_hash32(const char *a, const char *b)

@@ -1,1 +1,1 @@
-metronome_plugin(store_sqlite PkgConfig::SQLITE)
+metronome_plugin(store_sqlite PkgConfig::SQLITE Threads::Threads)

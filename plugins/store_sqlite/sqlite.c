@@ -4,6 +4,9 @@
  * transaction, so the code path is the one a shared-database backend needs;
  * unique keys (webhook, vehicle, tick) and deterministic delivery ids make
  * every insert idempotent. */
+#include "checkpointer.h"
+#include "claims.h"
+
 #include <metronome/metronome.h>
 #include <errno.h>
 #include <sqlite3.h>
@@ -26,14 +29,18 @@ enum stmt_id {
     S_SUB_GET,
     S_SUB_PUT,
     S_UNSUB,
+    S_TICK_EXISTS,
     S_MATERIALIZE,
     S_CLAIM_JOBS,
-    S_LEASE_JOB,
+    S_LEASE_JOBS,
     S_JOB_RETRY,
+    S_JOB_RETRY_ROWID,
     S_JOB_STATE,
+    S_JOB_STATE_ROWID,
     S_JOBS_MISS,
     S_DELIVERY_INSERT,
     S_JOB_SENT,
+    S_JOB_SENT_ROWID,
     S_CLAIM_DELIVERIES,
     S_LEASE_DELIVERY,
     S_ATTEMPT_INSERT,
@@ -94,30 +101,45 @@ static const char *const sql_text[S_COUNT] = {
                   "removed_at, spread_key) VALUES(?1, ?2, ?3, NULL, ?4)",
     [S_UNSUB] = "UPDATE subscriptions SET removed_at = ?3 WHERE webhook_id = ?1 AND vehicle_id = "
                 "?2 AND removed_at IS NULL",
+    /* a tick's jobs are inserted by one statement, so one of them stands for all */
+    [S_TICK_EXISTS] = "SELECT 1 FROM jobs WHERE webhook_id = ?1 AND tick = ?2 LIMIT 1",
+    /* in spread_key order, which is due order (store.h): rowids, the (webhook, tick)
+     * index and the due index all grow at their ends */
     [S_MATERIALIZE] =
-        "INSERT OR IGNORE INTO jobs(webhook_id, vehicle_id, tick, state, due_at) "
-        "SELECT webhook_id, vehicle_id, ?2, ?3, ?2 + ?4 + (spread_key % ?5) FROM subscriptions "
-        "WHERE webhook_id = ?1 AND made_at < ?2 AND (removed_at IS NULL OR removed_at > ?2)",
+        "INSERT INTO jobs(webhook_id, vehicle_id, tick, state, due_at, spread_key) "
+        "SELECT webhook_id, vehicle_id, ?2, ?3, ?2 + ?4 + ((spread_key * ?5) >> 32), spread_key "
+        "FROM subscriptions WHERE webhook_id = ?1 AND made_at < ?2 AND (removed_at IS NULL OR "
+        "removed_at > ?2) ORDER BY spread_key",
     [S_CLAIM_JOBS] =
         "SELECT j.rowid, j.webhook_id, j.vehicle_id, j.tick, j.state, j.due_at, "
         "j.fetch_attempts, v.id, v.source, v.access_token, v.refresh_token, v.access_expires, "
         "v.needs_reauth FROM jobs j LEFT JOIN vehicles v ON v.id = j.vehicle_id "
-        "WHERE j.state = 0 AND j.due_at <= ?1 ORDER BY j.due_at LIMIT ?2",
-    /* a lease also makes the row due again only when it ends: due alone decides */
-    [S_LEASE_JOB] =
-        "UPDATE jobs SET lease_owner = ?2, lease_until = ?3, due_at = ?3 WHERE rowid = ?1",
+        "WHERE j.state = 0 AND j.due_at <= ?1 ORDER BY j.due_at, j.spread_key LIMIT ?2",
+    /* the same rows as the claim (one transaction); a lease also makes the row due
+     * again only when it ends: due alone decides */
+    [S_LEASE_JOBS] = "UPDATE jobs SET lease_owner = ?2, lease_until = ?3, due_at = ?3 WHERE "
+                     "rowid IN (SELECT rowid FROM jobs WHERE state = 0 AND due_at <= ?1 "
+                     "ORDER BY due_at, spread_key LIMIT ?4)",
+    /* by key: the jobs of one (webhook, tick) are scanned; by rowid when claimed here */
     [S_JOB_RETRY] = "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
                     "last_error = ?5, lease_owner = NULL, lease_until = NULL "
-                    "WHERE webhook_id = ?1 AND vehicle_id = ?2 AND tick = ?3",
+                    "WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2",
+    [S_JOB_RETRY_ROWID] = "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
+                          "last_error = ?5, lease_owner = NULL, lease_until = NULL "
+                          "WHERE rowid = ?1",
     [S_JOB_STATE] = "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
-                    "WHERE webhook_id = ?1 AND vehicle_id = ?2 AND tick = ?3",
+                    "WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2",
+    [S_JOB_STATE_ROWID] = "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
+                          "WHERE rowid = ?1",
     [S_JOBS_MISS] = "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL "
                     "WHERE webhook_id = ?1 AND state = 0",
     [S_DELIVERY_INSERT] = "INSERT OR IGNORE INTO deliveries(" DELIVERY_COLS
                           ", lease_owner, lease_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
                           "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     [S_JOB_SENT] = "UPDATE jobs SET state = 2, delivery_id = ?4, lease_owner = NULL, "
-                   "lease_until = NULL WHERE webhook_id = ?1 AND vehicle_id = ?2 AND tick = ?3",
+                   "lease_until = NULL WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2",
+    [S_JOB_SENT_ROWID] = "UPDATE jobs SET state = 2, delivery_id = ?4, lease_owner = NULL, "
+                         "lease_until = NULL WHERE rowid = ?1",
     [S_CLAIM_DELIVERIES] = "SELECT rowid, " DELIVERY_COLS " FROM deliveries WHERE state = 0 AND "
                            "next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
     [S_LEASE_DELIVERY] = "UPDATE deliveries SET lease_owner = ?2, lease_until = ?3, "
@@ -194,6 +216,24 @@ static const char *const migrations[] = {
     "CREATE TABLE attempts(delivery_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL, "
     "http_status INTEGER NOT NULL, error TEXT, latency_us INTEGER NOT NULL, PRIMARY "
     "KEY(delivery_id, n)) WITHOUT ROWID;",
+    /* 2: jobs carry their subscription's spread_key and are kept in its order; no
+     * index on (webhook, vehicle, tick), whose inserts were random (see claims.h) */
+    "CREATE TABLE jobs_v2(webhook_id TEXT NOT NULL, vehicle_id TEXT NOT NULL, tick INTEGER NOT "
+    "NULL, state INTEGER NOT NULL, due_at INTEGER NOT NULL, spread_key INTEGER NOT NULL, "
+    "fetch_attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, lease_owner TEXT, lease_until "
+    "INTEGER, delivery_id TEXT);"
+    "INSERT INTO jobs_v2(rowid, webhook_id, vehicle_id, tick, state, due_at, spread_key, "
+    "fetch_attempts, last_error, lease_owner, lease_until, delivery_id) SELECT j.rowid, "
+    "j.webhook_id, j.vehicle_id, j.tick, j.state, j.due_at, coalesce((SELECT s.spread_key FROM "
+    "subscriptions s WHERE s.webhook_id = j.webhook_id AND s.vehicle_id = j.vehicle_id), 0), "
+    "j.fetch_attempts, j.last_error, j.lease_owner, j.lease_until, j.delivery_id FROM jobs j;"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_v2 RENAME TO jobs;"
+    "CREATE INDEX jobs_due ON jobs(state, due_at, spread_key);"
+    "CREATE INDEX jobs_tick ON jobs(webhook_id, tick);"
+    /* covering: a tick's materialization reads no table rows, which lie in vehicle order */
+    "CREATE INDEX subscriptions_spread ON subscriptions(webhook_id, spread_key, made_at, "
+    "removed_at, vehicle_id);",
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};
@@ -208,6 +248,8 @@ struct sqlite_store {
     sqlite3_stmt *stmts[S_COUNT];
     int in_tx;
     sqlite3_int64 prune_cursor; /* payloads are pruned from here on */
+    struct claims claims;       /* the latest claim's jobs, by key */
+    struct checkpointer ckpt;
 };
 
 /* ---- plumbing ---------------------------------------------------------------------- */
@@ -360,9 +402,11 @@ static int sqlite_start(void *state)
     if (exec(s, "PRAGMA journal_mode = WAL") != MTR_OK ||
         exec(s, sync_pragma[s->synchronous]) != MTR_OK || exec(s, "PRAGMA foreign_keys = OFF") ||
         exec(s, "PRAGMA cache_size = -32768") != MTR_OK ||
-        exec(s, "PRAGMA wal_autocheckpoint = 16384") != MTR_OK)
+        exec(s, "PRAGMA wal_autocheckpoint = 16384") != MTR_OK || migrate(s) != MTR_OK)
         return MTR_ERR;
-    return migrate(s);
+    /* if the thread cannot start, SQLite's automatic checkpoint stays */
+    checkpointer_start(&s->ckpt, s->db, s->path, 16384, sync_pragma[s->synchronous]);
+    return MTR_OK;
 }
 
 static void sqlite_stop(void *state)
@@ -370,6 +414,7 @@ static void sqlite_stop(void *state)
     struct sqlite_store *s = state;
     if (!s->db)
         return;
+    checkpointer_stop(&s->ckpt);
     for (int i = 0; i < S_COUNT; i++) {
         sqlite3_finalize(s->stmts[i]);
         s->stmts[i] = NULL;
@@ -400,6 +445,7 @@ static void sqlite_destroy(void *state)
     if (!s)
         return;
     sqlite_stop(s);
+    claims_free(&s->claims);
     free(s->path);
     free(s);
 }
@@ -600,18 +646,30 @@ static int sqlite_materialize_tick(void *state, const char *webhook_id, mtr_time
                                    uint64_t *count)
 {
     struct sqlite_store *s = state;
-    sqlite3_stmt *st = stmt(s, S_MATERIALIZE);
-    if (!st)
+    int own, rc;
+    *count = 0;
+    if (tx_enter(s, &own) != MTR_OK)
         return MTR_ERR;
+    sqlite3_stmt *st = stmt(s, S_TICK_EXISTS);
+    if (!st)
+        return tx_leave(s, own, MTR_ERR);
+    bind_text(st, 1, webhook_id);
+    sqlite3_bind_int64(st, 2, tick);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) /* materialized before: left alone */
+        return tx_leave(s, own, MTR_OK);
+    if (rc != SQLITE_DONE || !(st = stmt(s, S_MATERIALIZE)))
+        return tx_leave(s, own, fail(s, "insert jobs"));
     bind_text(st, 1, webhook_id);
     sqlite3_bind_int64(st, 2, tick);
     sqlite3_bind_int(st, 3, job_state);
     sqlite3_bind_int64(st, 4, spread_min);
     sqlite3_bind_int64(st, 5, spread_max - spread_min + 1);
-    if (run(s, st, "insert jobs") != MTR_OK)
-        return MTR_ERR;
-    *count = (uint64_t)sqlite3_changes(s->db);
-    return MTR_OK;
+    rc = run(s, st, "insert jobs");
+    if (rc == MTR_OK)
+        *count = (uint64_t)sqlite3_changes(s->db);
+    return tx_leave(s, own, rc);
 }
 
 static int lease_row(struct sqlite_store *s, enum stmt_id id, sqlite3_int64 rowid,
@@ -626,6 +684,19 @@ static int lease_row(struct sqlite_store *s, enum stmt_id id, sqlite3_int64 rowi
     return run(s, st, "lease");
 }
 
+static int lease_jobs(struct sqlite_store *s, const char *owner, mtr_time now, mtr_time lease_until,
+                      size_t max)
+{
+    sqlite3_stmt *st = stmt(s, S_LEASE_JOBS);
+    if (!st)
+        return MTR_ERR;
+    sqlite3_bind_int64(st, 1, now);
+    bind_text(st, 2, owner);
+    sqlite3_bind_int64(st, 3, lease_until);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)max);
+    return run(s, st, "lease jobs");
+}
+
 static int sqlite_claim_jobs(void *state, const char *owner, mtr_time now, mtr_time lease_until,
                              size_t max, mtr_job_fn fn, void *arg)
 {
@@ -636,9 +707,9 @@ static int sqlite_claim_jobs(void *state, const char *owner, mtr_time now, mtr_t
     sqlite3_stmt *st = stmt(s, S_CLAIM_JOBS);
     if (!st)
         return tx_leave(s, own, MTR_ERR);
+    claims_reset(&s->claims, max); /* without memory, jobs are found by key instead */
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-    /* lease updates use another statement; the scan's index keys do not change */
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         struct mtr_job j = {
             .key = {col_text(st, 1), col_text(st, 2), sqlite3_column_int64(st, 3)},
@@ -647,33 +718,45 @@ static int sqlite_claim_jobs(void *state, const char *owner, mtr_time now, mtr_t
             .fetch_attempts = sqlite3_column_int(st, 6),
         };
         read_vehicle(st, 7, &j.vehicle);
-        if (lease_row(s, S_LEASE_JOB, sqlite3_column_int64(st, 0), owner, lease_until) != MTR_OK) {
-            rc = MTR_ERR;
-            break;
-        }
+        claims_put(&s->claims, j.key.webhook_id, j.key.vehicle_id, j.key.tick,
+                   sqlite3_column_int64(st, 0));
         fn(arg, &j);
     }
-    if (rc == MTR_OK && step != SQLITE_DONE)
+    if (step != SQLITE_DONE)
         rc = fail(s, "claim jobs");
     sqlite3_reset(st);
+    /* leased in one statement once the scan is done: the same rows, in this transaction */
+    if (rc == MTR_OK)
+        rc = lease_jobs(s, owner, now, lease_until, max);
     return tx_leave(s, own, rc);
 }
 
-static void bind_key(sqlite3_stmt *st, const struct mtr_job_key *k)
+/* The statement that updates one job: by rowid when this store claimed it
+ * (claims.h), else by key; ?1 .. ?3 are bound, the caller binds the rest. */
+static sqlite3_stmt *job_stmt(struct sqlite_store *s, const struct mtr_job_key *k,
+                              enum stmt_id by_key, enum stmt_id by_rowid)
 {
+    int64_t rowid = claims_take(&s->claims, k->webhook_id, k->vehicle_id, k->tick);
+    sqlite3_stmt *st = stmt(s, rowid ? by_rowid : by_key);
+    if (!st)
+        return NULL;
+    if (rowid) {
+        sqlite3_bind_int64(st, 1, rowid);
+        return st;
+    }
     bind_text(st, 1, k->webhook_id);
     bind_text(st, 2, k->vehicle_id);
     sqlite3_bind_int64(st, 3, k->tick);
+    return st;
 }
 
 static int sqlite_job_retry(void *state, const struct mtr_job_key *key, mtr_time due_at,
                             const char *error)
 {
     struct sqlite_store *s = state;
-    sqlite3_stmt *st = stmt(s, S_JOB_RETRY);
+    sqlite3_stmt *st = job_stmt(s, key, S_JOB_RETRY, S_JOB_RETRY_ROWID);
     if (!st)
         return MTR_ERR;
-    bind_key(st, key);
     sqlite3_bind_int64(st, 4, due_at);
     bind_text(st, 5, error);
     return run(s, st, "reschedule job");
@@ -682,10 +765,9 @@ static int sqlite_job_retry(void *state, const struct mtr_job_key *key, mtr_time
 static int sqlite_job_set_state(void *state, const struct mtr_job_key *key, int new_state)
 {
     struct sqlite_store *s = state;
-    sqlite3_stmt *st = stmt(s, S_JOB_STATE);
+    sqlite3_stmt *st = job_stmt(s, key, S_JOB_STATE, S_JOB_STATE_ROWID);
     if (!st)
         return MTR_ERR;
-    bind_key(st, key);
     sqlite3_bind_int(st, 4, new_state);
     return run(s, st, "set job state");
 }
@@ -745,12 +827,11 @@ static int sqlite_deliveries_insert(void *state, const struct mtr_delivery_row *
             inserted[i] = rc == MTR_OK && sqlite3_changes(s->db) > 0;
     }
     for (size_t i = 0; i < n_jobs && rc == MTR_OK; i++) {
-        sqlite3_stmt *st = stmt(s, S_JOB_SENT);
+        sqlite3_stmt *st = job_stmt(s, &jobs[i], S_JOB_SENT, S_JOB_SENT_ROWID);
         if (!st) {
             rc = MTR_ERR;
             break;
         }
-        bind_key(st, &jobs[i]);
         bind_text(st, 4, n ? rows[0].id : NULL);
         rc = run(s, st, "mark job sent");
     }

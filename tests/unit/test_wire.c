@@ -154,6 +154,39 @@ Test(wire, delivery_ids_are_deterministic)
     cr_expect_eq(a[14], '8', "version 8 (RFC 9562)");
 }
 
+Test(wire, ordered_delivery_ids_sort_by_tick_then_key)
+{
+    const char *p1[] = {"wh", "1898610300", "callback", "v1"};
+    const char *p2[] = {"wh", "1898610300", "callback", "v2"};
+    char a[UUID_LEN + 1], b[UUID_LEN + 1], c[UUID_LEN + 1];
+    uuid_derive_ordered(a, 1898610300, 7, p1, 4);
+    uuid_derive_ordered(b, 1898610300, 7, p1, 4);
+    uuid_derive_ordered(c, 1898610300, 7, p2, 4);
+    cr_expect_str_eq(a, b, "deterministic");
+    cr_expect_str_neq(a, c, "the parts' hash tells same-key ids apart");
+    cr_expect_eq(strncmp(a, "00712a7e-7c", 11), 0, "the tick leads (0x712a7e7c): %s", a);
+    cr_expect_eq(a[14], '8', "version 8 (RFC 9562)");
+    cr_expect(strchr("89ab", a[19]) != NULL, "RFC 9562 variant");
+    /* 2000 random (tick, key) pairs: text order is (tick, key) order */
+    uint64_t x = 88172645463325252u;
+    int64_t ticks[2000];
+    uint32_t keys[2000];
+    char ids[2000][UUID_LEN + 1];
+    for (int i = 0; i < 2000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ticks[i] = 1898610300 + (int64_t)(x % 3) * 3600;
+        keys[i] = (uint32_t)(x >> 32);
+        uuid_derive_ordered(ids[i], ticks[i], keys[i], p1, 4);
+    }
+    for (int i = 1; i < 2000; i++) {
+        int by_order =
+            ticks[i - 1] < ticks[i] || (ticks[i - 1] == ticks[i] && keys[i - 1] < keys[i]);
+        int by_text = strcmp(ids[i - 1], ids[i]) < 0;
+        if (ticks[i - 1] != ticks[i] || keys[i - 1] != keys[i])
+            cr_expect_eq(by_order, by_text, "%s vs %s", ids[i - 1], ids[i]);
+    }
+}
+
 Test(wire, canonical_rewrites_what_javascript_would)
 {
     static const struct {

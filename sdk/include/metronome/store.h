@@ -153,8 +153,12 @@ struct mtr_store_ops {
                        int *removed);
 
     /* jobs: one per (webhook, vehicle, tick) for every subscription made
-     * before the tick and not removed by it; an existing key is left alone.
-     * due_at = tick + spread_min + spread_key % (spread_max - spread_min + 1) */
+     * before the tick and not removed by it; a tick materialized before is
+     * left alone. due_at = tick + spread_min + ((spread_key * (spread_max -
+     * spread_min + 1)) >> 32), which grows with spread_key, and claim_jobs
+     * hands due jobs out in (due_at, spread_key) order: the core's delivery ids
+     * grow in that order, so a backend that stores jobs and deliveries in it
+     * appends to its indexes instead of writing at random places. */
     int (*materialize_tick)(void *state, const char *webhook_id, mtr_time tick, int job_state,
                             int64_t spread_min, int64_t spread_max, uint64_t *count);
     int (*claim_jobs)(void *state, const char *owner, mtr_time now, mtr_time lease_until,

@@ -1,0 +1,124 @@
+/* The SQLite ledger's layout: a ledger written by an earlier schema upgrades in
+ * place and keeps its due work; a tick is materialized once even when a
+ * crash lost the record of it; jobs and delivery ids are kept in the order
+ * they are claimed, so the ledger's indexes grow at their ends. */
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#include "scenario.h"
+
+static sqlite3 *open_ledger(struct scenario *s)
+{
+    char *path = path_join(s->dir, "ledger.db");
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK, "%s", path);
+    free(path);
+    return db;
+}
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql, err ? err : "");
+}
+
+static long long query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static const char *const five[] = {"v1", "v2", "v3", "v4", "v5", NULL};
+
+Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_due_jobs, .timeout = 60)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    sc_setup(&s, "2030-03-01T15:00:00Z", five);
+    /* turn the ledger back into schema 1, with the 16:00 tick materialized and due */
+    sqlite3 *db = open_ledger(&s);
+    long long tick = iso("2030-03-01T16:00:00Z");
+    char sql[1024];
+    exec_ok(db, "BEGIN; DROP INDEX subscriptions_spread; DROP TABLE jobs;"
+                "CREATE TABLE jobs(webhook_id TEXT NOT NULL, vehicle_id TEXT NOT NULL, tick "
+                "INTEGER NOT NULL, state INTEGER NOT NULL, due_at INTEGER NOT NULL, "
+                "fetch_attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, lease_owner TEXT, "
+                "lease_until INTEGER, delivery_id TEXT, UNIQUE(webhook_id, vehicle_id, tick));"
+                "CREATE INDEX jobs_due ON jobs(state, due_at); PRAGMA user_version = 1; COMMIT");
+    snprintf(sql, sizeof sql,
+             "INSERT INTO jobs(webhook_id, vehicle_id, tick, state, due_at) SELECT webhook_id, "
+             "vehicle_id, %lld, 0, %lld FROM subscriptions; UPDATE webhooks SET last_tick = %lld",
+             tick, tick + 60, tick);
+    exec_ok(db, sql);
+    sqlite3_close(db);
+
+    sc_virtual(&s, "2030-03-01T16:00:30Z", "2030-03-01T16:30:00Z");
+    db = open_ledger(&s);
+    cr_expect_eq(query_int(db, "PRAGMA user_version"), 2);
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs WHERE state = 2"), 5,
+                 "the jobs written under schema 1 were delivered");
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs j JOIN subscriptions s USING "
+                               "(webhook_id, vehicle_id) WHERE j.spread_key = s.spread_key"),
+                 5, "the upgrade gave each job its subscription's spread key");
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM deliveries WHERE state = 1"), 5);
+    sqlite3_close(db);
+    cr_expect_eq(sc_payloads(&s), 5);
+    scenario_stop(&s);
+}
+
+Test(ledger, a_tick_is_materialized_once_even_when_its_record_was_lost, .timeout = 60)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    sc_setup(&s, "2030-03-01T15:00:00Z", five);
+    sc_virtual(&s, "2030-03-01T15:59:00Z", "2030-03-01T16:30:00Z");
+    /* a crash between inserting the jobs and recording the tick: the tick fires again */
+    sqlite3 *db = open_ledger(&s);
+    exec_ok(db, "UPDATE webhooks SET last_tick = 0");
+    sqlite3_close(db);
+    sc_virtual(&s, "2030-03-01T16:30:00Z", "2030-03-01T16:45:00Z");
+    db = open_ledger(&s);
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs"), 5, "no job twice");
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM deliveries"), 5, "no delivery twice");
+    sqlite3_close(db);
+    cr_expect_eq(sc_payloads(&s), 5);
+    scenario_stop(&s);
+}
+
+Test(ledger, jobs_and_delivery_ids_are_stored_in_claim_order, .timeout = 60)
+{
+    struct scenario s;
+    static const char *vehicles[41];
+    char names[40][8];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof names[i], "v%02d", i);
+        vehicles[i] = names[i];
+    }
+    scenario_start(&s, NULL); /* the default spread, 1-5 minutes */
+    sc_setup(&s, "2030-03-01T15:00:00Z", vehicles);
+    sc_virtual(&s, "2030-03-01T15:59:00Z", "2030-03-01T17:30:00Z");
+    sqlite3 *db = open_ledger(&s);
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM deliveries WHERE state = 1"), 80);
+    /* each in rowid order: spread keys, due times and delivery ids only grow */
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM (SELECT tick, spread_key, lag(tick) OVER w "
+                               "AS pt, lag(spread_key) OVER w AS pk FROM jobs WINDOW w AS (ORDER "
+                               "BY rowid)) WHERE pt = tick AND spread_key < pk"),
+                 0, "a tick's jobs are stored in spread key order");
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM (SELECT tick, due_at, lag(tick) OVER w AS "
+                               "pt, lag(due_at) OVER w AS pd FROM jobs WINDOW w AS (ORDER BY "
+                               "rowid)) WHERE pt = tick AND due_at < pd"),
+                 0, "which is their due order");
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM (SELECT id, lag(id) OVER (ORDER BY rowid) "
+                               "AS prev FROM deliveries) WHERE id < prev"),
+                 0, "delivery ids grow in the order they are inserted");
+    cr_expect_gt(query_int(db, "SELECT count(DISTINCT due_at) FROM jobs"), 10,
+                 "the spread still spreads");
+    sqlite3_close(db);
+    scenario_stop(&s);
+}

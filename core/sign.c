@@ -114,10 +114,16 @@ void hmac_sha256_hex(const char *key, size_t key_len, const char *msg, size_t ms
 
 static void format_uuid(const unsigned char b[16], char out[UUID_LEN + 1])
 {
-    char hex[33];
-    to_hex(b, 16, hex);
-    snprintf(out, UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-             hex + 20);
+    /* 8-4-4-4-12 hex digits */
+    to_hex(b, 4, out);
+    out[8] = '-';
+    to_hex(b + 4, 2, out + 9);
+    out[13] = '-';
+    to_hex(b + 6, 2, out + 14);
+    out[18] = '-';
+    to_hex(b + 8, 2, out + 19);
+    out[23] = '-';
+    to_hex(b + 10, 6, out + 24);
 }
 
 void uuid_random(char out[UUID_LEN + 1])

@@ -131,7 +131,8 @@ static const char *const sql_text[S_COUNT] = {
                     "WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2",
     [S_JOB_STATE_ROWID] = "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
                           "WHERE rowid = ?1",
-    [S_JOBS_MISS] = "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL "
+    [S_JOBS_MISS] = "UPDATE jobs INDEXED BY jobs_due SET state = 3, lease_owner = NULL, "
+                    "lease_until = NULL "
                     "WHERE webhook_id = ?1 AND state = 0",
     [S_DELIVERY_INSERT] = "INSERT OR IGNORE INTO deliveries(" DELIVERY_COLS
                           ", lease_owner, lease_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
@@ -234,6 +235,20 @@ static const char *const migrations[] = {
     /* covering: a tick's materialization reads no table rows, which lie in vehicle order */
     "CREATE INDEX subscriptions_spread ON subscriptions(webhook_id, spread_key, made_at, "
     "removed_at, vehicle_id);",
+    /* 3: the due indexes hold only what is pending, so a job sent or a delivery
+     * delivered leaves its index instead of moving within it; a vehicle is one
+     * B-tree lookup (WITHOUT ROWID), not an index lookup and then a row lookup */
+    "DROP INDEX jobs_due;"
+    "CREATE INDEX jobs_due ON jobs(due_at, spread_key) WHERE state = 0;"
+    "DROP INDEX deliveries_due;"
+    "CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state = 0;"
+    "CREATE TABLE vehicles_v3(id TEXT PRIMARY KEY, source TEXT NOT NULL, access_token BLOB, "
+    "refresh_token BLOB, access_expires INTEGER NOT NULL DEFAULT 0, needs_reauth INTEGER NOT "
+    "NULL DEFAULT 0) WITHOUT ROWID;"
+    "INSERT INTO vehicles_v3 SELECT id, source, access_token, refresh_token, access_expires, "
+    "needs_reauth FROM vehicles;"
+    "DROP TABLE vehicles;"
+    "ALTER TABLE vehicles_v3 RENAME TO vehicles;",
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};

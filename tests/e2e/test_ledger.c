@@ -50,7 +50,14 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_due_jobs, .timeou
                 "INTEGER NOT NULL, state INTEGER NOT NULL, due_at INTEGER NOT NULL, "
                 "fetch_attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, lease_owner TEXT, "
                 "lease_until INTEGER, delivery_id TEXT, UNIQUE(webhook_id, vehicle_id, tick));"
-                "CREATE INDEX jobs_due ON jobs(state, due_at); PRAGMA user_version = 1; COMMIT");
+                "CREATE INDEX jobs_due ON jobs(state, due_at);"
+                "DROP INDEX deliveries_due;"
+                "CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);"
+                "CREATE TABLE vehicles_v1(id TEXT PRIMARY KEY, source TEXT NOT NULL, access_token "
+                "BLOB, refresh_token BLOB, access_expires INTEGER NOT NULL DEFAULT 0, needs_reauth "
+                "INTEGER NOT NULL DEFAULT 0);"
+                "INSERT INTO vehicles_v1 SELECT * FROM vehicles; DROP TABLE vehicles;"
+                "ALTER TABLE vehicles_v1 RENAME TO vehicles; PRAGMA user_version = 1; COMMIT");
     snprintf(sql, sizeof sql,
              "INSERT INTO jobs(webhook_id, vehicle_id, tick, state, due_at) SELECT webhook_id, "
              "vehicle_id, %lld, 0, %lld FROM subscriptions; UPDATE webhooks SET last_tick = %lld",
@@ -60,7 +67,8 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_due_jobs, .timeou
 
     sc_virtual(&s, "2030-03-01T16:00:30Z", "2030-03-01T16:30:00Z");
     db = open_ledger(&s);
-    cr_expect_eq(query_int(db, "PRAGMA user_version"), 2);
+    cr_expect_eq(query_int(db, "PRAGMA user_version"), 3);
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM vehicles"), 5, "the vehicles were kept");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs WHERE state = 2"), 5,
                  "the jobs written under schema 1 were delivered");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs j JOIN subscriptions s USING "

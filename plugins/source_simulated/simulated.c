@@ -82,24 +82,57 @@ static void out(struct simulated *s, const char *fmt, ...)
     }
 }
 
-/* A number as JSON.stringify writes it, for the magnitudes used here:
- * rounded to `decimals`, trailing zeros dropped, never "-0". */
+/* Appends n bytes. */
+static void put_n(struct simulated *s, const char *p, size_t n)
+{
+    if (s->oom)
+        return;
+    if (n >= s->cap - s->len) {
+        size_t cap = s->cap * 2 + n + 256;
+        char *b = realloc(s->buf, cap);
+        if (!b) {
+            s->oom = 1;
+            return;
+        }
+        s->buf = b;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+    s->buf[s->len] = '\0';
+}
+
+static void put(struct simulated *s, const char *text)
+{
+    put_n(s, text, strlen(text));
+}
+
+/* A number as JSON.stringify writes it, for the magnitudes used here (below
+ * 1e15 once scaled): rounded to `decimals`, trailing zeros dropped, never
+ * "-0". Written from the rounded integer k = v * 10^decimals, which is what
+ * printf("%.*f") prints for k / 10^decimals, without printf's cost. */
 static void num(struct simulated *s, double v, int decimals)
 {
-    char b[64];
-    double scale = pow(10, decimals);
-    v = round(v * scale) / scale;
-    if (v == 0)
-        v = 0; /* no -0 */
-    snprintf(b, sizeof b, "%.*f", decimals, v);
-    if (strchr(b, '.')) {
-        size_t n = strlen(b);
-        while (b[n - 1] == '0')
-            b[--n] = '\0';
-        if (b[n - 1] == '.')
-            b[--n] = '\0';
+    static const double scales[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    char b[48], *p = b + sizeof b;
+    double scaled = v * scales[decimals];
+    long long k = llround(scaled);
+    unsigned long long m = (unsigned long long)(k < 0 ? -k : k);
+    int frac = decimals;
+    while (frac > 0 && m % 10 == 0) { /* trailing zeros go */
+        m /= 10;
+        frac--;
     }
-    out(s, "%s", strcmp(b, "-0") == 0 ? "0" : b);
+    for (int i = 0; i < frac; i++, m /= 10)
+        *--p = (char)('0' + m % 10);
+    if (frac)
+        *--p = '.';
+    do
+        *--p = (char)('0' + m % 10);
+    while ((m /= 10) > 0);
+    if (k < 0)
+        *--p = '-';
+    put_n(s, p, (size_t)(b + sizeof b - p));
 }
 
 /* ---- the vehicle ----------------------------------------------------------------- */
@@ -252,7 +285,7 @@ static void error_element(struct simulated *s, const char *path, int code, const
         path, code, type, ecode, description, doc, code, rid, resolution, user_message);
     if (retry_after > 0)
         out(s, ",\"retry-after\":\"%d\"", retry_after);
-    out(s, "}}");
+    put(s, "}}");
 }
 
 static const double KM_TO_MI = 0.621371, L_TO_GAL = 0.264172, KPA_TO_PSI = 0.145038;
@@ -264,9 +297,9 @@ static void distance(struct simulated *s, double km, int imperial, int decimals)
 
 static int body_odometer(struct simulated *s, const struct car *c, mtr_time t, int imp)
 {
-    out(s, "{\"distance\":");
+    put(s, "{\"distance\":");
     distance(s, odometer_km(c, t), imp, 1);
-    out(s, "}");
+    put(s, "}");
     return 0;
 }
 
@@ -274,11 +307,11 @@ static int body_location(struct simulated *s, const struct car *c, mtr_time t, i
 {
     (void)imp;
     struct place p = location(c, t);
-    out(s, "{\"latitude\":");
+    put(s, "{\"latitude\":");
     num(s, p.lat, 6);
-    out(s, ",\"longitude\":");
+    put(s, ",\"longitude\":");
     num(s, p.lon, 6);
-    out(s, "}");
+    put(s, "}");
     return 0;
 }
 
@@ -291,11 +324,11 @@ static int body_battery(struct simulated *s, const struct car *c, mtr_time t, in
 {
     if (!c->m->electric)
         return 501;
-    out(s, "{\"range\":");
+    put(s, "{\"range\":");
     distance(s, range_km(c, t), imp, 2);
-    out(s, ",\"percentRemaining\":");
+    put(s, ",\"percentRemaining\":");
     num(s, energy_share(c, t), 2);
-    out(s, "}");
+    put(s, "}");
     return 0;
 }
 
@@ -304,13 +337,13 @@ static int body_fuel(struct simulated *s, const struct car *c, mtr_time t, int i
     if (c->m->electric)
         return 501;
     double litres = energy_share(c, t) * c->m->capacity;
-    out(s, "{\"range\":");
+    put(s, "{\"range\":");
     distance(s, range_km(c, t), imp, 2);
-    out(s, ",\"percentRemaining\":");
+    put(s, ",\"percentRemaining\":");
     num(s, energy_share(c, t), 2);
-    out(s, ",\"amountRemaining\":");
+    put(s, ",\"amountRemaining\":");
     num(s, imp ? litres * L_TO_GAL : litres, 2);
-    out(s, "}");
+    put(s, "}");
     return 0;
 }
 
@@ -320,9 +353,9 @@ static int body_battery_capacity(struct simulated *s, const struct car *c, mtr_t
     (void)imp;
     if (!c->m->electric)
         return 501;
-    out(s, "{\"capacity\":");
+    put(s, "{\"capacity\":");
     num(s, c->m->capacity, 1);
-    out(s, "}");
+    put(s, "}");
     return 0;
 }
 
@@ -332,11 +365,11 @@ static int body_nominal_capacity(struct simulated *s, const struct car *c, mtr_t
     (void)imp;
     if (!c->m->electric)
         return 501;
-    out(s, "{\"availableCapacities\":[{\"capacity\":");
+    put(s, "{\"availableCapacities\":[{\"capacity\":");
     num(s, c->m->capacity, 1);
-    out(s, ",\"description\":\"Standard Range\"}],\"capacity\":{\"nominal\":");
+    put(s, ",\"description\":\"Standard Range\"}],\"capacity\":{\"nominal\":");
     num(s, c->m->capacity, 1);
-    out(s, ",\"source\":\"SMARTCAR\"},\"url\":null}");
+    put(s, ",\"source\":\"SMARTCAR\"},\"url\":null}");
     return 0;
 }
 
@@ -359,22 +392,22 @@ static int body_charge_limit(struct simulated *s, const struct car *c, mtr_time 
     (void)imp;
     if (!c->m->electric)
         return 501;
-    out(s, "{\"limit\":");
+    put(s, "{\"limit\":");
     num(s, c->charge_limit, 2);
-    out(s, "}");
+    put(s, "}");
     return 0;
 }
 
 static int body_tires(struct simulated *s, const struct car *c, mtr_time t, int imp)
 {
     static const char *const wheels[] = {"frontLeft", "frontRight", "backLeft", "backRight"};
-    out(s, "{");
+    put(s, "{");
     for (int i = 0; i < 4; i++) {
         double kpa = c->tyre_kpa + (unit(c->h, (uint64_t)(t / 3600) * 4 + (uint64_t)i) - 0.5) * 6;
         out(s, "%s\"%s\":", i ? "," : "", wheels[i]);
         num(s, imp ? kpa * KPA_TO_PSI : kpa, imp ? 1 : 0);
     }
-    out(s, "}");
+    put(s, "}");
     return 0;
 }
 
@@ -384,9 +417,9 @@ static int body_oil(struct simulated *s, const struct car *c, mtr_time t, int im
     if (c->m->electric)
         return 501;
     double since_service = fmod(odometer_km(c, t), 15000.0);
-    out(s, "{\"lifeRemaining\":");
+    put(s, "{\"lifeRemaining\":");
     num(s, 1 - since_service / 15000.0, 2);
-    out(s, "}");
+    put(s, "}");
     return 0;
 }
 
@@ -415,7 +448,7 @@ static void status_list(struct simulated *s, const char *name, const char *const
     out(s, ",\"%s\":[", name);
     for (int i = 0; i < n; i++)
         out(s, "%s{\"type\":\"%s\",\"status\":\"%s\"}", i ? "," : "", types[i], status);
-    out(s, "]");
+    put(s, "]");
 }
 
 static int body_security(struct simulated *s, const struct car *c, mtr_time t, int imp)
@@ -431,7 +464,7 @@ static int body_security(struct simulated *s, const struct car *c, mtr_time t, i
     status_list(s, "sunroof", storage, 0, "CLOSED");
     status_list(s, "storage", storage, 2, "CLOSED");
     status_list(s, "chargingPort", port, c->m->electric, charging(c, t) ? "OPEN" : "CLOSED");
-    out(s, "}");
+    put(s, "}");
     return 0;
 }
 
@@ -439,12 +472,12 @@ static int body_dtcs(struct simulated *s, const struct car *c, mtr_time t, int i
 {
     char when[40];
     (void)imp;
-    out(s, "{\"dtcs\":[");
+    put(s, "{\"dtcs\":[");
     if (unit(c->h, 77) < 0.2) {
         iso_ms(when, sizeof when, t - (mtr_time)(unit(c->h, 78) * 86400 * 30));
         out(s, "{\"code\":\"P0%03d\",\"timestamp\":\"%s\"}", (int)(unit(c->h, 79) * 999), when);
     }
-    out(s, "]}");
+    put(s, "]}");
     return 0;
 }
 
@@ -453,11 +486,11 @@ static int body_system_status(struct simulated *s, const struct car *c, mtr_time
     static const char *const systems[] = {"SYSTEM_TPMS", "SYSTEM_ABS", "SYSTEM_AIRBAG"};
     (void)imp;
     (void)t;
-    out(s, "{\"systems\":[");
+    put(s, "{\"systems\":[");
     for (int i = 0; i < 3; i++)
         out(s, "%s{\"systemId\":\"%s\",\"status\":\"%s\",\"description\":null}", i ? "," : "",
             systems[i], unit(c->h, 90 + (uint64_t)i) < 0.05 ? "ALERT" : "OK");
-    out(s, "]}");
+    put(s, "]}");
     return 0;
 }
 
@@ -472,7 +505,7 @@ static int body_service_history(struct simulated *s, const struct car *c, mtr_ti
     out(s, ",\"serviceTasks\":[{\"taskId\":\"1\",\"taskDescription\":\"Inspection\"}],"
            "\"serviceDetails\":[],\"serviceCost\":{\"totalCost\":");
     num(s, 80 + unit(c->h, 97) * 300, 2);
-    out(s, ",\"currency\":\"USD\"}}]");
+    put(s, ",\"currency\":\"USD\"}}]");
     return 0;
 }
 
@@ -568,11 +601,11 @@ static int fault_response(struct simulated *s, const struct car *c,
         out(s, "[{\"path\":\"%s\",\"code\":200,\"body\":{\"distance\":", r->endpoints[0]);
         return MTR_OK;
     }
-    out(s, "[");
+    put(s, "[");
     for (size_t i = 0; i < r->n_endpoints; i++) {
         uint64_t h = c->h ^ (uint64_t)r->now ^ hash_str(i, r->endpoints[i]);
         if (i)
-            out(s, ",");
+            put(s, ",");
         if (f == FAULT_ASLEEP)
             error_element(s, r->endpoints[i], 409, "VEHICLE_STATE", "ASLEEP",
                           "The vehicle is asleep.", "vehicle-state-errors#asleep", "RETRY_LATER",
@@ -584,7 +617,7 @@ static int fault_response(struct simulated *s, const struct car *c,
                           "Your car is receiving too many requests. Please try again later.", h,
                           60);
     }
-    out(s, "]");
+    put(s, "]");
     return MTR_EAGAIN;
 }
 
@@ -599,13 +632,13 @@ static int simulated_fetch_one(struct simulated *s, const struct mtr_fetch_reque
     enum fault f = pick_fault(s, &c, r->vehicle->id, r);
     if (f != FAULT_NONE)
         return fault_response(s, &c, r, f);
-    out(s, "[");
+    put(s, "[");
     for (size_t i = 0; i < r->n_endpoints; i++) {
         if (i)
-            out(s, ",");
+            put(s, ",");
         endpoint_element(s, &c, r->endpoints[i], r->tick, r->units == MTR_UNITS_IMPERIAL);
     }
-    out(s, "]");
+    put(s, "]");
     return MTR_OK;
 }
 

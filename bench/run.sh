@@ -3,7 +3,9 @@
 #
 # In one run, on this machine, against a receiver on loopback:
 #  1. the receiver's ceiling R: nginx (1 worker, 204) driven by wrk (1 thread,
-#     64 connections) with a body the size of metronome's payloads;
+#     64 connections) with a body the size of metronome's payloads; and what a
+#     bare libcurl multi client (bench_curl: no ledger, no JSON, no signing)
+#     gets from the same nginx - the ceiling of the HTTP library we build on;
 #  2. metronome end to end: VEHICLES simulated vehicles bulk-subscribed to one
 #     hourly webhook with 3 endpoints, one vehicle per payload, spread off, the
 #     SQLite ledger on disk - from the tick until every delivery is recorded;
@@ -89,6 +91,7 @@ scenario() { # $1 = name, $2 = vehicles per payload
     $m webhook verify fleet --now 2030-03-01T15:00:00Z >/dev/null
     wait
     $m subscribe fleet --file "$work/vehicles.csv" --now 2030-03-01T15:00:00Z >/dev/null
+    sync # the previous run's writeback must not land in this one
     start_nginx
     /usr/bin/time -f "%e %U %S %M" -o "$dir/time" \
         $m run --clock virtual --start 2030-03-01T15:59:59Z --until 2030-03-01T16:59:59Z \
@@ -133,6 +136,8 @@ wrk.headers["Content-Type"] = "application/json"
 EOF
 start_nginx
 R=$(wrk -t1 -c64 -d10s -s "$work/post.lua" "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')
+curl_n=$((N < 300000 ? N : 300000))
+C=$("$B/bench_curl" "http://127.0.0.1:$port/hook" "$body_size" "$curl_n" 64 | awk '{print $1}')
 stop_nginx
 
 # ---- 2, 3. metronome end to end ----
@@ -143,15 +148,17 @@ batched=$(scenario batched 100)
 sched=$("$B/bench_scheduler" 1000000)
 
 report() { # $1 = label, $2 = figures
-    python3 - "$1" "$N" "$R" "$2" <<'PY'
+    python3 - "$1" "$N" "$R" "$2" "$C" <<'PY'
 import sys
 label, n, R, figures = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4].split()
+C = float(sys.argv[5])
 elapsed, user, sys_, rss_kb, ledger, delivered, total, size = figures
 elapsed, cpu = float(elapsed), float(user) + float(sys_)
 payloads = int(delivered or 0)
 print(f"{label}: {n} vehicles, {payloads} of {total} payloads delivered in {elapsed:.2f} s "
       f"(tick to last delivery)")
-print(f"  {payloads / elapsed:,.0f} deliveries/s = {payloads / elapsed / R:.3f} R; "
+print(f"  {payloads / elapsed:,.0f} deliveries/s = {payloads / elapsed / R:.3f} R "
+      f"= {payloads / elapsed / C:.2f} of bare libcurl; "
       f"{n / elapsed:,.0f} vehicles/s; CPU {cpu:.2f} s = {cpu / payloads * 1000:.3f} s per 1000 "
       f"deliveries; peak RSS {int(rss_kb) / 1024:.0f} MiB; ledger {int(ledger) / 1048576:.0f} MiB "
       f"(payload bytes {int(size) / 1048576:.0f} MiB)")
@@ -161,6 +168,7 @@ PY
 out=$(
     echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(uname -r)"
     echo "R (nginx 204, wrk -t1 -c64, ${body_size}-byte POST): $R requests/s"
+    python3 -c "import sys; c, r = float(sys.argv[1]), float(sys.argv[2]); print(f'bare libcurl multi client (bench_curl, 64 connections, {sys.argv[3]} requests): {c:,.0f} requests/s = {c / r:.3f} R')" "$C" "$R" "$curl_n"
     report "one vehicle per payload" "$single"
     report "100 vehicles per payload" "$batched"
     echo "$sched"

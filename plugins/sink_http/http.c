@@ -21,10 +21,17 @@
 
 #define RESPONSE_MAX (64 * 1024)
 
+/* A transfer and its easy handle stay paired for the sink's life: the options
+ * that never change are set once, and the request headers are a list whose
+ * nodes and text belong to the transfer, rewritten for each delivery. */
 struct transfer {
     struct http_sink *sink;
     CURL *easy;
-    struct curl_slist *headers;
+    struct curl_slist *nodes; /* the header list, in place */
+    const char **lines;       /* each node's line while it is built (NULL: in text) */
+    size_t n_nodes;
+    char *text; /* the nodes' "Name: value" lines */
+    size_t text_cap;
     mtr_sink_done_fn done;
     void *core;
     void *cookie;
@@ -126,111 +133,11 @@ static size_t on_header(char *buf, size_t size, size_t n, void *userdata)
     return len;
 }
 
-static struct transfer *transfer_get(struct http_sink *s)
+/* The options every delivery of this sink shares. */
+static void set_constant_options(struct http_sink *s, struct transfer *t)
 {
-    struct transfer *t = s->free_list;
-    if (t) {
-        s->free_list = t->next_free;
-        curl_easy_reset(t->easy);
-    } else {
-        t = calloc(1, sizeof *t);
-        if (!t)
-            return NULL;
-        if (!(t->easy = curl_easy_init())) {
-            free(t);
-            return NULL;
-        }
-    }
-    CURL *easy = t->easy;
-    memset(t, 0, sizeof *t);
-    t->easy = easy;
-    t->sink = s;
-    t->retry_after_s = -1;
-    return t;
-}
-
-static void transfer_put(struct http_sink *s, struct transfer *t)
-{
-    curl_slist_free_all(t->headers);
-    t->headers = NULL;
-    free(t->response);
-    t->response = NULL;
-    t->next_free = s->free_list;
-    s->free_list = t;
-}
-
-static struct curl_slist *add_header(struct curl_slist *l, const char *name, const char *value)
-{
-    char line[1024];
-    snprintf(line, sizeof line, "%s: %s", name, value);
-    struct curl_slist *n = curl_slist_append(l, line);
-    if (!n)
-        curl_slist_free_all(l);
-    return n;
-}
-
-/* webhook-signature: v1,base64(HMAC-SHA256(key, "id.timestamp.body")) */
-static struct curl_slist *standard_headers(struct http_sink *s, struct curl_slist *l,
-                                           const struct mtr_delivery *d)
-{
-    char ts[32], sig[128];
-    unsigned char mac[crypto_auth_hmacsha256_BYTES];
-    crypto_auth_hmacsha256_state st;
-    snprintf(ts, sizeof ts, "%lld", (long long)d->now);
-    crypto_auth_hmacsha256_init(&st, s->sw_key, s->sw_key_len);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)d->delivery_id,
-                                  strlen(d->delivery_id));
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)ts, strlen(ts));
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)d->body, d->body_len);
-    crypto_auth_hmacsha256_final(&st, mac);
-    memcpy(sig, "v1,", 3);
-    sodium_bin2base64(sig + 3, sizeof sig - 3, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
-    if (!(l = add_header(l, "webhook-id", d->delivery_id)) ||
-        !(l = add_header(l, "webhook-timestamp", ts)))
-        return NULL;
-    return add_header(l, "webhook-signature", sig);
-}
-
-static struct curl_slist *build_headers(struct http_sink *s, const struct mtr_delivery *d)
-{
-    struct curl_slist *l = curl_slist_append(NULL, "Expect:");
-    for (size_t i = 0; l && i < d->n_headers; i++)
-        l = add_header(l, d->headers[i].name, d->headers[i].value);
-    size_t extra = s->host->get_list_len(s->ctx, "headers");
-    for (size_t i = 0; l && i < extra; i++) {
-        struct curl_slist *n = curl_slist_append(l, s->host->get_list_item(s->ctx, "headers", i));
-        if (!n)
-            curl_slist_free_all(l);
-        l = n;
-    }
-    if (l && s->standard_webhooks)
-        l = standard_headers(s, l, d);
-    return l;
-}
-
-static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_fn done, void *core)
-{
-    struct http_sink *s = state;
-    if (s->in_flight >= s->concurrency)
-        return MTR_EAGAIN;
-    struct transfer *t = transfer_get(s);
-    if (!t || !(t->headers = build_headers(s, d))) {
-        if (t)
-            transfer_put(s, t);
-        s->host->set_error(s->ctx, "out of memory");
-        return MTR_ERR;
-    }
-    t->done = done;
-    t->core = core;
-    t->cookie = d->cookie;
     CURL *e = t->easy;
-    curl_easy_setopt(e, CURLOPT_URL, d->target);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -249,6 +156,168 @@ static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->curl_error);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+}
+
+static struct transfer *transfer_get(struct http_sink *s)
+{
+    struct transfer *t = s->free_list;
+    if (t) {
+        s->free_list = t->next_free;
+    } else {
+        if (!(t = calloc(1, sizeof *t)))
+            return NULL;
+        if (!(t->easy = curl_easy_init())) {
+            free(t);
+            return NULL;
+        }
+        t->sink = s;
+        set_constant_options(s, t);
+    }
+    t->response = NULL;
+    t->response_len = 0;
+    t->retry_after_s = -1;
+    t->refused[0] = '\0';
+    t->curl_error[0] = '\0';
+    t->next_free = NULL;
+    return t;
+}
+
+static void transfer_free(struct transfer *t)
+{
+    curl_easy_cleanup(t->easy);
+    free(t->nodes);
+    free(t->lines);
+    free(t->text);
+    free(t);
+}
+
+static void transfer_put(struct http_sink *s, struct transfer *t)
+{
+    free(t->response);
+    t->response = NULL;
+    t->next_free = s->free_list;
+    s->free_list = t;
+}
+
+/* ---- request headers ----------------------------------------------------------------- */
+
+/* The lines of one request, gathered before they become the list. */
+struct lines {
+    const char **line; /* a line given as is, or NULL: the next formatted one */
+    size_t n, max;
+    char *text; /* formatted lines, NUL-separated */
+    size_t len, cap;
+    int oom;
+};
+
+static void add_line(struct lines *l, const char *line)
+{
+    if (l->n < l->max)
+        l->line[l->n++] = line;
+    else
+        l->oom = 1;
+}
+
+static void add_header(struct lines *l, const char *name, const char *value)
+{
+    size_t need = strlen(name) + 2 + strlen(value) + 1;
+    if (l->len + need > l->cap) {
+        size_t cap = (l->len + need) * 2;
+        char *p = realloc(l->text, cap);
+        if (!p) {
+            l->oom = 1;
+            return;
+        }
+        l->text = p;
+        l->cap = cap;
+    }
+    l->len += (size_t)sprintf(l->text + l->len, "%s: %s", name, value) + 1;
+    add_line(l, NULL);
+}
+
+/* webhook-signature: v1,base64(HMAC-SHA256(key, "id.timestamp.body")) */
+static void standard_headers(struct http_sink *s, struct lines *l, const struct mtr_delivery *d)
+{
+    char ts[32], sig[128];
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    snprintf(ts, sizeof ts, "%lld", (long long)d->now);
+    crypto_auth_hmacsha256_init(&st, s->sw_key, s->sw_key_len);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)d->delivery_id,
+                                  strlen(d->delivery_id));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)ts, strlen(ts));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)d->body, d->body_len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    memcpy(sig, "v1,", 3);
+    sodium_bin2base64(sig + 3, sizeof sig - 3, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+    add_header(l, "webhook-id", d->delivery_id);
+    add_header(l, "webhook-timestamp", ts);
+    add_header(l, "webhook-signature", sig);
+}
+
+/* Rewrites the transfer's header list for d; -1 without memory. */
+static int build_headers(struct http_sink *s, struct transfer *t, const struct mtr_delivery *d)
+{
+    size_t extra = s->host->get_list_len(s->ctx, "headers");
+    size_t max = 1 + d->n_headers + extra + 3;
+    if (max > t->n_nodes) {
+        struct curl_slist *nodes = realloc(t->nodes, max * sizeof *nodes);
+        if (nodes)
+            t->nodes = nodes;
+        const char **lines = realloc(t->lines, max * sizeof *lines);
+        if (lines)
+            t->lines = lines;
+        if (!nodes || !lines)
+            return -1;
+        t->n_nodes = max;
+    }
+    struct lines l = {.line = t->lines, .max = max, .text = t->text, .cap = t->text_cap};
+    add_line(&l, "Expect:");
+    for (size_t i = 0; i < d->n_headers; i++)
+        add_header(&l, d->headers[i].name, d->headers[i].value);
+    for (size_t i = 0; i < extra; i++)
+        add_line(&l, s->host->get_list_item(s->ctx, "headers", i));
+    if (s->standard_webhooks)
+        standard_headers(s, &l, d);
+    t->text = l.text; /* the buffer may have grown, even on failure */
+    t->text_cap = l.cap;
+    if (l.oom)
+        return -1;
+    const char *next_text = t->text;
+    for (size_t i = 0; i < l.n; i++) {
+        const char *line = l.line[i];
+        if (!line) { /* formatted: the next one in text */
+            line = next_text;
+            next_text += strlen(next_text) + 1;
+        }
+        t->nodes[i].data = (char *)line;
+        t->nodes[i].next = i + 1 < l.n ? &t->nodes[i + 1] : NULL;
+    }
+    return 0;
+}
+
+static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_fn done, void *core)
+{
+    struct http_sink *s = state;
+    if (s->in_flight >= s->concurrency)
+        return MTR_EAGAIN;
+    struct transfer *t = transfer_get(s);
+    if (!t || build_headers(s, t, d) != 0) {
+        if (t)
+            transfer_put(s, t);
+        s->host->set_error(s->ctx, "out of memory");
+        return MTR_ERR;
+    }
+    t->done = done;
+    t->core = core;
+    t->cookie = d->cookie;
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, d->target);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->nodes);
     clock_gettime(CLOCK_MONOTONIC, &t->started);
     if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
         transfer_put(s, t);
@@ -407,8 +476,7 @@ static void http_stop(void *state)
     while (s->free_list) {
         struct transfer *t = s->free_list;
         s->free_list = t->next_free;
-        curl_easy_cleanup(t->easy);
-        free(t);
+        transfer_free(t);
     }
     curl_multi_cleanup(s->multi);
     s->multi = NULL;

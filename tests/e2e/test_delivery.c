@@ -606,3 +606,51 @@ Test(delivery, standard_webhooks_headers_verify, .timeout = 60)
     received_free(&r);
     scenario_stop(&s);
 }
+
+/* How many lines of headers are exactly `line`. */
+static int count_line(const char *headers, const char *line)
+{
+    int n = 0;
+    size_t len = strlen(line);
+    for (const char *p = headers; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t l = end ? (size_t)(end - p) : strlen(p);
+        n += l == len && strncmp(p, line, len) == 0;
+        p = end ? end + 1 : p + l;
+    }
+    return n;
+}
+
+Test(delivery, every_request_carries_its_own_headers_and_the_configured_ones, .timeout = 60)
+{
+    /* more deliveries than connections, so transfers are reused: nothing may leak from one
+     * request's headers into the next */
+    static const char secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    char extra[512];
+    snprintf(extra, sizeof extra,
+             ", concurrency: 4, headers: [\"X-Fleet: blue\", \"Authorization: Bearer abc\"], "
+             "standard_webhooks: true, standard_webhooks_secret: %s",
+             secret);
+    struct scenario s;
+    struct scenario_opts o = {.sink_extra = extra, .delivery = "{spread: [0s, 0s]}\n"};
+    static const char *const twelve[] = {"v1", "v2", "v3",  "v4",  "v5",  "v6", "v7",
+                                         "v8", "v9", "v10", "v11", "v12", NULL};
+    scenario_start(&s, &o);
+    sc_setup(&s, "2030-03-01T15:45:00Z", twelve);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    cr_assert_eq(sc_payloads(&s), 12);
+    for (size_t k = 0; k < 12; k++) {
+        struct received r;
+        cr_assert_eq(receiver_get_payload(&s.r, k, &r), 0);
+        char line[128];
+        cr_expect_eq(count_line(r.headers, "X-Fleet: blue"), 1, "%s", r.headers);
+        cr_expect_eq(count_line(r.headers, "Authorization: Bearer abc"), 1, "%s", r.headers);
+        snprintf(line, sizeof line, "Metronome-Delivery-Id: %s", r.delivery_id);
+        cr_expect_eq(count_line(r.headers, line), 1, "its own id, once: %s", r.headers);
+        snprintf(line, sizeof line, "webhook-id: %s", r.delivery_id);
+        cr_expect_eq(count_line(r.headers, line), 1, "%s", r.headers);
+        cr_expect(r.signature_ok, "SC-Signature of payload %zu", k);
+        received_free(&r);
+    }
+    scenario_stop(&s);
+}

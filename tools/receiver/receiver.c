@@ -44,6 +44,28 @@ static char *dup_str(const char *s)
 }
 
 /* Records a request; returns how many times its delivery id arrived. */
+static enum MHD_Result add_header_line(void *arg, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    char **all = arg;
+    size_t have = *all ? strlen(*all) : 0, add = strlen(key) + 2 + (value ? strlen(value) : 0) + 1;
+    char *p = realloc(*all, have + add + 1);
+    (void)kind;
+    if (!p)
+        return MHD_NO;
+    snprintf(p + have, add + 1, "%s: %s\n", key, value ? value : "");
+    *all = p;
+    return MHD_YES;
+}
+
+/* Every request header, one "Name: value" line each. */
+static char *all_headers(struct MHD_Connection *c)
+{
+    char *all = NULL;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_line, &all);
+    return all;
+}
+
 static int record(struct receiver *r, struct MHD_Connection *c, const char *id, const char *event,
                   const char *body, size_t len, int sig_ok, int status, int vehicles)
 {
@@ -76,6 +98,7 @@ static int record(struct receiver *r, struct MHD_Connection *c, const char *id, 
         dup_str(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp"));
     x->webhook_signature =
         dup_str(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature"));
+    x->headers = all_headers(c);
     if (r->log_file) {
         fprintf(r->log_file,
                 "{\"deliveryId\":\"%s\",\"event\":\"%s\",\"signatureOk\":%s,\"status\":%d,"
@@ -290,6 +313,7 @@ int receiver_get(struct receiver *r, size_t i, struct received *out)
         out->webhook_id = dup_str(x->webhook_id);
         out->webhook_timestamp = dup_str(x->webhook_timestamp);
         out->webhook_signature = dup_str(x->webhook_signature);
+        out->headers = dup_str(x->headers);
         rc = 0;
     }
     pthread_mutex_unlock(&r->mu);
@@ -320,6 +344,7 @@ void received_free(struct received *x)
     free(x->webhook_id);
     free(x->webhook_timestamp);
     free(x->webhook_signature);
+    free(x->headers);
     x->delivery_id = x->event = x->body = NULL;
-    x->webhook_id = x->webhook_timestamp = x->webhook_signature = NULL;
+    x->webhook_id = x->webhook_timestamp = x->webhook_signature = x->headers = NULL;
 }

@@ -35,6 +35,7 @@ struct received {
     int vehicles;
     int attempt_n; /* how many times this delivery id arrived, this one included */
     char *webhook_id, *webhook_timestamp, *webhook_signature; /* Standard Webhooks, or NULL */
+    char *headers; /* every request header, "Name: value\n" each, as they came */
 };
 
 struct receiver {

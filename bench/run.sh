@@ -103,7 +103,8 @@ d = sys.argv[1]
 elapsed, user, sys_, rss = open(os.path.join(d, "time")).read().split()
 db = sqlite3.connect(os.path.join(d, "ledger.db"))
 delivered, total, size = db.execute(
-    "select sum(state = 1), count(*), coalesce(sum(length(body)), 0) from deliveries").fetchone()
+    "select sum(state = 1), count(*), (select coalesce(sum(length(body)), 0) from payloads) "
+    "from deliveries").fetchone()
 ledger = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.startswith("ledger.db"))
 print(elapsed, user, sys_, rss, ledger, delivered, total, size)
 PY

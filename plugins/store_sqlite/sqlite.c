@@ -56,8 +56,10 @@ enum stmt_id {
     S_STATS_JOBS,
     S_STATS_DELIVERIES,
     S_STATS_SUBS,
+    S_PAYLOAD_INSERT,
     S_PRUNE_BODIES,
     S_PRUNE_ATTEMPTS,
+    S_PRUNE_PAYLOADS,
     S_PRUNE_DELIVERIES,
     S_PRUNE_JOBS,
     S_COUNT
@@ -65,9 +67,13 @@ enum stmt_id {
 
 #define WEBHOOK_COLS                                                                               \
     "id, name, callback_uri, definition, state, reason, state_at, active_from, last_tick"
+/* a delivery's bytes are in payloads, keyed by its rowid, so recording an attempt rewrites
+ * a short row instead of one carrying the payload */
 #define DELIVERY_COLS                                                                              \
-    "id, webhook_id, sink, tick, kind, state, attempts, round_start, created_at, "                 \
-    "first_attempt_at, next_attempt_at, body, vehicles, last_status, last_error, updated_at"
+    "d.id, d.webhook_id, d.sink, d.tick, d.kind, d.state, d.attempts, d.round_start, "             \
+    "d.created_at, d.first_attempt_at, d.next_attempt_at, p.body, d.vehicles, d.last_status, "     \
+    "d.last_error, d.updated_at FROM deliveries d LEFT JOIN payloads p ON p.delivery = d.rowid"
+#define HAS_PAYLOAD "EXISTS (SELECT 1 FROM payloads WHERE delivery = deliveries.rowid)"
 
 /* ?1, ?2 ... are bound by position in each function below. */
 static const char *const sql_text[S_COUNT] = {
@@ -134,15 +140,18 @@ static const char *const sql_text[S_COUNT] = {
     [S_JOBS_MISS] = "UPDATE jobs INDEXED BY jobs_due SET state = 3, lease_owner = NULL, "
                     "lease_until = NULL "
                     "WHERE webhook_id = ?1 AND state = 0",
-    [S_DELIVERY_INSERT] = "INSERT OR IGNORE INTO deliveries(" DELIVERY_COLS
-                          ", lease_owner, lease_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                          "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    [S_DELIVERY_INSERT] =
+        "INSERT OR IGNORE INTO deliveries(id, webhook_id, sink, tick, kind, state, attempts, "
+        "round_start, created_at, first_attempt_at, next_attempt_at, vehicles, last_status, "
+        "last_error, updated_at, lease_owner, lease_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+        "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    [S_PAYLOAD_INSERT] = "INSERT INTO payloads(delivery, body) VALUES(?1, ?2)",
     [S_JOB_SENT] = "UPDATE jobs SET state = 2, delivery_id = ?4, lease_owner = NULL, "
                    "lease_until = NULL WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2",
     [S_JOB_SENT_ROWID] = "UPDATE jobs SET state = 2, delivery_id = ?4, lease_owner = NULL, "
                          "lease_until = NULL WHERE rowid = ?1",
-    [S_CLAIM_DELIVERIES] = "SELECT rowid, " DELIVERY_COLS " FROM deliveries WHERE state = 0 AND "
-                           "next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
+    [S_CLAIM_DELIVERIES] = "SELECT d.rowid, " DELIVERY_COLS " WHERE d.state = 0 AND "
+                           "d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at LIMIT ?2",
     [S_LEASE_DELIVERY] = "UPDATE deliveries SET lease_owner = ?2, lease_until = ?3, "
                          "next_attempt_at = ?3 WHERE rowid = ?1",
     [S_ATTEMPT_INSERT] = "INSERT OR REPLACE INTO attempts(delivery_id, n, at, http_status, error, "
@@ -156,19 +165,18 @@ static const char *const sql_text[S_COUNT] = {
                        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND state = 0",
     [S_REPLAY_ONE] = "UPDATE deliveries SET state = 0, round_start = attempts, "
                      "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
-                     "lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND body IS NOT NULL",
+                     "lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND " HAS_PAYLOAD,
     [S_REPLAY_WEBHOOK] = "UPDATE deliveries SET state = 0, round_start = attempts, "
                          "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
                          "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND "
-                         "state = ?3 AND body IS NOT NULL",
+                         "state = ?3 AND " HAS_PAYLOAD,
     [S_NEXT_JOB] = "SELECT min(due_at) FROM jobs WHERE state = 0",
     [S_NEXT_DELIVERY] = "SELECT min(next_attempt_at) FROM deliveries WHERE state = 0",
-    [S_LIST_DELIVERIES] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE (?1 IS NULL OR "
-                          "webhook_id = ?1) AND (?2 < 0 OR state = ?2) "
-                          "ORDER BY tick, created_at, id LIMIT ?3",
+    [S_LIST_DELIVERIES] = "SELECT " DELIVERY_COLS " WHERE (?1 IS NULL OR d.webhook_id = ?1) AND "
+                          "(?2 < 0 OR d.state = ?2) ORDER BY d.tick, d.created_at, d.id LIMIT ?3",
     [S_LIST_ATTEMPTS] = "SELECT delivery_id, n, at, http_status, error, latency_us FROM attempts "
                         "WHERE delivery_id = ?1 ORDER BY n",
-    [S_DELIVERY_GET] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE id = ?1",
+    [S_DELIVERY_GET] = "SELECT " DELIVERY_COLS " WHERE d.id = ?1",
     [S_STATS_JOBS] = "SELECT state, count(*) FROM jobs WHERE (?1 IS NULL OR webhook_id = ?1) "
                      "GROUP BY state",
     [S_STATS_DELIVERIES] = "SELECT state, count(*), sum(attempts), sum(max(attempts - 1, 0)) "
@@ -176,10 +184,12 @@ static const char *const sql_text[S_COUNT] = {
     /* retention walks forward from a rowid cursor: rows are inserted in time order, so
      * nothing needs an index on their age and pruning costs the hot path nothing */
     [S_PRUNE_BODIES] =
-        "UPDATE deliveries SET body = NULL WHERE rowid IN (SELECT rowid FROM deliveries WHERE "
-        "rowid > ?1 AND body IS NOT NULL AND ((state = 1 AND updated_at < ?2) OR (state = 2 AND "
-        "updated_at < ?3)) ORDER BY rowid LIMIT ?4) RETURNING rowid",
+        "DELETE FROM payloads WHERE delivery IN (SELECT d.rowid FROM deliveries d JOIN payloads p "
+        "ON p.delivery = d.rowid WHERE d.rowid > ?1 AND ((d.state = 1 AND d.updated_at < ?2) OR "
+        "(d.state = 2 AND d.updated_at < ?3)) ORDER BY d.rowid LIMIT ?4) RETURNING delivery",
     [S_PRUNE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries "
+                         "WHERE state <> 0 AND updated_at < ?1 ORDER BY rowid LIMIT ?2)",
+    [S_PRUNE_PAYLOADS] = "DELETE FROM payloads WHERE delivery IN (SELECT rowid FROM deliveries "
                          "WHERE state <> 0 AND updated_at < ?1 ORDER BY rowid LIMIT ?2)",
     [S_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries "
                            "WHERE state <> 0 AND updated_at < ?1 ORDER BY rowid LIMIT ?2)",
@@ -249,6 +259,10 @@ static const char *const migrations[] = {
     "needs_reauth FROM vehicles;"
     "DROP TABLE vehicles;"
     "ALTER TABLE vehicles_v3 RENAME TO vehicles;",
+    /* 4: payload bytes in a table of their own (see DELIVERY_COLS) */
+    "CREATE TABLE payloads(delivery INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+    "INSERT INTO payloads SELECT rowid, body FROM deliveries WHERE body IS NOT NULL;"
+    "ALTER TABLE deliveries DROP COLUMN body;",
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};
@@ -802,9 +816,11 @@ static int sqlite_jobs_miss_pending(void *state, const char *webhook_id, uint64_
 
 /* ---- deliveries ------------------------------------------------------------------------ */
 
-static int insert_delivery(struct sqlite_store *s, const struct mtr_delivery_row *d)
+/* Inserts d and its bytes unless its id is there already; *inserted tells. */
+static int insert_delivery(struct sqlite_store *s, const struct mtr_delivery_row *d, int *inserted)
 {
     sqlite3_stmt *st = stmt(s, S_DELIVERY_INSERT);
+    *inserted = 0;
     if (!st)
         return MTR_ERR;
     bind_text(st, 1, d->id);
@@ -818,15 +834,26 @@ static int insert_delivery(struct sqlite_store *s, const struct mtr_delivery_row
     sqlite3_bind_int64(st, 9, d->created_at);
     sqlite3_bind_int64(st, 10, d->first_attempt_at);
     sqlite3_bind_int64(st, 11, d->next_attempt_at);
-    bind_blob(st, 12, d->body, d->body_len);
-    sqlite3_bind_int(st, 13, d->vehicles);
-    sqlite3_bind_int(st, 14, d->last_status);
-    bind_text(st, 15, d->last_error);
-    sqlite3_bind_int64(st, 16, d->updated_at);
-    bind_text(st, 17, d->lease_owner);
+    sqlite3_bind_int(st, 12, d->vehicles);
+    sqlite3_bind_int(st, 13, d->last_status);
+    bind_text(st, 14, d->last_error);
+    sqlite3_bind_int64(st, 15, d->updated_at);
+    bind_text(st, 16, d->lease_owner);
     if (d->lease_owner)
-        sqlite3_bind_int64(st, 18, d->lease_until);
-    return run(s, st, "insert delivery");
+        sqlite3_bind_int64(st, 17, d->lease_until);
+    if (run(s, st, "insert delivery") != MTR_OK)
+        return MTR_ERR;
+    if (sqlite3_changes(s->db) == 0)
+        return MTR_OK; /* an existing id is left alone */
+    *inserted = 1;
+    if (!d->body)
+        return MTR_OK;
+    sqlite3_int64 rowid = sqlite3_last_insert_rowid(s->db);
+    if (!(st = stmt(s, S_PAYLOAD_INSERT)))
+        return MTR_ERR;
+    sqlite3_bind_int64(st, 1, rowid);
+    bind_blob(st, 2, d->body, d->body_len);
+    return run(s, st, "insert payload");
 }
 
 static int sqlite_deliveries_insert(void *state, const struct mtr_delivery_row *rows, size_t n,
@@ -837,9 +864,10 @@ static int sqlite_deliveries_insert(void *state, const struct mtr_delivery_row *
     if (tx_enter(s, &own) != MTR_OK)
         return MTR_ERR;
     for (size_t i = 0; i < n && rc == MTR_OK; i++) {
-        rc = insert_delivery(s, &rows[i]);
+        int was_inserted;
+        rc = insert_delivery(s, &rows[i], &was_inserted);
         if (inserted)
-            inserted[i] = rc == MTR_OK && sqlite3_changes(s->db) > 0;
+            inserted[i] = rc == MTR_OK && was_inserted;
     }
     for (size_t i = 0; i < n_jobs && rc == MTR_OK; i++) {
         sqlite3_stmt *st = job_stmt(s, &jobs[i], S_JOB_SENT, S_JOB_SENT_ROWID);
@@ -1067,8 +1095,9 @@ static int sqlite_prune(void *state, mtr_time delivered_before, mtr_time failed_
     *pruned = 0;
     if (tx_enter(s, &own) != MTR_OK)
         return MTR_ERR;
-    enum stmt_id order[] = {S_PRUNE_ATTEMPTS, S_PRUNE_DELIVERIES, S_PRUNE_JOBS};
-    for (int i = 0; i < 3 && rc == MTR_OK; i++) {
+    /* payloads and deliveries select the same rows: nothing changes in between */
+    enum stmt_id order[] = {S_PRUNE_ATTEMPTS, S_PRUNE_PAYLOADS, S_PRUNE_DELIVERIES, S_PRUNE_JOBS};
+    for (int i = 0; i < 4 && rc == MTR_OK; i++) {
         sqlite3_stmt *st = stmt(s, order[i]);
         if (!st) {
             rc = MTR_ERR;

@@ -36,22 +36,29 @@ static long long query_int(sqlite3 *db, const char *sql)
 
 static const char *const five[] = {"v1", "v2", "v3", "v4", "v5", NULL};
 
-Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_due_jobs, .timeout = 60)
+Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_work, .timeout = 60)
 {
     struct scenario s;
     scenario_start(&s, NULL);
     sc_setup(&s, "2030-03-01T15:00:00Z", five);
-    /* turn the ledger back into schema 1, with the 16:00 tick materialized and due */
+    /* turn the ledger back into schema 1: the 16:00 tick materialized and due, and a
+     * failed delivery of 15:00 whose bytes are in the deliveries row */
     sqlite3 *db = open_ledger(&s);
     long long tick = iso("2030-03-01T16:00:00Z");
-    char sql[1024];
+    char sql[2048];
     exec_ok(db, "BEGIN; DROP INDEX subscriptions_spread; DROP TABLE jobs;"
                 "CREATE TABLE jobs(webhook_id TEXT NOT NULL, vehicle_id TEXT NOT NULL, tick "
                 "INTEGER NOT NULL, state INTEGER NOT NULL, due_at INTEGER NOT NULL, "
                 "fetch_attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, lease_owner TEXT, "
                 "lease_until INTEGER, delivery_id TEXT, UNIQUE(webhook_id, vehicle_id, tick));"
                 "CREATE INDEX jobs_due ON jobs(state, due_at);"
-                "DROP INDEX deliveries_due;"
+                "DROP TABLE deliveries; DROP TABLE payloads;"
+                "CREATE TABLE deliveries(id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL, sink TEXT "
+                "NOT NULL, tick INTEGER NOT NULL, kind INTEGER NOT NULL, state INTEGER NOT NULL, "
+                "attempts INTEGER NOT NULL, round_start INTEGER NOT NULL, created_at INTEGER NOT "
+                "NULL, first_attempt_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL, body "
+                "BLOB, vehicles INTEGER NOT NULL, last_status INTEGER NOT NULL, last_error TEXT, "
+                "updated_at INTEGER NOT NULL, lease_owner TEXT, lease_until INTEGER);"
                 "CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);"
                 "CREATE TABLE vehicles_v1(id TEXT PRIMARY KEY, source TEXT NOT NULL, access_token "
                 "BLOB, refresh_token BLOB, access_expires INTEGER NOT NULL DEFAULT 0, needs_reauth "
@@ -60,14 +67,18 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_due_jobs, .timeou
                 "ALTER TABLE vehicles_v1 RENAME TO vehicles; PRAGMA user_version = 1; COMMIT");
     snprintf(sql, sizeof sql,
              "INSERT INTO jobs(webhook_id, vehicle_id, tick, state, due_at) SELECT webhook_id, "
-             "vehicle_id, %lld, 0, %lld FROM subscriptions; UPDATE webhooks SET last_tick = %lld",
-             tick, tick + 60, tick);
+             "vehicle_id, %lld, 0, %lld FROM subscriptions; UPDATE webhooks SET last_tick = %lld;"
+             "INSERT INTO deliveries VALUES('0000aaaa-0000-8000-8000-000000000001', (SELECT id "
+             "FROM webhooks), 'callback', %lld, 0, 2, 6, 0, %lld, %lld, %lld, "
+             "CAST('{\"kept\":\"bytes\"}' AS BLOB), 1, 503, 'HTTP 503', %lld, NULL, NULL)",
+             tick, tick + 60, tick, tick - 3600, tick - 3600, tick - 3600, tick - 3000,
+             tick - 3000);
     exec_ok(db, sql);
     sqlite3_close(db);
 
     sc_virtual(&s, "2030-03-01T16:00:30Z", "2030-03-01T16:30:00Z");
     db = open_ledger(&s);
-    cr_expect_eq(query_int(db, "PRAGMA user_version"), 3);
+    cr_expect_eq(query_int(db, "PRAGMA user_version"), 4);
     cr_expect_eq(query_int(db, "SELECT count(*) FROM vehicles"), 5, "the vehicles were kept");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs WHERE state = 2"), 5,
                  "the jobs written under schema 1 were delivered");
@@ -77,6 +88,16 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_due_jobs, .timeou
     cr_expect_eq(query_int(db, "SELECT count(*) FROM deliveries WHERE state = 1"), 5);
     sqlite3_close(db);
     cr_expect_eq(sc_payloads(&s), 5);
+
+    /* the old failed delivery still has its bytes: a replay sends them, same id */
+    sc_ok(&s, "replay", "--delivery", "0000aaaa-0000-8000-8000-000000000001", "--now",
+          "2030-03-01T16:30:00Z", NULL);
+    sc_virtual(&s, "2030-03-01T16:30:00Z", "2030-03-01T16:45:00Z");
+    struct received r;
+    cr_assert_eq(receiver_get(&s.r, s.r.n_log - 1, &r), 0);
+    cr_expect_str_eq(r.delivery_id, "0000aaaa-0000-8000-8000-000000000001");
+    cr_expect_str_eq(r.body, "{\"kept\":\"bytes\"}");
+    received_free(&r);
     scenario_stop(&s);
 }
 

@@ -30,13 +30,20 @@ static const struct mtr_sink_ops *ops_of(struct courier *k, size_t sink)
     return k->c->sinks[sink].inst->ctx.pf->desc.sink;
 }
 
-/* Posts a finished item to the outbox (courier thread). */
-static void post(struct courier *k, struct courier_item *it)
+/* Moves the finished items to the outbox, all under one lock (courier thread). */
+static void post_done(struct courier *k)
 {
+    if (!k->done.head)
+        return;
     pthread_mutex_lock(&k->mu);
-    push(&k->outbox, it);
+    if (k->outbox.tail)
+        k->outbox.tail->next = k->done.head;
+    else
+        k->outbox.head = k->done.head;
+    k->outbox.tail = k->done.tail;
     pthread_cond_signal(&k->outbox_ready);
     pthread_mutex_unlock(&k->mu);
+    k->done.head = k->done.tail = NULL;
 }
 
 static void on_done(void *core, const struct mtr_sink_outcome *o)
@@ -44,12 +51,12 @@ static void on_done(void *core, const struct mtr_sink_outcome *o)
     struct courier *k = core;
     struct courier_item *it = o->cookie;
     it->o = *o;
-    snprintf(it->error, sizeof it->error, "%s", o->error ? o->error : "");
+    snprintf(it->error, sizeof it->error, "%.511s", o->error ? o->error : "");
     it->o.error = o->error ? it->error : NULL;
     it->o.response = NULL; /* not kept: only verification reads it */
     it->o.response_len = 0;
     k->in_sinks--;
-    post(k, it);
+    push(&k->done, it); /* posted after this round of polling */
 }
 
 static void refuse(struct courier *k, struct courier_item *it)
@@ -145,7 +152,9 @@ static void *courier_main(void *arg)
         drain_waiting(k);
         /* short polls keep new work from waiting behind a slow answer */
         poll_sinks(k, k->in_sinks ? 2 : 0);
+        post_done(k);
     }
+    post_done(k);
     return NULL;
 }
 
@@ -169,8 +178,23 @@ int courier_start(struct courier *k, struct config *c)
 
 void courier_send(struct courier *k, struct courier_item *it)
 {
+    it->next = NULL;
+    courier_send_list(k, it);
+}
+
+void courier_send_list(struct courier *k, struct courier_item *list)
+{
+    if (!list)
+        return;
+    struct courier_item *tail = list;
+    while (tail->next)
+        tail = tail->next;
     pthread_mutex_lock(&k->mu);
-    push(&k->inbox, it);
+    if (k->inbox.tail)
+        k->inbox.tail->next = list;
+    else
+        k->inbox.head = list;
+    k->inbox.tail = tail;
     pthread_cond_signal(&k->inbox_ready);
     pthread_mutex_unlock(&k->mu);
 }

@@ -31,6 +31,7 @@ struct courier {
     pthread_cond_t outbox_ready; /* the engine waits on it */
     pthread_cond_t inbox_ready;  /* the courier waits on it when idle */
     struct courier_queue inbox, outbox;
+    struct courier_queue done;     /* finished this round, posted together (courier thread) */
     struct courier_queue *waiting; /* per sink: the sink had no room */
     size_t in_sinks;               /* submitted, no outcome yet */
     int stop, running;
@@ -40,6 +41,8 @@ struct courier {
 int courier_start(struct courier *k, struct config *c);
 /* Hands an item over (engine thread). */
 void courier_send(struct courier *k, struct courier_item *it);
+/* Hands over a list linked by next, under one lock (engine thread). */
+void courier_send_list(struct courier *k, struct courier_item *list);
 /* Takes every finished item, waiting up to wait_ms for one (engine thread). */
 struct courier_item *courier_collect(struct courier *k, int wait_ms);
 /* Finishes what is in the sinks, joins the thread, and returns the outcomes

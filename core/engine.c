@@ -782,13 +782,15 @@ static void reauth_data(struct engine *e, struct fetch_item *it)
     it->status = MTR_OK;
 }
 
-static void launch(struct engine *e, struct flight *f);
+static void prepare_launch(struct engine *e, struct flight *f);
 
 /* Sends what was stored in the transaction that just ended (or drops it, when
- * the transaction failed: the ledger does not hold it). */
+ * the transaction failed: the ledger does not hold it), in the order it was
+ * stored and in one hand-over. */
 static void launch_ready(struct engine *e)
 {
-    while (e->ready) {
+    struct courier_item *list = NULL;
+    while (e->ready) { /* ready is newest first: pushing each in front restores the order */
         struct flight *f = e->ready;
         e->ready = f->next;
         f->next = NULL;
@@ -797,8 +799,11 @@ static void launch_ready(struct engine *e)
             continue;
         }
         payload_headers(&f->ph, &e->signer, f->body, f->body_len, f->id);
-        launch(e, f);
+        prepare_launch(e, f);
+        f->ci.next = list;
+        list = &f->ci;
     }
+    courier_send_list(&e->courier, list);
 }
 
 static int process_jobs(struct engine *e, mtr_time now)
@@ -1027,8 +1032,8 @@ static void handle_outcome(struct engine *e, struct flight *f, const struct mtr_
     flight_free(f);
 }
 
-/* Hands a flight to the courier. */
-static void launch(struct engine *e, struct flight *f)
+/* Makes a flight ready to hand to the courier, and counts it in flight. */
+static void prepare_launch(struct engine *e, struct flight *f)
 {
     const struct webhook_cfg *w = e->wh[f->wh].cfg;
     f->ci.sink = f->sink;
@@ -1045,6 +1050,12 @@ static void launch(struct engine *e, struct flight *f)
         .cookie = &f->ci,
     };
     e->in_flight++;
+}
+
+/* Hands a flight to the courier. */
+static void launch(struct engine *e, struct flight *f)
+{
+    prepare_launch(e, f);
     courier_send(&e->courier, &f->ci);
 }
 

@@ -129,6 +129,9 @@ static void print_summary(const struct engine_stats *st, mtr_time from, mtr_time
            (unsigned long long)st->deliveries, (unsigned long long)st->delivered,
            (unsigned long long)st->failed, (unsigned long long)st->attempts,
            (unsigned long long)st->retries, (unsigned long long)st->disabled);
+    if (st->tick_to_last_record_s > 0)
+        printf("from the first tick to the last attempt recorded: %.2f s\n",
+               st->tick_to_last_record_s);
 }
 
 int cmd_run(struct invocation *inv)

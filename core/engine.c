@@ -106,6 +106,7 @@ struct engine {
     mtr_time last_prune;
     struct signer signer; /* SC-Signature, keyed with the management token */
     struct engine_stats *stats;
+    struct timespec first_tick; /* wall, monotonic: the first tick fired (0: none yet) */
     struct diag *d;
     int failed; /* the store refused a write */
 };
@@ -236,6 +237,8 @@ static int record_tick(struct engine *e, size_t i, mtr_time tick, int job_state)
         return store_failed(e, "record tick");
     w->rec.last_tick = tick;
     if (job_state == MTR_JOB_DUE) {
+        if (!e->first_tick.tv_sec && !e->first_tick.tv_nsec)
+            clock_gettime(CLOCK_MONOTONIC, &e->first_tick);
         e->stats->ticks++;
         e->stats->jobs += n;
     } else {
@@ -947,6 +950,12 @@ static void flush_outcomes(struct engine *e)
         e->L.ops->rollback(e->L.st);
     if (rc != MTR_OK)
         store_failed(e, "record attempts");
+    else if (e->first_tick.tv_sec || e->first_tick.tv_nsec) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        e->stats->tick_to_last_record_s = (double)(now.tv_sec - e->first_tick.tv_sec) +
+                                          (double)(now.tv_nsec - e->first_tick.tv_nsec) / 1e9;
+    }
     for (size_t i = 0; i < e->n_outcomes; i++)
         free(e->outcomes[i].error);
     e->n_outcomes = 0;

@@ -32,6 +32,10 @@ struct engine_stats {
     uint64_t attempts;
     uint64_t retries;
     uint64_t disabled;
+    /* wall seconds from the first tick this run fired to the last attempt it
+     * recorded (0 when none): a tick's fulfilment time, without start-up and
+     * shutdown */
+    double tick_to_last_record_s;
 };
 
 /* Runs the daemon on c with clock clk (wall or virtual). Returns 0, or -1 with

@@ -131,7 +131,13 @@ Test(ledger, jobs_and_delivery_ids_are_stored_in_claim_order, .timeout = 60)
     }
     scenario_start(&s, NULL); /* the default spread, 1-5 minutes */
     sc_setup(&s, "2030-03-01T15:00:00Z", vehicles);
-    sc_virtual(&s, "2030-03-01T15:59:00Z", "2030-03-01T17:30:00Z");
+    struct run_result r = sc_run(&s, "run", "--clock", "virtual", "--start", "2030-03-01T15:59:00Z",
+                                 "--until", "2030-03-01T17:30:00Z", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    const char *line = strstr(r.out, "from the first tick to the last attempt recorded: ");
+    cr_expect(line && atof(strchr(line, ':') + 1) > 0, "the run reports its fulfilment time: %s",
+              r.out);
+    run_result_free(&r);
     sqlite3 *db = open_ledger(&s);
     cr_expect_eq(query_int(db, "SELECT count(*) FROM deliveries WHERE state = 1"), 80);
     /* each in rowid order: spread keys, due times and delivery ids only grow */

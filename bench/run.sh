@@ -1,12 +1,12 @@
 #!/bin/sh
 # The benchmark: `sh bench/run.sh [VEHICLES]` (default 100000; 1000000 works).
+# REPS=n (default 3) sets how many times each end-to-end run is repeated.
 #
 # In one run, on this machine, against a receiver on loopback:
 #  1. the receiver's ceiling R: nginx (1 worker, 204) driven by wrk (1 thread,
 #     64 connections) with a body the size of metronome's payloads; and what a
 #     bare libcurl multi client (bench_curl: no ledger, no JSON, no signing)
-#     gets from the same nginx - the ceiling of the HTTP library we build on.
-#     Both are measured before and after 2 and 3, and the higher figure used;
+#     gets from the same nginx - the ceiling of the HTTP library we build on;
 #  2. metronome end to end: VEHICLES simulated vehicles bulk-subscribed to one
 #     hourly webhook with 3 endpoints, one vehicle per payload, spread off, the
 #     SQLite ledger on disk - from the tick until every delivery is recorded;
@@ -15,9 +15,16 @@
 # It prints deliveries/s, the ratio to R, tick-to-last-delivery seconds, CPU
 # seconds per 1000 deliveries, peak RSS and ledger size, and appends the
 # figures to bench/results.txt.
+#
+# This VM's speed drifts by up to 40% within minutes (R has read 61k and 105k
+# requests/s a minute apart), so one R beside one run says little. The runs are
+# interleaved with measurements of R - R, runs, R, runs, R ... - and each run is
+# read against the mean of the two R measured around it; the run with the
+# median ratio is reported in full, every run's ratio beside it.
 set -eu
 cd "$(dirname "$0")/.."
 N="${1:-100000}"
+REPS="${REPS:-3}"
 sh scripts/deps.sh
 for p in nginx-light wrk; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -81,10 +88,8 @@ EOF
 
 seq -f "veh-%07.0f" 1 "$N" >"$work/vehicles.csv"
 
-# ---- one end-to-end run: prints "tick_to_last process_wall user sys maxrss_kb ledger_bytes
-# payloads bytes"; tick_to_last is metronome's own measure, from the tick firing to the last
-# attempt committed to the ledger (process_wall adds start-up and the checkpoint at exit) ----
-scenario() { # $1 = name, $2 = vehicles per payload
+# ---- a ledger with N vehicles subscribed, kept pristine for every run ----
+prepare() { # $1 = name, $2 = vehicles per payload
     dir="$work/$1"
     mkdir -p "$dir"
     pipeline "$dir" "$2"
@@ -94,11 +99,22 @@ scenario() { # $1 = name, $2 = vehicles per payload
     $m webhook verify fleet --now 2030-03-01T15:00:00Z >/dev/null
     wait
     $m subscribe fleet --file "$work/vehicles.csv" --now 2030-03-01T15:00:00Z >/dev/null
+    cp "$dir/ledger.db" "$dir/pristine.db"
+}
+
+# ---- one end-to-end run. Prints "tick_to_last process_wall user sys maxrss_kb
+# ledger_bytes delivered payloads payload_bytes". tick_to_last is metronome's own
+# measure, from the tick firing to the last attempt committed to the ledger;
+# process_wall adds start-up and the checkpoint SQLite makes as the ledger closes. ----
+run_once() { # $1 = name
+    dir="$work/$1"
+    rm -f "$dir/ledger.db-wal" "$dir/ledger.db-shm"
+    cp "$dir/pristine.db" "$dir/ledger.db"
     sync # the previous run's writeback must not land in this one
     start_nginx
     /usr/bin/time -f "%e %U %S %M" -o "$dir/time" \
-        $m run --clock virtual --start 2030-03-01T15:59:59Z --until 2030-03-01T16:59:59Z \
-        >"$dir/summary" 2>"$dir/log"
+        "$B/metronome" --config "$dir/pipeline.yaml" run --clock virtual \
+        --start 2030-03-01T15:59:59Z --until 2030-03-01T16:59:59Z >"$dir/summary" 2>"$dir/log"
     stop_nginx
     python3 - "$dir" <<'PY'
 import os, sqlite3, sys
@@ -110,12 +126,13 @@ db = sqlite3.connect(os.path.join(d, "ledger.db"))
 delivered, total, size = db.execute(
     "select sum(state = 1), count(*), (select coalesce(sum(length(body)), 0) from payloads) "
     "from deliveries").fetchone()
-ledger = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.startswith("ledger.db"))
+ledger = sum(os.path.getsize(os.path.join(d, f)) for f in ("ledger.db", "ledger.db-wal")
+             if os.path.exists(os.path.join(d, f)))
 print(tick, elapsed, user, sys_, rss, ledger, delivered, total, size)
 PY
 }
 
-# ---- 1. the receiver's ceiling R, with a body the size of a payload ----
+# ---- a body the size of a payload: one simulated vehicle, /odometer, /battery, /location ----
 probe="$work/probe"
 mkdir -p "$probe"
 cat >"$probe/pipeline.yaml" <<EOF
@@ -140,53 +157,72 @@ wrk.method = "POST"
 local f = io.open("$work/body", "r"); wrk.body = f:read("*a"); f:close()
 wrk.headers["Content-Type"] = "application/json"
 EOF
-# This VM's speed drifts by up to 30% within minutes, so R and the bare client are
-# measured before and after metronome's runs, and the higher of each is used: the
-# ratios printed are the conservative ones.
-ceilings() { # prints "R C"
+
+# ---- the ceilings: R (wrk) and the bare libcurl client ----
+measure_r() {
     start_nginx
-    r=$(wrk -t1 -c64 -d8s -s "$work/post.lua" "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')
-    c=$("$B/bench_curl" "http://127.0.0.1:$port/hook" "$body_size" "$curl_n" 64 | awk '{print $1}')
+    wrk -t1 -c64 -d5s -s "$work/post.lua" "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}'
     stop_nginx
-    echo "$r $c"
 }
 curl_n=$((N < 300000 ? N : 300000))
-before=$(ceilings)
-
-# ---- 2, 3. metronome end to end ----
-single=$(scenario single 1)
-batched=$(scenario batched 100)
-after=$(ceilings)
-R=$(python3 -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[3])))' $before $after)
-C=$(python3 -c 'import sys; print(max(float(sys.argv[2]), float(sys.argv[4])))' $before $after)
-
-# ---- 4. the scheduler ----
-sched=$("$B/bench_scheduler" 1000000)
-
-report() { # $1 = label, $2 = figures
-    python3 - "$1" "$N" "$R" "$2" "$C" <<'PY'
-import sys
-label, n, R, figures = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4].split()
-C = float(sys.argv[5])
-elapsed, wall, user, sys_, rss_kb, ledger, delivered, total, size = figures
-elapsed, cpu = float(elapsed), float(user) + float(sys_)
-payloads = int(delivered or 0)
-print(f"{label}: {n} vehicles, {payloads} of {total} payloads delivered in {elapsed:.2f} s "
-      f"from the tick to the last delivery recorded (the process ran {float(wall):.2f} s)")
-print(f"  {payloads / elapsed:,.0f} deliveries/s = {payloads / elapsed / R:.3f} R "
-      f"= {payloads / elapsed / C:.2f} of bare libcurl; "
-      f"{n / elapsed:,.0f} vehicles/s; CPU {cpu:.2f} s = {cpu / payloads * 1000:.3f} s per 1000 "
-      f"deliveries; peak RSS {int(rss_kb) / 1024:.0f} MiB; ledger {int(ledger) / 1048576:.0f} MiB "
-      f"(payload bytes {int(size) / 1048576:.0f} MiB)")
-PY
+measure_c() {
+    start_nginx
+    "$B/bench_curl" "http://127.0.0.1:$port/hook" "$body_size" "$curl_n" 64 | awk '{print $1}'
+    stop_nginx
 }
 
+prepare single 1
+prepare batched 100
+results="$work/results"
+echo "R $(measure_r)" >"$results"
+for i in $(seq 1 "$REPS"); do
+    echo "C $(measure_c)" >>"$results"
+    echo "single $(run_once single)" >>"$results"
+    echo "batched $(run_once batched)" >>"$results"
+    echo "R $(measure_r)" >>"$results"
+done
+
+# ---- the scheduler ----
+sched=$("$B/bench_scheduler" 1000000)
+
 out=$(
-    echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(uname -r)"
-    echo "R (nginx 204, wrk -t1 -c64, ${body_size}-byte POST): $R requests/s (before: ${before% *}, after: ${after% *})"
-    python3 -c "import sys; c, r = float(sys.argv[1]), float(sys.argv[2]); print(f'bare libcurl multi client (bench_curl, 64 connections, {sys.argv[3]} requests): {c:,.0f} requests/s = {c / r:.3f} R')" "$C" "$R" "$curl_n"
-    report "one vehicle per payload" "$single"
-    report "100 vehicles per payload" "$batched"
+    echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(uname -r): $N vehicles, $REPS runs each"
+    python3 - "$results" "$N" "$body_size" "$curl_n" <<'PY'
+import sys
+lines = [l.split() for l in open(sys.argv[1])]
+n, body, curl_n = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rs = [float(l[1]) for l in lines if l[0] == "R"]
+print(f"R (nginx 204, wrk -t1 -c64, {body}-byte POST), between the runs: "
+      + ", ".join(f"{r:,.0f}" for r in rs) + " requests/s")
+runs, k, c = {"single": [], "batched": []}, 0, 0.0
+for l in lines:
+    if l[0] == "R":
+        k += 1
+    elif l[0] == "C":
+        c = float(l[1])
+    else:  # read against the R measured just before and just after
+        runs[l[0]].append((l[1:], (rs[k - 1] + rs[k]) / 2, c))
+for name, label in (("single", "one vehicle per payload"), ("batched", "100 vehicles per payload")):
+    rows = []
+    for figures, r, c in runs[name]:
+        tick, wall, user, sys_, rss, ledger, delivered, total, size = figures
+        rate = int(delivered) / float(tick)
+        rows.append(dict(tick=float(tick), wall=float(wall), cpu=float(user) + float(sys_),
+                         rss=int(rss), ledger=int(ledger), delivered=int(delivered),
+                         total=int(total), size=int(size), rate=rate, ratio=rate / r, r=r, c=c))
+    m = sorted(rows, key=lambda x: x["ratio"])[len(rows) // 2]
+    print(f"{label}: {n} vehicles, {m['delivered']} of {m['total']} payloads delivered in "
+          f"{m['tick']:.2f} s from the tick to the last delivery recorded (the process ran "
+          f"{m['wall']:.2f} s); the median of {len(rows)} runs")
+    print(f"  {m['rate']:,.0f} deliveries/s = {m['ratio']:.3f} R (R around it: {m['r']:,.0f}); "
+          f"the bare libcurl client just before: {m['c']:,.0f}/s = {m['c'] / m['r']:.3f} R; "
+          f"{n / m['tick']:,.0f} vehicles/s; CPU {m['cpu']:.2f} s = "
+          f"{m['cpu'] / m['delivered'] * 1000:.3f} s per 1000 deliveries; peak RSS "
+          f"{m['rss'] / 1024:.0f} MiB; ledger {m['ledger'] / 1048576:.0f} MiB (payload bytes "
+          f"{m['size'] / 1048576:.0f} MiB)")
+    print("  every run: " + "; ".join(f"{x['tick']:.2f} s, {x['rate']:,.0f}/s = {x['ratio']:.3f} R"
+                                       for x in rows))
+PY
     echo "$sched"
 )
 echo "$out"

@@ -231,14 +231,14 @@ static int record_tick(struct engine *e, size_t i, mtr_time tick, int job_state)
     const struct delivery_cfg *dc = &e->c->delivery;
     uint64_t n = 0;
     struct wh_run *w = &e->wh[i];
+    if (job_state == MTR_JOB_DUE && !e->first_tick.tv_sec && !e->first_tick.tv_nsec)
+        clock_gettime(CLOCK_MONOTONIC, &e->first_tick); /* before its jobs are written */
     if (e->L.ops->materialize_tick(e->L.st, w->rec.id, tick, job_state, dc->spread_min_ms / 1000,
                                    dc->spread_max_ms / 1000, &n) != MTR_OK ||
         e->L.ops->webhook_set_last_tick(e->L.st, w->rec.id, tick) != MTR_OK)
         return store_failed(e, "record tick");
     w->rec.last_tick = tick;
     if (job_state == MTR_JOB_DUE) {
-        if (!e->first_tick.tv_sec && !e->first_tick.tv_nsec)
-            clock_gettime(CLOCK_MONOTONIC, &e->first_tick);
         e->stats->ticks++;
         e->stats->jobs += n;
     } else {

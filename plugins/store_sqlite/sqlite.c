@@ -1,9 +1,12 @@
 /* Store backend `sqlite`: the embedded default ledger in one SQLite file, in
  * WAL mode, with versioned schema migrations (PRAGMA user_version) and cached
  * prepared statements. Claims take a lease (owner, expiry) inside an IMMEDIATE
- * transaction, so the code path is the one a shared-database backend needs;
- * unique keys (webhook, vehicle, tick) and deterministic delivery ids make
- * every insert idempotent. */
+ * transaction, so the code path is the one a shared-database backend needs; a
+ * tick's jobs are written once, all together, and deterministic delivery ids
+ * make every delivery insert idempotent. Rows are kept in the order they are
+ * claimed and sent - jobs by spread key, deliveries by their ids, which grow
+ * in that order - so every index grows at its end (bench/README.md);
+ * checkpoints run on a thread of their own (checkpointer.h). */
 #include "checkpointer.h"
 #include "claims.h"
 

@@ -1,9 +1,10 @@
 /* Store backends: the ledger of SPEC section 7 - webhooks, vehicles,
  * subscriptions, jobs (webhook, vehicle, tick), deliveries and attempts.
  * Shaped so several metronome nodes can share one database: due work is
- * claimed under a lease (owner, expiry) and unique keys make scheduling
- * idempotent, so a restarted or racing node re-claims what a dead one held
- * and never schedules anything twice. A lease also moves the row's due time
+ * claimed under a lease (owner, expiry), each tick's jobs are written once and
+ * delivery ids are deterministic, so scheduling is idempotent: a restarted or
+ * racing node re-claims what a dead one held and never schedules anything
+ * twice. A lease also moves the row's due time
  * (due_at, next_attempt_at) to the lease's end, so "due" alone decides what
  * can be claimed: a dead node's work becomes due when its lease expires. Rows handed to callbacks
  * are valid during the callback only. Every call returns MTR_OK or MTR_ERR (with host->set_error).

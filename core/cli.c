@@ -11,6 +11,7 @@
 #include "options.h"
 #include "scalar.h"
 #include "scheduler.h"
+#include "vault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,15 @@ static int cmd_validate(struct invocation *inv)
     int rc = load_config(inv, &c);
     if (rc != EXIT_OK)
         return rc;
+    struct vault key; /* the key is configuration too: malformed or missing is bad input */
+    struct diag d;
+    if (vault_load(&key, c, &d) != 0 || vault_check_sources(&key, c, &d) != 0) {
+        fprintf(stderr, "%s\n", d.text);
+        vault_wipe(&key);
+        config_free(c);
+        return EXIT_BAD_INPUT;
+    }
+    vault_wipe(&key);
     printf("ok\n");
     config_free(c);
     return EXIT_OK;

@@ -124,9 +124,13 @@ static void print_summary(const struct engine_stats *st, mtr_time from, mtr_time
            (unsigned long long)st->ticks, (unsigned long long)st->jobs,
            (unsigned long long)st->jobs_missed, (unsigned long long)st->fetch_retries,
            (unsigned long long)st->fetch_errors_delivered);
-    printf("deliveries %llu: delivered %llu, failed %llu; attempts %llu, retries %llu; "
+    char earlier[64] = "";
+    if (st->earlier_settled) /* outcomes of deliveries a previous run made */
+        snprintf(earlier, sizeof earlier, " (+%llu made before this run)",
+                 (unsigned long long)st->earlier_settled);
+    printf("deliveries %llu%s: delivered %llu, failed %llu; attempts %llu, retries %llu; "
            "webhooks disabled %llu\n",
-           (unsigned long long)st->deliveries, (unsigned long long)st->delivered,
+           (unsigned long long)st->deliveries, earlier, (unsigned long long)st->delivered,
            (unsigned long long)st->failed, (unsigned long long)st->attempts,
            (unsigned long long)st->retries, (unsigned long long)st->disabled);
     if (st->tick_to_last_record_s > 0)
@@ -159,7 +163,7 @@ int cmd_run(struct invocation *inv)
         return rc;
     struct vault key; /* a malformed key is bad input, found before anything runs */
     struct diag kd;
-    if (vault_load(&key, c, &kd) != 0) {
+    if (vault_load(&key, c, &kd) != 0 || vault_check_sources(&key, c, &kd) != 0) {
         fprintf(stderr, "metronome run: %s\n", kd.text);
         config_free(c);
         return EXIT_BAD_INPUT;

@@ -1,6 +1,7 @@
 /* Courier: a thread that drains the inbox into the sinks, drives them, and
  * posts outcomes to the outbox. */
 #include "courier.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +26,73 @@ static struct courier_item *take_all(struct courier_queue *q)
     return all;
 }
 
+/* ---- the items handed to sinks ------------------------------------------------------- */
+
+static struct courier_item tombstone_item;
+#define TOMBSTONE (&tombstone_item)
+
+static size_t slot_of(const struct courier *k, const struct courier_item *it)
+{
+    uint64_t h = (uint64_t)(uintptr_t)it * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 32) & (k->handed_cap - 1);
+}
+
+/* Rehashes into a table twice as large, or as large when tombstones, not
+ * live items, filled it. */
+static int handed_grow(struct courier *k)
+{
+    size_t live = 0, old_cap = k->handed_cap;
+    for (size_t i = 0; i < old_cap; i++)
+        live += k->handed[i] && k->handed[i] != TOMBSTONE;
+    size_t cap = !old_cap ? 1024 : live * 4 < old_cap ? old_cap : old_cap * 2;
+    struct courier_item **old = k->handed, **p = calloc(cap, sizeof *p);
+    if (!p)
+        return -1;
+    k->handed = p;
+    k->handed_cap = cap;
+    k->handed_used = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i] && old[i] != TOMBSTONE) {
+            size_t j = slot_of(k, old[i]);
+            while (p[j])
+                j = (j + 1) & (cap - 1);
+            p[j] = old[i];
+            k->handed_used++;
+        }
+    free(old);
+    return 0;
+}
+
+static int handed_add(struct courier *k, struct courier_item *it)
+{
+    if ((k->handed_used + 1) * 2 > k->handed_cap && handed_grow(k) != 0)
+        return -1;
+    size_t j = slot_of(k, it);
+    while (k->handed[j] && k->handed[j] != TOMBSTONE)
+        j = (j + 1) & (k->handed_cap - 1);
+    if (!k->handed[j])
+        k->handed_used++;
+    k->handed[j] = it;
+    return 0;
+}
+
+/* Removes it; returns 0 when it was there. Compares pointers only: a cookie
+ * is never dereferenced before it is found here. */
+static int handed_remove(struct courier *k, const void *cookie)
+{
+    if (!k->handed_cap || !cookie)
+        return -1;
+    size_t j = slot_of(k, cookie);
+    for (size_t n = 0; n < k->handed_cap && k->handed[j]; n++) {
+        if (k->handed[j] == cookie) {
+            k->handed[j] = TOMBSTONE;
+            return 0;
+        }
+        j = (j + 1) & (k->handed_cap - 1);
+    }
+    return -1;
+}
+
 static const struct mtr_sink_ops *ops_of(struct courier *k, size_t sink)
 {
     return k->c->sinks[sink].inst->ctx.pf->desc.sink;
@@ -46,39 +114,87 @@ static void post_done(struct courier *k)
     k->done.head = k->done.tail = NULL;
 }
 
-static void on_done(void *core, const struct mtr_sink_outcome *o)
+static void finish_item(struct courier *k, struct courier_item *it,
+                        const struct mtr_sink_outcome *o)
 {
-    struct courier *k = core;
-    struct courier_item *it = o->cookie;
     it->o = *o;
+    it->o.cookie = it;
     snprintf(it->error, sizeof it->error, "%.511s", o->error ? o->error : "");
     it->o.error = o->error ? it->error : NULL;
     it->o.response = NULL; /* not kept: only verification reads it */
     it->o.response_len = 0;
+    if (it->o.latency_us < 0)
+        it->o.latency_us = 0;
+    if (it->o.retry_after_s > MTR_RETRY_AFTER_MAX)
+        it->o.retry_after_s = MTR_RETRY_AFTER_MAX;
     k->in_sinks--;
     push(&k->done, it); /* posted after this round of polling */
 }
 
+/* A sink handed back a cookie it was not given (or one twice): it is not
+ * trusted any more. What it still holds comes back failed, to be retried. */
+static void quarantine(struct courier *k, size_t sink, const void *cookie)
+{
+    const struct instance *in = k->c->sinks[sink].inst;
+    char why[512];
+    snprintf(why, sizeof why,
+             "sink '%s' (plugin %s, %s) handed back an outcome for a delivery it was not given "
+             "(cookie %p): it is no longer used in this run",
+             k->c->sinks[sink].name, in->ctx.pf->desc.name, in->ctx.pf->path, cookie);
+    if (!k->faults[sink]) {
+        k->faults[sink] = strdup(why);
+        log_msg(MTR_LOG_ERROR, k->c->sinks[sink].name, "%s", why);
+    }
+    for (size_t i = 0; i < k->handed_cap; i++) {
+        struct courier_item *it = k->handed[i];
+        if (!it || it == TOMBSTONE || it->sink != sink)
+            continue;
+        k->handed[i] = TOMBSTONE;
+        struct mtr_sink_outcome o = {.status = MTR_ERR,
+                                     .retry_after_s = -1,
+                                     .error = k->faults[sink] ? k->faults[sink] : why};
+        finish_item(k, it, &o);
+    }
+}
+
+static void on_done(void *core, const struct mtr_sink_outcome *o)
+{
+    struct courier *k = core;
+    if (!o || handed_remove(k, o->cookie) != 0) {
+        quarantine(k, k->current_sink, o ? o->cookie : NULL);
+        return;
+    }
+    finish_item(k, o->cookie, o);
+}
+
 static void refuse(struct courier *k, struct courier_item *it)
 {
-    struct mtr_sink_outcome o = {.status = MTR_ERR,
-                                 .retry_after_s = -1,
-                                 .error = k->c->sinks[it->sink].inst->ctx.error,
-                                 .cookie = it};
+    const char *why =
+        k->faults[it->sink] ? k->faults[it->sink] : k->c->sinks[it->sink].inst->ctx.error;
+    struct mtr_sink_outcome o = {.status = MTR_ERR, .retry_after_s = -1, .error = why};
     k->in_sinks++;
-    on_done(k, &o);
+    finish_item(k, it, &o);
 }
 
 /* Submits in order; returns 0 when the sink is full. */
 static int submit(struct courier *k, struct courier_item *it)
 {
+    if (k->faults[it->sink] || handed_add(k, it) != 0) {
+        refuse(k, it);
+        return 1;
+    }
+    k->in_sinks++; /* before the call: done may come from inside submit */
+    k->current_sink = it->sink;
+    it->d.cookie = it;
     int rc = ops_of(k, it->sink)->submit(k->c->sinks[it->sink].inst->state, &it->d, on_done, k);
+    if (rc == MTR_OK)
+        return 1;
+    if (handed_remove(k, it) != 0)
+        return 1; /* its outcome came already, inside submit */
+    k->in_sinks--;
     if (rc == MTR_EAGAIN)
         return 0;
-    if (rc == MTR_OK)
-        k->in_sinks++;
-    else
-        refuse(k, it);
+    refuse(k, it);
     return 1;
 }
 
@@ -115,8 +231,10 @@ static void poll_sinks(struct courier *k, int timeout_ms)
     for (size_t s = 0; s < k->c->n_sinks; s++)
         pollable += ops_of(k, s)->poll != NULL;
     for (size_t s = 0; s < k->c->n_sinks; s++)
-        if (ops_of(k, s)->poll)
+        if (ops_of(k, s)->poll && !k->faults[s]) {
+            k->current_sink = s;
             ops_of(k, s)->poll(k->c->sinks[s].inst->state, pollable == 1 ? timeout_ms : 0);
+        }
 }
 
 static int any_waiting(const struct courier *k)
@@ -163,13 +281,20 @@ int courier_start(struct courier *k, struct config *c)
     memset(k, 0, sizeof *k);
     k->c = c;
     k->waiting = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *k->waiting);
-    if (!k->waiting)
+    k->faults = calloc(c->n_sinks ? c->n_sinks : 1, sizeof *k->faults);
+    if (!k->waiting || !k->faults || handed_grow(k) != 0) {
+        free(k->waiting);
+        free(k->faults);
+        free(k->handed);
         return -1;
+    }
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->outbox_ready, NULL);
     pthread_cond_init(&k->inbox_ready, NULL);
     if (pthread_create(&k->thread, NULL, courier_main, k) != 0) {
         free(k->waiting);
+        free(k->faults);
+        free(k->handed);
         return -1;
     }
     k->running = 1;
@@ -234,5 +359,11 @@ struct courier_item *courier_stop(struct courier *k)
     pthread_cond_destroy(&k->inbox_ready);
     free(k->waiting);
     k->waiting = NULL;
+    for (size_t s = 0; s < k->c->n_sinks; s++)
+        free(k->faults[s]);
+    free(k->faults);
+    free(k->handed);
+    k->faults = NULL;
+    k->handed = NULL;
     return left;
 }

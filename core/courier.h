@@ -3,7 +3,10 @@
  * ticks, fetches, signs and writes the ledger. The engine hands over items
  * through a locked inbox and takes outcomes back from an outbox; only the
  * courier thread touches the sinks while it runs, and only the engine thread
- * touches the engine's state. */
+ * touches the engine's state. An outcome is believed only for a cookie the
+ * courier handed to that sink and has not seen back: a sink that breaks the
+ * rule is quarantined - what it holds comes back failed (to be retried) and
+ * nothing more is given to it - instead of crashing the daemon. */
 #ifndef MTR_COURIER_H
 #define MTR_COURIER_H
 
@@ -34,6 +37,12 @@ struct courier {
     struct courier_queue done;     /* finished this round, posted together (courier thread) */
     struct courier_queue *waiting; /* per sink: the sink had no room */
     size_t in_sinks;               /* submitted, no outcome yet */
+    /* the items inside sinks, so an outcome's cookie is checked before it is
+     * believed (open addressing; TOMBSTONE marks a removed slot) */
+    struct courier_item **handed;
+    size_t handed_cap, handed_used;
+    size_t current_sink; /* the sink being called (courier thread) */
+    char **faults;       /* per sink: why it is no longer trusted, or NULL */
     int stop, running;
 };
 

@@ -32,6 +32,7 @@
 #define MAX_IN_FLIGHT 8192
 #define LEASE_SECONDS 600 /* > any sink timeout (300 s at most), so leases need no renewal */
 #define MISSED_TICKS_RECORDED 1000
+#define MAX_DATA_BYTES (16u << 20) /* one vehicle's data from a source */
 
 struct wh_run {
     const struct webhook_cfg *cfg;
@@ -47,6 +48,7 @@ struct flight {
     size_t sink; /* index into config sinks */
     int kind;
     int attempts;    /* made before this one */
+    int earlier;     /* made before this run (resumed from the ledger) */
     int round_start; /* attempts before this round */
     mtr_time first_attempt_at;
     char *body;
@@ -79,7 +81,8 @@ struct fetch_item {
     char *access, *refresh; /* decrypted tokens of a live vehicle, or NULL */
     mtr_time access_expires;
     int needs_reauth;
-    int refreshed; /* the source refreshed the tokens: store them, fetch again */
+    int key_refused; /* its tokens do not open with the vault's key */
+    int refreshed;   /* the source refreshed the tokens: store them, fetch again */
     char *new_access, *new_refresh;
     mtr_time new_expires;
     int64_t retry_after_s;
@@ -109,6 +112,11 @@ struct engine {
     struct timespec first_tick; /* wall, monotonic: the first tick fired (0: none yet) */
     struct diag *d;
     int failed; /* the store refused a write */
+    /* the requests a source is answering now: a result's cookie must be one */
+    struct fetch_item *fetching;
+    size_t n_fetching;
+    const char *fetch_source;
+    mtr_time started_at; /* deliveries made before this are "earlier" */
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -353,13 +361,44 @@ static void open_tokens(struct engine *e, struct fetch_item *it, const struct mt
             it->refresh = vault_open(&e->vault, v->refresh_token, v->refresh_len);
     }
     if ((v->access_token && !it->access) || (v->refresh_token && !it->refresh)) {
+        /* the operator's mistake, not the vehicle's: see refuse_claim */
         it->done = 1;
-        it->status = MTR_ERR;
-        it->error =
-            strdup(e->vault.has_key ? "the vehicle's credentials do not open with this secret key"
-                                    : "the vehicle has live credentials but no secret key is set "
-                                      "($METRONOME_SECRET_KEY or secrets.key_file)");
+        it->key_refused = 1;
     }
+}
+
+static void fetch_item_free(struct fetch_item *it)
+{
+    free(it->webhook_id);
+    free(it->vehicle_id);
+    free(it->data);
+    free(it->error);
+    free(it->access);
+    free(it->refresh);
+    free(it->new_access);
+    free(it->new_refresh);
+}
+
+/* When a claimed vehicle's credentials do not open with the key, nothing is
+ * fetched or sent: every claimed job goes back to due and the daemon stops
+ * with an error naming the vehicle (a wrong key is the operator's to fix,
+ * never an error for the customer's receiver). Returns 1 when so. */
+static int refuse_claim(struct engine *e, struct fetch_item *items, size_t n, mtr_time now)
+{
+    size_t bad = 0;
+    while (bad < n && !items[bad].key_refused)
+        bad++;
+    if (bad == n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (e->L.ops->job_retry(e->L.st, &items[i].key, now, NULL) != MTR_OK)
+            return store_failed(e, "release jobs"), 1;
+    diag_set(e->d,
+             "vehicle %s: its stored credentials do not open with %s; start metronome with the "
+             "key they were sealed with ($METRONOME_SECRET_KEY or secrets.key_file)",
+             items[bad].vehicle_id, e->vault.has_key ? "this secret key" : "no secret key");
+    e->failed = 1;
+    return 1;
 }
 
 struct claim {
@@ -394,13 +433,39 @@ static int on_job(void *arg, const struct mtr_job *j)
     return 0;
 }
 
+/* The item a source's result is for, or NULL when its cookie is not one of
+ * the requests in flight (a source bug: logged, the result dropped). */
+static struct fetch_item *fetched_item(struct engine *e, const struct mtr_fetch_result *r)
+{
+    const struct fetch_item *lo = e->fetching, *hi = e->fetching + e->n_fetching;
+    const char *p = r ? (const char *)r->cookie : NULL;
+    if (p && e->fetching && p >= (const char *)lo && p < (const char *)hi &&
+        (size_t)(p - (const char *)lo) % sizeof *lo == 0) {
+        struct fetch_item *it = (struct fetch_item *)(uintptr_t)p;
+        if (!it->done)
+            return it;
+    }
+    log_msg(MTR_LOG_ERROR, e->fetch_source ? e->fetch_source : "source",
+            "the source handed back a result for a request it was not given (cookie %p), or "
+            "one twice: ignored",
+            p);
+    return NULL;
+}
+
 static void on_fetched(void *core, const struct mtr_fetch_result *r)
 {
-    struct fetch_item *it = r->cookie;
-    (void)core;
+    struct fetch_item *it = fetched_item(core, r);
+    if (!it)
+        return;
     it->done = 1;
     it->status = r->status;
-    if (r->data_json && r->data_len) {
+    if (r->status != MTR_OK && r->status != MTR_EAGAIN && r->status != MTR_ERR)
+        it->status = MTR_ERR; /* not a status a source may answer */
+    if (r->data_json && r->data_len > MAX_DATA_BYTES) {
+        it->status = MTR_ERR;
+        it->malformed = 1;
+        it->error = strdup("the source answered more than 16 MiB of data for one vehicle");
+    } else if (r->data_json && r->data_len) {
         it->data = malloc(r->data_len + 1);
         if (it->data) {
             memcpy(it->data, r->data_json, r->data_len);
@@ -408,8 +473,8 @@ static void on_fetched(void *core, const struct mtr_fetch_result *r)
             it->data_len = r->data_len;
         }
     }
-    if (r->error)
-        it->error = strdup(r->error);
+    if (r->error && !it->error)
+        it->error = strndup(r->error, 1024);
     it->needs_reauth = r->needs_reauth;
     it->retry_after_s = r->retry_after_s;
     if (r->refreshed && r->new_access_token && r->new_refresh_token) {
@@ -492,7 +557,10 @@ static void fetch_all(struct engine *e, struct fetch_item *items, size_t n)
 
 static void fetch_round(struct engine *e, struct fetch_item *items, size_t n)
 {
+    e->fetching = items;
+    e->n_fetching = n;
     for (size_t s = 0; s < e->c->n_sources; s++) {
+        e->fetch_source = e->c->sources[s].name;
         const struct mtr_source_ops *ops = source_ops(e, s);
         struct mtr_fetch_request *reqs = calloc(n ? n : 1, sizeof *reqs);
         struct mtr_vehicle *veh = calloc(n ? n : 1, sizeof *veh);
@@ -529,9 +597,19 @@ static void fetch_round(struct engine *e, struct fetch_item *items, size_t n)
                                                          .cookie = reqs[i].cookie});
         while (k && ops->poll && ops->poll(e->c->sources[s].inst->state, 50) > 0)
             collect_outcomes(e, 0);
+        for (size_t i = 0; i < n; i++) /* a request the source never answered */
+            if (!items[i].done && items[i].source == s && items[i].wh != SIZE_MAX)
+                on_fetched(e, &(struct mtr_fetch_result){
+                                  .status = MTR_EAGAIN,
+                                  .error = "the source finished without answering this vehicle",
+                                  .retry_after_s = -1,
+                                  .cookie = &items[i]});
         free(reqs);
         free(veh);
     }
+    e->fetching = NULL;
+    e->n_fetching = 0;
+    e->fetch_source = NULL;
 }
 
 /* A payload group: the final entries of one (webhook, tick, source). */
@@ -818,10 +896,18 @@ static int process_jobs(struct engine *e, mtr_time now)
         return -1;
     if (e->L.ops->claim_jobs(e->L.st, e->owner, now, now + LEASE_SECONDS, JOB_BATCH, on_job, &cl) !=
         MTR_OK) {
+        for (size_t i = 0; i < cl.n; i++) /* what was claimed before the store failed */
+            fetch_item_free(&cl.items[i]);
         free(cl.items);
         return store_failed(e, "claim jobs");
     }
     size_t n = cl.n;
+    if (refuse_claim(e, cl.items, n, now)) {
+        for (size_t i = 0; i < n; i++)
+            fetch_item_free(&cl.items[i]);
+        free(cl.items);
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) { /* a webhook gone from the pipeline, or not active */
         struct fetch_item *it = &cl.items[i];
         if (it->wh == SIZE_MAX || e->wh[it->wh].rec.state != MTR_WEBHOOK_ACTIVE) {
@@ -854,14 +940,7 @@ static int process_jobs(struct engine *e, mtr_time now)
     for (size_t i = 0; i < n; i++) {
         if (ent)
             free(ent[i].text);
-        free(cl.items[i].webhook_id);
-        free(cl.items[i].vehicle_id);
-        free(cl.items[i].data);
-        free(cl.items[i].error);
-        free(cl.items[i].access);
-        free(cl.items[i].refresh);
-        free(cl.items[i].new_access);
-        free(cl.items[i].new_refresh);
+        fetch_item_free(&cl.items[i]);
     }
     free(ent);
     free(cl.items);
@@ -916,12 +995,23 @@ static int next_step(struct engine *e, struct flight *f, const struct mtr_sink_o
         return MTR_DELIVERY_FAILED;
     }
     int64_t window = dc->retry_window_ms / 1000;
-    mtr_time first = f->first_attempt_at ? f->first_attempt_at : now;
+    mtr_time first = f->first_attempt_at ? f->first_attempt_at : now, end = first + window;
     *next_at = first + retry_offset(failures, dc->retries, window, f->id);
-    if ((o->http_status == 429 || o->http_status == 503) && o->retry_after_s >= 0 &&
-        now + o->retry_after_s > *next_at) /* Retry-After, within the window */
-        *next_at =
-            now + o->retry_after_s < first + window ? now + o->retry_after_s : first + window;
+    if (*next_at <= now) { /* behind the schedule (a Retry-After, a restart) */
+        if (now >= end) {  /* the window is over: no burst of late retries */
+            *disable_reason = "retries-exhausted";
+            return MTR_DELIVERY_FAILED;
+        }
+        /* the retries left, spread evenly over what is left of the window */
+        *next_at = now + (end - now) / (dc->retries - failures + 1);
+    }
+    /* Retry-After (a sink's word, so bounded here too), within the window */
+    int64_t ra = o->retry_after_s;
+    if ((o->http_status == 429 || o->http_status == 503) && ra > 0) {
+        ra = ra > window ? window : ra;
+        if (now + ra > *next_at)
+            *next_at = now + ra < end ? now + ra : end;
+    }
     if (*next_at <= now)
         *next_at = now + 1;
     return MTR_DELIVERY_PENDING;
@@ -1027,6 +1117,8 @@ static void handle_outcome(struct engine *e, struct flight *f, const struct mtr_
         e->stats->retries++;
     if (state == MTR_DELIVERY_DELIVERED)
         e->stats->delivered++;
+    if (state != MTR_DELIVERY_PENDING && f->earlier)
+        e->stats->earlier_settled++;
     if (state == MTR_DELIVERY_FAILED) {
         e->stats->failed++;
         log_msg(MTR_LOG_WARN, f->wh == SIZE_MAX ? "?" : e->wh[f->wh].cfg->name,
@@ -1105,6 +1197,7 @@ static int on_delivery(void *arg, const struct mtr_delivery_row *row)
     f->attempts = row->attempts;
     f->round_start = row->round_start;
     f->first_attempt_at = row->first_attempt_at;
+    f->earlier = row->created_at < e->started_at;
     f->next = ds->list;
     ds->list = f;
     return 0;
@@ -1163,6 +1256,7 @@ static int engine_init(struct engine *e, struct config *c, struct clock *clk,
     e->d = d;
     heap_init(&e->ticks);
     make_owner(e->owner, sizeof e->owner);
+    e->started_at = clock_now(clk);
     if (ledger_open(&e->L, c, d) != 0 || start_plugins(c, d) != 0 || vault_load(&e->vault, c, d))
         return -1;
     if (signer_init(&e->signer, c->management_token, strlen(c->management_token)) != 0)
@@ -1326,10 +1420,19 @@ struct oneshot {
     char error[512];
 };
 
+static struct oneshot *oneshot_pending; /* the one send in flight: a cookie must be it */
+
 static void on_oneshot(void *core, const struct mtr_sink_outcome *o)
 {
-    struct oneshot *s = o->cookie;
+    struct oneshot *s = o ? o->cookie : NULL;
     (void)core;
+    if (!s || s != oneshot_pending || s->done) {
+        log_msg(MTR_LOG_ERROR, "sink",
+                "the sink handed back an outcome for a delivery it was not given (cookie %p): "
+                "ignored",
+                s);
+        return;
+    }
     s->done = 1;
     s->o = *o;
     s->o.response = NULL;
@@ -1365,12 +1468,20 @@ static int send_once(struct config *c, size_t sink, const char *webhook_id, cons
                              .attempt = 1,
                              .now = now,
                              .cookie = s};
+    oneshot_pending = s;
+    s->o.status = MTR_ERR; /* until an outcome says otherwise */
+    s->o.retry_after_s = -1;
     if (ops->submit(st, &d, on_oneshot, NULL) != MTR_OK) {
-        snprintf(s->error, sizeof s->error, "%.500s", c->sinks[sink].inst->ctx.error);
+        snprintf(s->error, sizeof s->error, "the sink refused it: %.480s",
+                 c->sinks[sink].inst->ctx.error[0] ? c->sinks[sink].inst->ctx.error : "no reason");
         return -1;
     }
-    while (!s->done && ops->poll)
-        ops->poll(st, 100);
+    while (!s->done && ops->poll && ops->poll(st, 100) > 0)
+        ;
+    if (!s->done) {
+        snprintf(s->error, sizeof s->error, "the sink finished without reporting an outcome");
+        return -1;
+    }
     return 0;
 }
 
@@ -1516,10 +1627,8 @@ int engine_test(struct config *c, struct clock *clk, const struct webhook_cfg *w
     report[0] = '\0';
     for (size_t i = 0; i < w->n_sinks; i++) {
         size_t sink = w->sinks[i];
-        char id[UUID_LEN + 1], when[24];
-        snprintf(when, sizeof when, "%lld", (long long)now);
-        const char *parts[] = {"test", rec.id, when, c->sinks[sink].name};
-        uuid_derive(id, parts, 4);
+        char id[UUID_LEN + 1]; /* random: two tests in one second are two deliveries */
+        uuid_random(id);
         struct mtr_delivery_row row = {.id = id,
                                        .webhook_id = rec.id,
                                        .sink = c->sinks[sink].name,
@@ -1538,8 +1647,8 @@ int engine_test(struct config *c, struct clock *clk, const struct webhook_cfg *w
             free(body);
             return diag_set(d, "store: %s", ledger_error(&L));
         }
-        send_once(c, sink, rec.id, w->callback_uri, id, body, len, now, &s);
-        int ok = s.o.status == MTR_OK;
+        int ok = send_once(c, sink, rec.id, w->callback_uri, id, body, len, now, &s) == 0 &&
+                 s.o.status == MTR_OK;
         struct mtr_attempt_row a = {.delivery_id = id,
                                     .n = 1,
                                     .at = now,

@@ -26,9 +26,10 @@ struct engine_stats {
     uint64_t jobs_missed;
     uint64_t fetch_retries;
     uint64_t fetch_errors_delivered;
-    uint64_t deliveries;
-    uint64_t delivered;
+    uint64_t deliveries; /* made in this run */
+    uint64_t delivered;  /* outcomes in this run, of deliveries made now or before */
     uint64_t failed;
+    uint64_t earlier_settled; /* deliveries made before this run that it settled */
     uint64_t attempts;
     uint64_t retries;
     uint64_t disabled;

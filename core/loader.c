@@ -4,17 +4,37 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#ifndef METRONOME_PLUGIN_INSTALL_SUBDIR
+#define METRONOME_PLUGIN_INSTALL_SUBDIR "lib/metronome/plugins"
+#endif
 #ifndef METRONOME_PLUGIN_INSTALL_DIR
 #define METRONOME_PLUGIN_INSTALL_DIR "/usr/local/lib/metronome/plugins"
 #endif
 
 /* The smallest descriptor ABI 1.0 accepts: everything up to the kind ops. */
 #define MIN_DESCRIPTOR_SIZE (offsetof(struct mtr_plugin, sink) + sizeof(void *))
+
+/* The sizes of ABI 1.0's kind ops tables: a table declaring less is refused. */
+static const size_t min_ops_size[] = {
+    [MTR_KIND_CADENCE] = 16,
+    [MTR_KIND_SOURCE] = 48,
+    [MTR_KIND_STORE] = 224,
+    [MTR_KIND_SINK] = 32,
+};
+static const size_t ops_size[] = {
+    [MTR_KIND_CADENCE] = sizeof(struct mtr_cadence_ops),
+    [MTR_KIND_SOURCE] = sizeof(struct mtr_source_ops),
+    [MTR_KIND_STORE] = sizeof(struct mtr_store_ops),
+    [MTR_KIND_SINK] = sizeof(struct mtr_sink_ops),
+};
 
 const char *kind_name(uint32_t kind)
 {
@@ -41,19 +61,79 @@ static int valid_plugin_name(const char *s)
     return 1;
 }
 
-static int has_kind_ops(const struct mtr_plugin *p)
+/* The kind's ops table of a descriptor, as a generic pointer slot. */
+static const void **kind_ops_slot(struct mtr_plugin *p)
 {
     switch (p->kind) {
     case MTR_KIND_CADENCE:
-        return p->cadence && p->cadence->next_fire;
+        return (const void **)&p->cadence;
     case MTR_KIND_SOURCE:
-        return p->source != NULL;
+        return (const void **)&p->source;
     case MTR_KIND_STORE:
-        return p->store != NULL;
+        return (const void **)&p->store;
     case MTR_KIND_SINK:
-        return p->sink != NULL;
+        return (const void **)&p->sink;
+    }
+    return NULL;
+}
+
+/* The calls the core makes without checking for NULL. */
+static int has_required_ops(const struct mtr_plugin *p)
+{
+    const struct mtr_store_ops *st = p->store;
+    switch (p->kind) {
+    case MTR_KIND_CADENCE:
+        return p->cadence->next_fire != NULL;
+    case MTR_KIND_SOURCE:
+        return p->source->mode && p->source->submit;
+    case MTR_KIND_STORE:
+        return st->begin && st->commit && st->rollback && st->webhook_upsert && st->webhook_list &&
+               st->webhook_set_state && st->webhook_set_last_tick && st->vehicle_upsert &&
+               st->subscribe && st->unsubscribe && st->materialize_tick && st->claim_jobs &&
+               st->job_retry && st->job_set_state && st->jobs_miss_pending &&
+               st->deliveries_insert && st->claim_deliveries && st->record_attempt &&
+               st->fail_pending && st->replay && st->next_due && st->list_deliveries &&
+               st->list_attempts && st->delivery_get && st->stats;
+    case MTR_KIND_SINK:
+        return p->sink->submit != NULL;
     }
     return 0;
+}
+
+/* Replaces the plugin's kind ops table with a zero-extended copy of it (so
+ * calls added in later ABI minors read as NULL), after checking its size. */
+static int copy_kind_ops(const char *path, struct mtr_plugin *p, const void *raw, struct diag *d)
+{
+    const void **slot = kind_ops_slot(p);
+    if (!raw)
+        return diag_set(d, "%s: %s plugin '%s' has no %s operations", path, kind_name(p->kind),
+                        p->name, kind_name(p->kind));
+    uint32_t size = *(const uint32_t *)raw; /* every ops table starts with struct_size */
+    if (size < min_ops_size[p->kind])
+        return diag_set(d,
+                        "%s: plugin '%s': its %s operations table declares struct_size %u; "
+                        "ABI %d.0 needs at least %zu (write .struct_size = sizeof(struct "
+                        "mtr_%s_ops))",
+                        path, p->name, kind_name(p->kind), size, MTR_ABI_MAJOR,
+                        min_ops_size[p->kind], kind_name(p->kind));
+    void *copy = calloc(1, ops_size[p->kind]);
+    if (!copy)
+        return diag_set(d, "out of memory");
+    memcpy(copy, raw, size < ops_size[p->kind] ? size : ops_size[p->kind]);
+    *slot = copy;
+    if (!has_required_ops(p))
+        return diag_set(d, "%s: %s plugin '%s' lacks a required operation (see metronome/%s.h)",
+                        path, kind_name(p->kind), p->name, kind_name(p->kind));
+    return 0;
+}
+
+static void free_kind_ops(struct mtr_plugin *p)
+{
+    const void **slot = kind_ops_slot(p);
+    if (slot) {
+        free((void *)*slot);
+        *slot = NULL;
+    }
 }
 
 /* Checks the frozen header, then copies the descriptor zero-extended. */
@@ -76,26 +156,36 @@ static int check_descriptor(const char *path, const struct mtr_plugin *raw, stru
                         (size_t)MIN_DESCRIPTOR_SIZE);
     memset(out, 0, sizeof *out);
     memcpy(out, raw, raw->struct_size < sizeof *out ? raw->struct_size : sizeof *out);
-    if (!kind_name(out->kind))
+    if (!kind_name(out->kind)) {
+        out->cadence = NULL, out->source = NULL, out->store = NULL, out->sink = NULL;
         return diag_set(d, "%s: unknown plugin kind %u", path, out->kind);
+    }
+    /* the plugin's own table, until copy_kind_ops puts the core's copy in its
+     * place; the other kinds' pointers mean nothing */
+    const void *raw_ops = *kind_ops_slot(out);
+    out->cadence = NULL, out->source = NULL, out->store = NULL, out->sink = NULL;
     if (!valid_plugin_name(out->name))
         return diag_set(d, "%s: invalid plugin name (want 1-64 of [a-z0-9_-])", path);
     if (!out->version || !*out->version)
         return diag_set(d, "%s: plugin '%s' declares no version", path, out->name);
     if (!out->create || !out->destroy)
         return diag_set(d, "%s: plugin '%s' has no create/destroy", path, out->name);
-    if (!has_kind_ops(out))
-        return diag_set(d, "%s: %s plugin '%s' has no %s operations", path, kind_name(out->kind),
-                        out->name, kind_name(out->kind));
     char err[512];
     if (options_check_decl(out->options, err, sizeof err) != 0)
         return diag_set(d, "%s: plugin '%s': %s", path, out->name, err);
-    return 0;
+    return copy_kind_ops(path, out, raw_ops, d);
 }
 
 int plugin_open(const char *path, struct plugin_file *out, struct diag *d)
 {
+    struct stat sb;
     memset(out, 0, sizeof *out);
+    /* a FIFO or device would block or misbehave in dlopen: only regular files */
+    if (stat(path, &sb) != 0)
+        return diag_set(d, "%s: cannot load plugin: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return diag_set(d, "%s: not a regular file; only regular files are loaded as plugins",
+                        path);
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl)
         return diag_set(d, "%s: cannot load plugin: %s", path, dlerror());
@@ -103,7 +193,11 @@ int plugin_open(const char *path, struct plugin_file *out, struct diag *d)
     void *sym = dlsym(dl, MTR_PLUGIN_ENTRY_SYMBOL);
     memcpy(&entry, &sym, sizeof entry); /* object -> function pointer, as POSIX allows */
     if (!sym) {
-        diag_set(d, "%s: not a metronome plugin: no %s() symbol", path, MTR_PLUGIN_ENTRY_SYMBOL);
+        diag_set(d,
+                 "%s: not a metronome plugin: no exported %s() symbol (define it with "
+                 "MTR_PLUGIN_DEFINE(descriptor), which exports it even under "
+                 "-fvisibility=hidden)",
+                 path, MTR_PLUGIN_ENTRY_SYMBOL);
         goto out_close;
     }
     const struct mtr_plugin *raw = entry();
@@ -111,10 +205,13 @@ int plugin_open(const char *path, struct plugin_file *out, struct diag *d)
         diag_set(d, "%s: %s() returned NULL", path, MTR_PLUGIN_ENTRY_SYMBOL);
         goto out_close;
     }
-    if (check_descriptor(path, raw, &out->desc, d) != 0)
+    if (check_descriptor(path, raw, &out->desc, d) != 0) {
+        free_kind_ops(&out->desc);
         goto out_close;
+    }
     out->path = strdup(path);
     if (!out->path) {
+        free_kind_ops(&out->desc);
         diag_set(d, "out of memory");
         goto out_close;
     }
@@ -128,6 +225,7 @@ out_close:
 
 void plugin_close(struct plugin_file *pf)
 {
+    free_kind_ops(&pf->desc);
     if (pf->dl)
         dlclose(pf->dl);
     free(pf->path);
@@ -279,6 +377,27 @@ static int add_dir(char ***dirs, size_t *n, const char *dir)
     return 0;
 }
 
+/* The installed plugin directory, found from where the running binary is
+ * (BIN/../lib/metronome/plugins, as `cmake --install --prefix P` lays it
+ * out), so an installed tree can be moved; the configured path otherwise. */
+static const char *installed_plugin_dir(char *buf, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return METRONOME_PLUGIN_INSTALL_DIR;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return METRONOME_PLUGIN_INSTALL_DIR;
+    *slash = '\0';
+    struct stat sb;
+    if (snprintf(buf, len, "%s/../%s", exe, METRONOME_PLUGIN_INSTALL_SUBDIR) < (int)len &&
+        stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return buf;
+    return METRONOME_PLUGIN_INSTALL_DIR;
+}
+
 char **plugin_search_path(const char *const *plugin_path, size_t n, size_t *count)
 {
     char **dirs = NULL;
@@ -298,7 +417,8 @@ char **plugin_search_path(const char *const *plugin_path, size_t n, size_t *coun
             }
         free(copy);
     }
-    if (add_dir(&dirs, count, METRONOME_PLUGIN_INSTALL_DIR) != 0)
+    char installed[PATH_MAX];
+    if (add_dir(&dirs, count, installed_plugin_dir(installed, sizeof installed)) != 0)
         goto out_nomem;
     return dirs;
 out_nomem:

@@ -1,5 +1,10 @@
 /* Vault: key loading and secretbox sealing. The key never reaches a log. */
 #include "vault.h"
+#include "log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <errno.h>
 #include <sodium.h>
@@ -33,16 +38,53 @@ int vault_load(struct vault *v, const struct config *c, struct diag *d)
     }
     if (!c->key_file)
         return 0;
-    FILE *f = fopen(c->key_file, "r");
-    if (!f)
-        return diag_set(d, "%s: cannot read the secret key file: %s", c->key_file, strerror(errno));
+    int fd = open(c->key_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        return diag_set(d, "%s: cannot read the secret key file: %s", c->key_file, strerror(err));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return diag_set(d, "%s: the secret key file is not a regular file", c->key_file);
+    }
+    if (sb.st_uid != geteuid() && sb.st_uid != 0) {
+        close(fd);
+        return diag_set(d,
+                        "%s: the secret key file belongs to another user (uid %u); it must be "
+                        "owned by the user metronome runs as, or by root",
+                        c->key_file, (unsigned)sb.st_uid);
+    }
+    if (sb.st_mode & 077)
+        log_msg(MTR_LOG_WARN, "secrets",
+                "%s: the secret key file can be read by others (mode %03o); chmod 600 it",
+                c->key_file, (unsigned)(sb.st_mode & 0777));
     char buf[160];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    int rc = parse_key(v, buf, n);
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    int rc = n > 0 ? parse_key(v, buf, (size_t)n) : -1;
     sodium_memzero(buf, sizeof buf);
     if (rc != 0)
         return diag_set(d, "%s: the secret key must be 64 hexadecimal characters", c->key_file);
+    return 0;
+}
+
+/* A source whose payloads are not simulated handles live credentials. */
+int vault_check_sources(const struct vault *v, const struct config *c, struct diag *d)
+{
+    if (v->has_key)
+        return 0;
+    for (size_t i = 0; i < c->n_sources; i++) {
+        const struct mtr_source_ops *ops = c->sources[i].inst->ctx.pf->desc.source;
+        const char *mode = ops->mode(c->sources[i].inst->state);
+        if (mode && strcmp(mode, "simulated") != 0)
+            return diag_set(d,
+                            "source '%s' handles live credentials, which are encrypted at rest: "
+                            "set $METRONOME_SECRET_KEY (64 hex characters) or secrets.key_file",
+                            c->sources[i].name);
+    }
     return 0;
 }
 

@@ -38,6 +38,7 @@ struct transfer {
     char *response;
     size_t response_len;
     int64_t retry_after_s;
+    mtr_time submitted_at; /* the daemon's clock: HTTP-dates are read against it */
     struct timespec started;
     char refused[256]; /* set by the SSRF guard */
     char curl_error[CURL_ERROR_SIZE];
@@ -111,25 +112,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *userdata)
 {
     struct transfer *t = userdata;
     size_t len = size * n;
-    if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0) {
-        char value[128];
-        size_t v = len - 12 < sizeof value - 1 ? len - 12 : sizeof value - 1;
-        memcpy(value, buf + 12, v);
-        value[v] = '\0';
-        char *p = value, *end;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        long long secs = strtoll(p, &end, 10);
-        if (end != p && (*end == '\r' || *end == '\n' || *end == '\0' || *end == ' ')) {
-            t->retry_after_s = secs < 0 ? 0 : secs;
-        } else {
-            time_t when = curl_getdate(p, NULL); /* an HTTP-date */
-            if (when != -1) {
-                time_t now = time(NULL);
-                t->retry_after_s = when > now ? (int64_t)(when - now) : 0;
-            }
-        }
-    }
+    int64_t secs;
+    if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0 &&
+        mtr_parse_retry_after(buf + 12, len - 12, t->submitted_at, &secs) == 0)
+        t->retry_after_s = secs;
     return len;
 }
 
@@ -313,6 +299,7 @@ static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_
     t->done = done;
     t->core = core;
     t->cookie = d->cookie;
+    t->submitted_at = d->now;
     CURL *e = t->easy;
     curl_easy_setopt(e, CURLOPT_URL, d->target);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);

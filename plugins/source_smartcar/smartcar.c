@@ -98,12 +98,10 @@ static size_t on_header(char *h, size_t size, size_t n, void *userdata)
 {
     struct req *r = userdata;
     size_t len = size * n;
-    if (len > 12 && strncasecmp(h, "retry-after:", 12) == 0) {
-        char *end;
-        long long v = strtoll(h + 12, &end, 10);
-        if (end != h + 12)
-            r->retry_after_s = v < 0 ? 0 : v;
-    }
+    int64_t secs;
+    if (len > 12 && strncasecmp(h, "retry-after:", 12) == 0 &&
+        mtr_parse_retry_after(h + 12, len - 12, r->s->host->now(r->s->ctx), &secs) == 0)
+        r->retry_after_s = secs;
     return len;
 }
 
@@ -265,8 +263,10 @@ static void finish_batch(struct req *r)
             transient = 1;
         const char *ra =
             json_string_value(json_object_get(json_object_get(sub, "headers"), "retry-after"));
-        if (code == 429 && ra)
-            retry_after = strtoll(ra, NULL, 10);
+        int64_t secs;
+        if (code == 429 && ra &&
+            mtr_parse_retry_after(ra, strlen(ra), r->s->host->now(r->s->ctx), &secs) == 0)
+            retry_after = secs;
     }
     char *data = json_dumps(responses, JSON_COMPACT | JSON_PRESERVE_ORDER);
     struct mtr_fetch_result res = {.status = transient ? MTR_EAGAIN : MTR_OK,

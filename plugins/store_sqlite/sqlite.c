@@ -172,7 +172,7 @@ static const char *const sql_text[S_COUNT] = {
     [S_REPLAY_WEBHOOK] = "UPDATE deliveries SET state = 0, round_start = attempts, "
                          "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
                          "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND "
-                         "state = ?3 AND " HAS_PAYLOAD,
+                         "state = ?3 AND kind = 0 AND " HAS_PAYLOAD,
     [S_NEXT_JOB] = "SELECT min(due_at) FROM jobs WHERE state = 0",
     [S_NEXT_DELIVERY] = "SELECT min(next_attempt_at) FROM deliveries WHERE state = 0",
     [S_LIST_DELIVERIES] = "SELECT " DELIVERY_COLS " WHERE (?1 IS NULL OR d.webhook_id = ?1) AND "

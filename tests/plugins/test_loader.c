@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char *fixture(const char *dir, const char *file)
 {
@@ -47,7 +48,28 @@ Test(loader, accepts_a_good_plugin)
 
 Test(loader, refuses_no_entry_symbol)
 {
-    expect_refused("no_entry", "no mtr_plugin_entry() symbol");
+    expect_refused("no_entry", "no exported mtr_plugin_entry() symbol (define it with "
+                               "MTR_PLUGIN_DEFINE(descriptor)");
+}
+
+Test(loader, refuses_an_ops_table_without_struct_size)
+{
+    expect_refused("ops_size_zero", "its sink operations table declares struct_size 0; ABI 1.0 "
+                                    "needs at least 32 (write .struct_size = sizeof(struct "
+                                    "mtr_sink_ops))");
+}
+
+Test(loader, refuses_what_is_not_a_regular_file)
+{
+    char *dir = make_tmpdir();
+    char *fifo = path_join(dir, "plugin.so");
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    struct plugin_file pf;
+    struct diag d;
+    cr_expect_eq(plugin_open(fifo, &pf, &d), -1);
+    cr_expect(strstr(d.text, "not a regular file") != NULL, "%s", d.text);
+    free(fifo);
+    free(dir);
 }
 
 Test(loader, refuses_wrong_magic)
@@ -57,17 +79,17 @@ Test(loader, refuses_wrong_magic)
 
 Test(loader, refuses_another_major)
 {
-    expect_refused("abi_major", "built for plugin ABI 2.0; this metronome speaks ABI 1.x");
+    expect_refused("abi_major", "built for plugin ABI 2.1; this metronome speaks ABI 1.x");
 }
 
 Test(loader, refuses_a_newer_minor)
 {
-    expect_refused("abi_minor", "newer than this metronome's 1.0");
+    expect_refused("abi_minor", "newer than this metronome's 1.1");
 }
 
 Test(loader, refuses_a_short_descriptor)
 {
-    expect_refused("short", "descriptor is 24 bytes; ABI 1.0 needs at least 112");
+    expect_refused("short", "descriptor is 24 bytes; ABI 1.1 needs at least 112");
 }
 
 Test(loader, refuses_an_unresolved_symbol)

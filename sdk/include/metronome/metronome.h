@@ -8,5 +8,6 @@
 #include <metronome/source.h>
 #include <metronome/store.h>
 #include <metronome/sink.h>
+#include <metronome/util.h>
 
 #endif

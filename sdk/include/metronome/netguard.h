@@ -1,8 +1,13 @@
 /* SSRF guard for plugins that connect to addresses from configuration or
  * data: classifies a resolved address as one a public service must not reach
- * unless explicitly allowed - loopback, private, link-local (cloud metadata
- * included), CGNAT, multicast and reserved ranges, in IPv4 and IPv6 (mapped
- * addresses included). Header-only; libc only. */
+ * unless explicitly allowed. It follows IANA's IPv4 and IPv6 Special-Purpose
+ * Address Registries: whatever is not globally reachable unicast is refused -
+ * loopback, private, link-local (cloud metadata included), CGNAT, shared,
+ * documentation, benchmarking, multicast and reserved ranges. IPv6 forms that
+ * carry an IPv4 address (IPv4-mapped ::ffff:a.b.c.d, NAT64 64:ff9b::/96,
+ * 6to4 2002::/16) are judged by that IPv4 address; IPv6 outside global
+ * unicast 2000::/3 is refused (IPv4-compatible ::a.b.c.d, site-local
+ * fec0::/10, unique-local, discard-only, ...). Header-only; libc only. */
 #ifndef METRONOME_NETGUARD_H
 #define METRONOME_NETGUARD_H
 
@@ -17,8 +22,10 @@ static inline const char *mtr_ipv4_private(uint32_t a /* host order */)
 {
     static const struct {
         uint32_t net, mask;
-        const char *what;
+        const char *what; /* NULL: globally reachable, an exception inside a range below */
     } ranges[] = {
+        {0xc0000009u, 0xffffffffu, NULL}, /* 192.0.0.9: PCP anycast */
+        {0xc000000au, 0xffffffffu, NULL}, /* 192.0.0.10: TURN anycast */
         {0x00000000u, 0xff000000u, "a 'this network' address"},
         {0x0a000000u, 0xff000000u, "a private address"},
         {0x64400000u, 0xffc00000u, "a carrier-grade NAT address"},
@@ -26,9 +33,14 @@ static inline const char *mtr_ipv4_private(uint32_t a /* host order */)
         {0xa9fe0000u, 0xffff0000u, "a link-local or cloud metadata address"},
         {0xac100000u, 0xfff00000u, "a private address"},
         {0xc0000000u, 0xffffff00u, "an IETF protocol address"},
+        {0xc0000200u, 0xffffff00u, "a documentation address"},
+        {0xc0586300u, 0xffffff00u, "a deprecated 6to4 relay address"},
         {0xc0a80000u, 0xffff0000u, "a private address"},
         {0xc6120000u, 0xfffe0000u, "a benchmarking address"},
-        {0xe0000000u, 0xe0000000u, "a multicast or reserved address"},
+        {0xc6336400u, 0xffffff00u, "a documentation address"},
+        {0xcb007100u, 0xffffff00u, "a documentation address"},
+        {0xe0000000u, 0xf0000000u, "a multicast address"},
+        {0xf0000000u, 0xf0000000u, "a reserved or broadcast address"},
     };
     for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++)
         if ((a & ranges[i].mask) == ranges[i].net)
@@ -36,21 +48,59 @@ static inline const char *mtr_ipv4_private(uint32_t a /* host order */)
     return NULL;
 }
 
+/* The IPv4 address in bytes b[at..at+3], host order. */
+static inline uint32_t mtr_netguard_v4(const unsigned char *b, int at)
+{
+    return (uint32_t)b[at] << 24 | (uint32_t)b[at + 1] << 16 | (uint32_t)b[at + 2] << 8 | b[at + 3];
+}
+
+/* Whether the first bits of b match prefix. */
+static inline int mtr_netguard_in(const unsigned char b[16], const unsigned char prefix[16],
+                                  int bits)
+{
+    for (int i = 0; i < bits / 8; i++)
+        if (b[i] != prefix[i])
+            return 0;
+    unsigned char mask = (unsigned char)(0xff00u >> (bits % 8));
+    return bits % 8 == 0 || (b[bits / 8] & mask) == (prefix[bits / 8] & mask);
+}
+
 static inline const char *mtr_ipv6_private(const unsigned char b[16])
 {
-    static const unsigned char zero[16];
-    if (memcmp(b, zero, 15) == 0 && (b[15] == 1 || b[15] == 0))
-        return "a loopback or unspecified address";
-    if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff)
-        return mtr_ipv4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-                                (uint32_t)b[14] << 8 | b[15]);
-    if ((b[0] & 0xfe) == 0xfc)
-        return "a unique-local address (including cloud metadata)";
-    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
-        return "a link-local address";
-    if (b[0] == 0xff)
-        return "a multicast address";
-    return NULL;
+    static const struct {
+        unsigned char prefix[16];
+        int bits;
+        int v4_at;        /* >= 0: judged by the IPv4 address at this byte */
+        const char *what; /* NULL (and v4_at < 0): globally reachable */
+    } ranges[] = {
+        {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, 12, NULL}, /* IPv4-mapped */
+        {{0, 0x64, 0xff, 0x9b}, 96, 12, NULL},                      /* NAT64 well-known */
+        {{0x20, 0x02}, 16, 2, NULL},                                /* 6to4 */
+        {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, -1, "a loopback address"},
+        {{0}, 128, -1, "the unspecified address"},
+        {{0}, 96, -1, "an IPv4-compatible address (deprecated)"},
+        {{0, 0x64, 0xff, 0x9b, 0, 1}, 48, -1, "a local-use NAT64 address"},
+        {{0x20, 0x01, 0, 0x03}, 32, -1, NULL},             /* AMT */
+        {{0x20, 0x01, 0, 0x04, 0x01, 0x12}, 48, -1, NULL}, /* AS112-v6 */
+        {{0x20, 0x01, 0, 0x20}, 28, -1, NULL},             /* ORCHIDv2 */
+        {{0x20, 0x01}, 23, -1, "an IETF protocol address (Teredo, benchmarking, ...)"},
+        {{0x20, 0x01, 0x0d, 0xb8}, 32, -1, "a documentation address"},
+        {{0x3f, 0xff}, 20, -1, "a documentation address"},
+        {{0x20}, 3, -1, NULL}, /* the rest of global unicast */
+        {{0x01}, 64, -1, "a discard-only address"},
+        {{0xfc}, 7, -1, "a unique-local address (including cloud metadata)"},
+        {{0xfe, 0x80}, 10, -1, "a link-local address"},
+        {{0xfe, 0xc0}, 10, -1, "a site-local address (deprecated)"},
+        {{0xff}, 8, -1, "a multicast address"},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++) {
+        if (!mtr_netguard_in(b, ranges[i].prefix, ranges[i].bits))
+            continue;
+        if (ranges[i].v4_at >= 0)
+            return mtr_ipv4_private(mtr_netguard_v4(b, ranges[i].v4_at));
+        return ranges[i].what;
+    }
+    return "a reserved address (not global unicast)";
 }
 
 static inline const char *mtr_address_private(const struct sockaddr *sa)

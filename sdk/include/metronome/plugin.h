@@ -22,7 +22,7 @@ extern "C" {
 
 #define MTR_PLUGIN_MAGIC 0x4d54524eu /* "MTRN" */
 #define MTR_ABI_MAJOR 1
-#define MTR_ABI_MINOR 0
+#define MTR_ABI_MINOR 1 /* 1.1: store read_only and check */
 #define MTR_PLUGIN_ENTRY_SYMBOL "mtr_plugin_entry"
 
 #if defined(__GNUC__)
@@ -96,7 +96,15 @@ enum mtr_log_level {
 
 /* Append-only table of core services, valid from create() to destroy().
  * Option getters read the validated value (or the declared default); the
- * strings they return live as long as the instance. */
+ * strings they return live as long as the instance.
+ *
+ * Threads: every call of a source and store, and create/start/stop/destroy of
+ * every plugin, happen on the daemon's engine thread. A sink's submit() and
+ * poll() run on the delivery thread (the courier), one call at a time, never
+ * at the same time as each other; a sink needs no locks of its own. log() and
+ * set_error() may be called from any thread (log() writes whole lines under
+ * a lock; set_error() writes the calling instance's own buffer). The option
+ * getters, now() and instance_name() only read and are safe from any thread. */
 struct mtr_host_api {
     uint32_t struct_size;
     uint16_t abi_major;
@@ -156,6 +164,11 @@ struct mtr_plugin {
 #define MTR_PLUGIN_HEADER(kind_)                                                                   \
     .magic = MTR_PLUGIN_MAGIC, .abi_major = MTR_ABI_MAJOR, .abi_minor = MTR_ABI_MINOR,             \
     .struct_size = sizeof(struct mtr_plugin), .kind = (kind_)
+
+/* Fills in a kind ops table's struct_size; use as its first initialiser:
+ *   static const struct mtr_sink_ops my_ops = {MTR_OPS_HEADER(mtr_sink_ops), .submit = ...};
+ * The loader refuses a table whose struct_size is smaller than ABI 1.0's. */
+#define MTR_OPS_HEADER(type) .struct_size = sizeof(struct type)
 
 typedef const struct mtr_plugin *(*mtr_plugin_entry_fn)(void);
 

@@ -1,6 +1,23 @@
 /* Sinks: deliver one signed payload and report the outcome. submit() may
  * complete at once (poll == NULL) or later, from poll(). The core owns the
- * bytes and headers until the outcome is reported. */
+ * bytes and headers until the outcome is reported.
+ *
+ * Threads: submit() and poll() are called on the delivery thread, never at
+ * once; done() must be called from one of them (never from a thread of the
+ * sink's own). The outcome, and what its pointers point at, need to live only
+ * until done() returns: the core copies what it keeps.
+ *
+ * The cookie: every outcome hands back the cookie of the delivery it is for,
+ * unchanged, exactly once. The core checks it; an outcome with a cookie it
+ * did not hand out (or a second one for the same delivery) is dropped, logged
+ * as a fault of the plugin, and the delivery is tried again later.
+ *
+ * Verification: a sink whose flags include MTR_SINK_CALLBACK receives the
+ * verify challenge as an ordinary delivery (`webhook verify`): body
+ * {"version":"2.0","webhookId":...,"eventName":"verify","payload":{"challenge":...}}
+ * with attempt 1; it POSTs it like any payload and reports the receiver's
+ * answer in response/response_len, which the core checks. Sinks without the
+ * flag never see challenges. */
 #ifndef METRONOME_SINK_H
 #define METRONOME_SINK_H
 

@@ -2,7 +2,19 @@
  * per vehicle, the JSON array of Smartcar batch elements {path, code, body,
  * headers} - one per endpoint, failed endpoints carrying their error body -
  * which becomes the payload's data element. submit() may complete at once
- * (poll == NULL) or later, from poll(). */
+ * (poll == NULL) or later, from poll(). metronome/util.h has the helpers
+ * (JSON escaping, sc-data-age instants, error elements).
+ *
+ * Threads and lifetimes: every call is made on the engine thread. A result's
+ * data_json, error and token strings need to live only until done() returns:
+ * the core copies them. The core checks what it is handed: data_json must be
+ * a JSON array of elements (anything else is delivered as an INVALID_DATA
+ * error element and logged), and a result whose cookie is not one of the
+ * requests' is dropped and logged. mode() must return "simulated", "live" or
+ * "test"; anything else refuses the source at start.
+ *
+ * `subscribe --all` and `connect` need list_vehicles() and exchange_code();
+ * a source without them answers that it cannot list a token's vehicles. */
 #ifndef METRONOME_SOURCE_H
 #define METRONOME_SOURCE_H
 

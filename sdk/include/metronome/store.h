@@ -180,6 +180,8 @@ struct mtr_store_ops {
                           mtr_time next_attempt_at);
     int (*fail_pending)(void *state, const char *webhook_id, const char *reason, mtr_time now,
                         uint64_t *count);
+    /* one delivery by id, or every scheduled (never test) delivery of a webhook
+     * in from_state, back to pending with the same id and bytes */
     int (*replay)(void *state, const char *delivery_id, const char *webhook_id, int from_state,
                   mtr_time now, uint64_t *count);
 
@@ -201,15 +203,26 @@ struct mtr_store_ops {
     int (*prune)(void *state, mtr_time delivered_before, mtr_time failed_before,
                  mtr_time history_before, size_t max, uint64_t *pruned);
     int (*stats)(void *state, const char *webhook_id, struct mtr_store_stats *out);
+
+    /* ---- ABI 1.1 (NULL in older stores) ---- */
+    /* Called before start() by commands that only read: open the existing
+     * ledger without writing to it (no schema upgrade, no file created); a
+     * store that cannot answers MTR_ERR saying why. */
+    int (*read_only)(void *state);
+    /* The backend's integrity check (SQLite's PRAGMA integrity_check): fn is
+     * called once per problem found, with a description; *problems counts them. */
+    int (*check)(void *state, int (*fn)(void *arg, const char *problem), void *arg,
+                 uint64_t *problems);
 };
 
-/* The frozen layout of ABI 1.0 (LP64): these only grow at the end. A core reading a
+/* The frozen layout of ABI 1.0 and 1.1 (LP64): these only grow at the end. A core reading a
  * field added later checks the table's struct_size first. */
 #if defined(__LP64__) && !defined(__cplusplus)
 _Static_assert(offsetof(struct mtr_store_ops, begin) == 8, "ABI: store begin");
 _Static_assert(offsetof(struct mtr_store_ops, claim_jobs) == 104, "ABI: store claim_jobs");
 _Static_assert(offsetof(struct mtr_store_ops, prune) == 208, "ABI: store prune");
-_Static_assert(sizeof(struct mtr_store_ops) == 224, "ABI 1.0 store ops size");
+_Static_assert(offsetof(struct mtr_store_ops, read_only) == 224, "ABI 1.1: store read_only");
+_Static_assert(sizeof(struct mtr_store_ops) == 240, "ABI 1.1 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

@@ -1,7 +1,10 @@
 /* The command line: `metronome COMMAND [ARGS] [OPTIONS]`. Options may stand
  * before or after the arguments, as --name value or --name=value. Each command
  * declares its options and argument count; anything else is refused with
- * exit status 2 before any work is done. */
+ * exit status 2 before any work is done. Everything it prints goes through a
+ * filter that escapes control characters (as \xNN), so a vehicle id, a
+ * receiver's error text or an argument cannot drive the operator's terminal. */
+#define _GNU_SOURCE /* fopencookie */
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
@@ -13,9 +16,12 @@
 #include "scheduler.h"
 #include "vault.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef METRONOME_VERSION
 #define METRONOME_VERSION "0.0.0"
@@ -96,7 +102,9 @@ static int cmd_plan(struct invocation *inv)
     mtr_time from = clock_now(&inv->clock);
     int64_t count = 10;
     if (from_s && parse_iso8601(from_s, &from) != 0)
-        return bad_usage(inv, "--from: bad instant '%s' (write 2030-03-01T15:45:00Z)", from_s);
+        return bad_usage(
+            inv, "--from: bad instant '%s' (write 2030-03-01T15:45:00Z, UTC, from 1970 to 9999)",
+            from_s);
     if (count_s && (parse_int64(count_s, &count) != 0 || count < 1 || count > 10000000))
         return bad_usage(inv, "--count: want a number from 1 to 10000000, not '%s'", count_s);
     struct config *c;
@@ -342,6 +350,8 @@ static const struct command commands[] = {
     {"deliveries", "deliveries [--webhook NAME] [--state S] [--json]",
      "the ledger: deliveries with their attempts and outcomes", deliveries_opts, 0, 0,
      cmd_deliveries},
+    {"check", "check", "the ledger's integrity check (read-only); exit 1 when it is damaged",
+     no_opts, 0, 0, cmd_check},
     {"replay", "replay --delivery ID | --webhook NAME [--state failed]",
      "send stored payloads again, with the same delivery id and bytes", replay_opts, 0, 0,
      cmd_replay},
@@ -441,6 +451,11 @@ static int parse_args(int argc, char **argv, struct invocation *inv)
             fprintf(stderr, "metronome: option --%.*s takes no value\n", (int)len, name);
             return EXIT_BAD_INPUT;
         }
+        for (size_t k = 0; o && k < inv->n_opts; k++)
+            if (strcmp(inv->opt_names[k], o->name) == 0) {
+                fprintf(stderr, "metronome: option --%s is given twice; give it once\n", o->name);
+                return EXIT_BAD_INPUT;
+            }
         if (inv->n_opts == MAX_OPTS) {
             fprintf(stderr, "metronome: too many options\n");
             return EXIT_BAD_INPUT;
@@ -457,7 +472,9 @@ static int setup_globals(struct invocation *inv)
     if (now) {
         mtr_time t;
         if (parse_iso8601(now, &t) != 0) {
-            fprintf(stderr, "metronome: --now: bad instant '%s' (write 2030-03-01T15:45:00Z)\n",
+            fprintf(stderr,
+                    "metronome: --now: bad instant '%s' (write 2030-03-01T15:45:00Z, UTC, from "
+                    "1970 to 9999)\n",
                     now);
             return EXIT_BAD_INPUT;
         }
@@ -473,8 +490,75 @@ static int setup_globals(struct invocation *inv)
     return EXIT_OK;
 }
 
+/* ---- output that cannot drive a terminal ------------------------------------------ */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes buf with every control character but newline and tab escaped. */
+static ssize_t escaping_write(void *cookie, const char *buf, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    int fd = (int)(intptr_t)cookie;
+    char out[4096];
+    size_t n = 0;
+    for (size_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        } else {
+            out[n++] = (char)c;
+        }
+        if (n > sizeof out - 8) {
+            if (write_all(fd, out, n) != 0)
+                return -1;
+            n = 0;
+        }
+    }
+    return n && write_all(fd, out, n) != 0 ? -1 : (ssize_t)size;
+}
+
+static FILE *escaping_stream(int fd, int mode)
+{
+    cookie_io_functions_t io = {.write = escaping_write};
+    FILE *f = fopencookie((void *)(intptr_t)fd, "w", io);
+    if (f)
+        setvbuf(f, NULL, mode, 0);
+    return f;
+}
+
+/* stdout and stderr escape control characters from here on. */
+static void escape_output(void)
+{
+    FILE *out = escaping_stream(1, isatty(1) ? _IOLBF : _IOFBF);
+    FILE *err = escaping_stream(2, _IOLBF);
+    if (out) {
+        fflush(stdout);
+        stdout = out;
+    }
+    if (err) {
+        fflush(stderr);
+        stderr = err;
+    }
+}
+
 int cli_main(int argc, char **argv)
 {
+    escape_output();
     struct invocation inv;
     memset(&inv, 0, sizeof inv);
     int rc = parse_args(argc, argv, &inv);

@@ -12,6 +12,8 @@
 #include "vault.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +27,10 @@ struct session {
     struct webhook_rec *recs; /* one per pipeline webhook */
 };
 
-static int session_open(struct invocation *inv, struct session *s)
+/* Opens the pipeline and its ledger. A command that only reads opens the
+ * ledger read-only and looks the pipeline's webhooks up instead of writing
+ * them (a webhook never synchronised has an empty id). */
+static int session_open_mode(struct invocation *inv, struct session *s, int read_only)
 {
     struct diag d;
     memset(s, 0, sizeof *s);
@@ -33,12 +38,28 @@ static int session_open(struct invocation *inv, struct session *s)
     if (rc != EXIT_OK)
         return rc;
     s->recs = calloc(s->c->n_webhooks ? s->c->n_webhooks : 1, sizeof *s->recs);
-    if (!s->recs || ledger_open(&s->L, s->c, &d) != 0 ||
-        ledger_sync_webhooks(&s->L, s->c, clock_now(&inv->clock), s->recs, &d) != 0) {
+    int ok = s->recs != NULL;
+    if (ok && read_only) {
+        ok = ledger_open_read_only(&s->L, s->c, &d) == 0;
+        for (size_t i = 0; ok && i < s->c->n_webhooks; i++) {
+            int found;
+            if (ledger_get_webhook(&s->L, s->c->webhooks[i].name, &s->recs[i], &found) != 0)
+                ok = diag_set(&d, "store: %s", ledger_error(&s->L)) == 0;
+        }
+    } else if (ok) {
+        ok = ledger_open(&s->L, s->c, &d) == 0 &&
+             ledger_sync_webhooks(&s->L, s->c, clock_now(&inv->clock), s->recs, &d) == 0;
+    }
+    if (!ok) {
         fprintf(stderr, "metronome %s: %s\n", inv->cmd->name, s->recs ? d.text : "out of memory");
         return EXIT_RUNTIME;
     }
     return EXIT_OK;
+}
+
+static int session_open(struct invocation *inv, struct session *s)
+{
+    return session_open_mode(inv, s, 0);
 }
 
 static void session_close(struct session *s)
@@ -106,7 +127,9 @@ static int parse_instant(const struct invocation *inv, const char *opt, mtr_time
     if (!v)
         return 1;
     if (parse_iso8601(v, out) != 0) {
-        fprintf(stderr, "metronome %s: --%s: bad instant '%s' (write 2030-03-01T15:45:00Z)\n",
+        fprintf(stderr,
+                "metronome %s: --%s: bad instant '%s' (write 2030-03-01T15:45:00Z, UTC, from 1970 "
+                "to 9999)\n",
                 inv->cmd->name, opt, v);
         return -1;
     }
@@ -298,7 +321,7 @@ int cmd_webhook(struct invocation *inv)
         return bad_usage(inv, k == 0 ? "'list' takes no name%s" : "'%s' needs a webhook name",
                          k == 0 ? "" : sub);
     struct session s;
-    int rc = session_open(inv, &s);
+    int rc = session_open_mode(inv, &s, k == 0);
     size_t i = 0;
     struct diag d;
     char report[2048];
@@ -365,6 +388,13 @@ static int subscribe_one(struct subscriber *sb, const char *vehicle, const char 
         snprintf(err, errlen, "bad vehicle id '%.64s' (1-128 of A-Z a-z 0-9 . _ : -)", vehicle);
         return -1;
     }
+    if ((access != NULL) != (refresh != NULL)) {
+        snprintf(err, errlen,
+                 "vehicle %s: an access token needs its refresh token, and the reverse (a live "
+                 "vehicle without both cannot be kept connected)",
+                 vehicle);
+        return -1;
+    }
     if ((access || refresh) && !sb->vault.has_key) {
         snprintf(err, errlen,
                  "live credentials need a key: set $METRONOME_SECRET_KEY (64 hex "
@@ -397,11 +427,9 @@ static int subscribe_one(struct subscriber *sb, const char *vehicle, const char 
 static void progress(size_t done, size_t total)
 {
     int width = 40, filled = total ? (int)((double)done / (double)total * width) : width;
-    fprintf(stderr, "\r[%.*s%*s] %zu/%zu lines", filled, "########################################",
-            width - filled, "", done, total);
-    if (done == total)
-        fputc('\n', stderr);
-    fflush(stderr);
+    fflush(stderr); /* the bar's \r goes to the terminal itself, past the escaping stream */
+    dprintf(2, "\r[%.*s%*s] %zu/%zu lines%s", filled, "########################################",
+            width - filled, "", done, total, done == total ? "\n" : "");
 }
 
 static size_t count_lines(FILE *f)
@@ -416,63 +444,131 @@ static size_t count_lines(FILE *f)
     return n + (last != '\n');
 }
 
-/* Splits a CSV line into up to three trimmed fields; returns the count, or
- * -1 for more than three. */
+#define CSV_LINE_MAX 16384 /* a vehicle id and two tokens fit many times over */
+
+/* Reads one line (without its end) into buf; a longer line is read to its end
+ * and flagged, as is a NUL byte. Returns 0, or -1 at the end of the file. */
+static int read_line(FILE *f, char *buf, size_t cap, size_t *len, int *too_long, int *nul)
+{
+    int ch;
+    *len = 0;
+    *too_long = *nul = 0;
+    while ((ch = getc(f)) != EOF && ch != '\n') {
+        if (ch == '\0')
+            *nul = 1;
+        if (*len + 1 < cap)
+            buf[(*len)++] = (char)ch;
+        else
+            *too_long = 1;
+    }
+    buf[*len] = '\0';
+    if (*len && buf[*len - 1] == '\r')
+        buf[--(*len)] = '\0';
+    return ch == EOF && *len == 0 && !*too_long ? -1 : 0;
+}
+
+/* Splits a CSV line (RFC 4180 quoting: "a,b" and "" inside quotes) into up
+ * to three fields, unquoted and trimmed, in place. Returns the count, -1 for
+ * more than three fields, -2 for a quote left open or text after a closing
+ * quote. */
 static int split_csv(char *line, char *fields[3])
 {
     int n = 0;
-    char *p = line;
+    char *p = line, *w;
     for (;;) {
         if (n == 3)
             return -1;
         while (*p == ' ' || *p == '\t')
             p++;
-        fields[n++] = p;
-        char *comma = strchr(p, ',');
-        char *end = comma ? comma : p + strlen(p);
-        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        if (!comma) {
-            *end = '\0';
-            return n;
+        fields[n++] = w = p;
+        if (*p == '"') {
+            for (p++;; p++) {
+                if (*p == '\0')
+                    return -2;
+                if (*p == '"' && p[1] == '"')
+                    *w++ = *p++;
+                else if (*p == '"')
+                    break;
+                else
+                    *w++ = *p;
+            }
+            p++;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (*p != ',' && *p != '\0')
+                return -2;
+        } else {
+            while (*p && *p != ',')
+                *w++ = *p++;
+            while (w > fields[n - 1] && (w[-1] == ' ' || w[-1] == '\t'))
+                w--;
         }
-        *end = '\0';
-        p = comma + 1;
+        int last = *p == '\0';
+        *w = '\0';
+        if (last)
+            return n;
+        p++;
     }
+}
+
+static int open_regular(const char *path, FILE **f, char *err, size_t errlen)
+{
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) { /* a FIFO, device or directory never ends or never reads */
+        snprintf(err, errlen, "not a regular file");
+        close(fd);
+        return -1;
+    }
+    if (!(*f = fdopen(fd, "r"))) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return 0;
 }
 
 static int subscribe_file(struct invocation *inv, struct subscriber *sb, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "metronome subscribe: %s: cannot open: %s\n", path, strerror(errno));
+    FILE *f;
+    char oerr[128];
+    if (open_regular(path, &f, oerr, sizeof oerr) != 0) {
+        fprintf(stderr, "metronome subscribe: %s: %s\n", path, oerr);
         return EXIT_BAD_INPUT;
     }
     const struct mtr_store_ops *ops = sb->s->L.ops;
     int tty = isatty(2);
     size_t total = tty ? count_lines(f) : 0, lineno = 0, created = 0, existing = 0, bad = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got;
-    int rc = EXIT_OK, in_tx = 0;
-    while ((got = getline(&line, &cap, f)) != -1) {
+    char *line = malloc(CSV_LINE_MAX);
+    size_t got;
+    int rc = line ? EXIT_OK : EXIT_RUNTIME, in_tx = 0, too_long, nul;
+    while (rc == EXIT_OK && read_line(f, line, CSV_LINE_MAX, &got, &too_long, &nul) == 0) {
         lineno++;
         if (!in_tx && ops->begin(sb->s->L.st) != MTR_OK) {
             rc = store_error(inv, sb->s);
             break;
         }
         in_tx = 1;
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
-            line[--got] = '\0';
-        char *fields[3] = {NULL, NULL, NULL}, err[256];
-        int nf = split_csv(line, fields);
+        char *text = line, *fields[3] = {NULL, NULL, NULL}, err[256];
+        if (lineno == 1 && strncmp(text, "\xef\xbb\xbf", 3) == 0)
+            text += 3; /* a UTF-8 byte order mark */
+        int nf = too_long || nul ? 0 : split_csv(text, fields);
         if (nf == 1 && (fields[0][0] == '\0' || fields[0][0] == '#'))
             continue;
-        if (nf < 0) {
-            fprintf(stderr,
-                    "%s%s:%zu: more than 3 fields (vehicle_id[,access_token[,"
-                    "refresh_token]])\n",
-                    tty ? "\n" : "", path, lineno);
+        const char *why = too_long ? "line longer than 16384 bytes"
+                          : nul    ? "a NUL byte in the line"
+                          : nf == -1
+                              ? "more than 3 fields (vehicle_id[,access_token[,refresh_token]])"
+                          : nf == -2 ? "a quoted field is not closed, or text follows its quote"
+                                     : NULL;
+        if (why) {
+            fprintf(stderr, "%s%s:%zu: %s\n", tty ? "\n" : "", path, lineno, why);
             bad++;
             continue;
         }
@@ -831,7 +927,7 @@ int cmd_deliveries(struct invocation *inv)
     if (limit_s && (parse_int64(limit_s, &limit) != 0 || limit < 1))
         return bad_usage(inv, "--limit: want a positive number, not '%s'", limit_s);
     struct session s;
-    int rc = session_open(inv, &s);
+    int rc = session_open_mode(inv, &s, 1);
     const char *webhook_id = NULL;
     if (rc == EXIT_OK && name)
         rc = webhook_option(inv, &s, name, &webhook_id);
@@ -978,6 +1074,39 @@ int cmd_connect(struct invocation *inv)
     free((char *)tv.access);
     free((char *)tv.refresh);
     vault_wipe(&sb.vault);
+    session_close(&s);
+    return rc;
+}
+
+/* ---- check ----------------------------------------------------------------------------------- */
+
+static int print_problem(void *arg, const char *problem)
+{
+    (void)arg;
+    fprintf(stderr, "  %s\n", problem);
+    return 0;
+}
+
+int cmd_check(struct invocation *inv)
+{
+    struct session s;
+    int rc = session_open_mode(inv, &s, 1);
+    uint64_t problems = 0;
+    if (rc == EXIT_OK && !s.L.ops->check) {
+        fprintf(stderr, "metronome check: store plugin '%s' has no integrity check\n",
+                s.c->store_plugin);
+        rc = EXIT_RUNTIME;
+    } else if (rc == EXIT_OK && s.L.ops->check(s.L.st, print_problem, NULL, &problems) != MTR_OK) {
+        rc = store_error(inv, &s);
+    } else if (rc == EXIT_OK && problems) {
+        fprintf(stderr,
+                "metronome check: the ledger is damaged: %llu problem(s) above; restore it "
+                "from a backup\n",
+                (unsigned long long)problems);
+        rc = EXIT_RUNTIME;
+    } else if (rc == EXIT_OK) {
+        printf("ok: the ledger passed the store's integrity check\n");
+    }
     session_close(&s);
     return rc;
 }

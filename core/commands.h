@@ -11,6 +11,7 @@ int cmd_subscribe(struct invocation *inv);
 int cmd_unsubscribe(struct invocation *inv);
 int cmd_deliveries(struct invocation *inv);
 int cmd_replay(struct invocation *inv);
+int cmd_check(struct invocation *inv);
 int cmd_connect(struct invocation *inv);
 
 #endif

@@ -175,9 +175,18 @@ static int store_failed(struct engine *e, const char *what)
 
 static int start_plugins(struct config *c, struct diag *d)
 {
-    for (size_t i = 0; i < c->n_sources; i++)
+    for (size_t i = 0; i < c->n_sources; i++) {
         if (instance_start(c->sources[i].inst, d) != 0)
             return -1;
+        const struct instance *in = c->sources[i].inst;
+        const char *mode = in->ctx.pf->desc.source->mode(in->state);
+        if (!mode || (strcmp(mode, "simulated") != 0 && strcmp(mode, "live") != 0 &&
+                      strcmp(mode, "test") != 0))
+            return diag_set(d,
+                            "source '%s' (plugin %s, %s): mode() must answer \"simulated\", "
+                            "\"live\" or \"test\"",
+                            c->sources[i].name, in->ctx.pf->desc.name, in->ctx.pf->path);
+    }
     for (size_t i = 0; i < c->n_sinks; i++)
         if (instance_start(c->sinks[i].inst, d) != 0)
             return -1;

@@ -36,10 +36,29 @@ static int valid_name_char(char c, int first)
            (!first && c >= '0' && c <= '9');
 }
 
-/* Expands one ${...} starting at s (pointing at '$'); advances *consumed. */
-static int expand_one(const char *s, struct buf *b, size_t *consumed, char *err, size_t errlen)
+static int expand(const char *s, size_t len, int depth, struct buf *b, char *err, size_t errlen);
+
+/* The '}' that closes the ${ at s, counting the ${...} nested in a default. */
+static const char *closing_brace(const char *s)
 {
-    const char *close = strchr(s + 2, '}');
+    int depth = 0;
+    for (const char *p = s + 2; *p; p++) {
+        if (p[0] == '$' && p[1] == '$' && p[2] == '{')
+            p += 2; /* a literal ${ */
+        else if (p[0] == '$' && p[1] == '{')
+            depth++, p++;
+        else if (*p == '}' && depth-- == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Expands one ${...} starting at s (pointing at '$'); advances *consumed.
+ * A default may itself hold references: ${A:-${B:-x}}. */
+static int expand_one(const char *s, int depth, struct buf *b, size_t *consumed, char *err,
+                      size_t errlen)
+{
+    const char *close = closing_brace(s);
     if (!close) {
         snprintf(err, errlen, "unterminated '${' (write $${ for a literal ${)");
         return -1;
@@ -66,9 +85,14 @@ static int expand_one(const char *s, struct buf *b, size_t *consumed, char *err,
     int rc;
     if (value)
         rc = buf_add(b, value, strlen(value));
-    else if (has_default)
-        rc = buf_add(b, rest + 2, (size_t)(close - rest - 2));
-    else {
+    else if (has_default && depth >= 8) {
+        snprintf(err, errlen, "variable defaults nested more than 8 deep");
+        return -1;
+    } else if (has_default) {
+        if (expand(rest + 2, (size_t)(close - rest - 2), depth + 1, b, err, errlen) != 0)
+            return -1;
+        rc = 0;
+    } else {
         snprintf(err, errlen,
                  "environment variable %s is not set (write ${%s:-default} to give a default)", var,
                  var);
@@ -82,33 +106,41 @@ static int expand_one(const char *s, struct buf *b, size_t *consumed, char *err,
     return 0;
 }
 
+/* Appends the expansion of len bytes of s to b. */
+static int expand(const char *s, size_t len, int depth, struct buf *b, char *err, size_t errlen)
+{
+    const char *end = s + len;
+    while (s < end) {
+        size_t consumed = 1;
+        int rc;
+        if (end - s >= 3 && s[0] == '$' && s[1] == '$' && s[2] == '{') {
+            rc = buf_add(b, "${", 2);
+            consumed = 3;
+        } else if (end - s >= 2 && s[0] == '$' && s[1] == '{') {
+            if (expand_one(s, depth, b, &consumed, err, errlen) != 0)
+                return -1;
+            rc = 0;
+        } else {
+            rc = buf_add(b, s, 1);
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        s += consumed;
+    }
+    return 0;
+}
+
 int interp_expand(const char *s, char **out, char *err, size_t errlen)
 {
     struct buf b = {0};
-    if (buf_add(&b, "", 0) != 0)
-        goto out_nomem;
-    while (*s) {
-        size_t consumed = 1;
-        int rc;
-        if (s[0] == '$' && s[1] == '$' && s[2] == '{') {
-            rc = buf_add(&b, "${", 2);
-            consumed = 3;
-        } else if (s[0] == '$' && s[1] == '{') {
-            if (expand_one(s, &b, &consumed, err, errlen) != 0)
-                goto out_free;
-            rc = 0;
-        } else {
-            rc = buf_add(&b, s, 1);
-        }
-        if (rc != 0)
-            goto out_nomem;
-        s += consumed;
+    if (buf_add(&b, "", 0) != 0 || expand(s, strlen(s), 0, &b, err, errlen) != 0) {
+        if (!b.p)
+            snprintf(err, errlen, "out of memory");
+        free(b.p);
+        return -1;
     }
     *out = b.p;
     return 0;
-out_nomem:
-    snprintf(err, errlen, "out of memory");
-out_free:
-    free(b.p);
-    return -1;
 }

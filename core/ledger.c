@@ -22,19 +22,29 @@ const char *ledger_error(const struct ledger *L)
     return L->inst->ctx.error[0] ? L->inst->ctx.error : "store error";
 }
 
-int ledger_open(struct ledger *L, const struct config *c, struct diag *d)
+static int open_store(struct ledger *L, const struct config *c, int read_only, struct diag *d)
 {
     L->inst = c->store;
     L->ops = c->store->ctx.pf->desc.store;
     L->st = c->store->state;
-    if (!L->ops->webhook_upsert || !L->ops->claim_jobs || !L->ops->record_attempt)
-        return diag_set(d, "store plugin '%s' lacks the ledger operations", c->store_plugin);
+    if (read_only && !c->store->started && L->ops->read_only && L->ops->read_only(L->st) != MTR_OK)
+        return diag_set(d, "store: %s", ledger_error(L));
     if (c->store->ctx.pf->desc.start && !c->store->started) {
         if (c->store->ctx.pf->desc.start(L->st) != MTR_OK)
             return diag_set(d, "store: %s", ledger_error(L));
         c->store->started = 1;
     }
     return 0;
+}
+
+int ledger_open(struct ledger *L, const struct config *c, struct diag *d)
+{
+    return open_store(L, c, 0, d);
+}
+
+int ledger_open_read_only(struct ledger *L, const struct config *c, struct diag *d)
+{
+    return open_store(L, c, 1, d);
 }
 
 static int copy_row(void *arg, const struct mtr_webhook_row *w)

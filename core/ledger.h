@@ -28,6 +28,9 @@ struct webhook_rec {
 
 /* Starts the store plugin (opening and migrating its database). */
 int ledger_open(struct ledger *L, const struct config *c, struct diag *d);
+/* Starts it for a command that only reads: nothing is created, upgraded or
+ * written, so a read-only ledger file can be read. */
+int ledger_open_read_only(struct ledger *L, const struct config *c, struct diag *d);
 
 /* The store's last error message. */
 const char *ledger_error(const struct ledger *L);

@@ -1,7 +1,7 @@
 /* Scalar parsers: strict, locale-independent, overflow-checked. */
 #include "scalar.h"
 
-#include <metronome/civil.h>
+#include <metronome/util.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -183,7 +183,7 @@ int parse_iso8601(const char *s, mtr_time *out)
         else
             return -1;
     }
-    if (*s != '\0')
+    if (*s != '\0' || y < 1970) /* the supported range: 1970-01-01 .. 9999-12-31 */
         return -1;
     *out = mtr_time_from_civil(y, m, d, hh, mm, ss);
     return 0;

@@ -9,7 +9,10 @@
 int webhook_next_tick(const struct webhook_cfg *w, mtr_time after, mtr_time *next, struct diag *d)
 {
     const struct mtr_cadence_ops *ops = w->cadence->ctx.pf->desc.cadence;
-    if (ops->next_fire(w->cadence->state, after, next) != MTR_OK || *next <= after) {
+    /* a policy's answer is checked: strictly later, and within the instants
+     * metronome can write (up to 9999-12-31T23:59:59Z) */
+    if (after >= MTR_TIME_MAX || ops->next_fire(w->cadence->state, after, next) != MTR_OK ||
+        *next <= after || *next > MTR_TIME_MAX) {
         char when[32];
         format_iso8601(after, when, sizeof when);
         return diag_set(d, "webhook '%s': cadence '%s' has no tick after %s", w->name,

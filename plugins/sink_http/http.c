@@ -56,6 +56,7 @@ struct http_sink {
     unsigned char sw_key[64];
     size_t sw_key_len;
     const char *ca_file;
+    const char *proxy; /* NULL: direct; the environment's proxies are never used */
     CURLM *multi;
     int in_flight;
     struct transfer *free_list;
@@ -87,6 +88,23 @@ static curl_socket_t guarded_open(void *clientp, curlsocktype purpose,
         return CURL_SOCKET_BAD;
     }
     return socket(address->family, address->socktype, address->protocol);
+}
+
+/* Through a proxy the socket goes to the proxy, so the guard above never sees
+ * the target: it is resolved and judged here instead. Returns 1 when refused. */
+static int target_private(const char *url, char *why, size_t len)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int refused = 1;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        refused = mtr_host_private(host, why, len) != NULL;
+    else
+        snprintf(why, len, "cannot read the host of %s", url);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return refused;
 }
 
 /* ---- transfers --------------------------------------------------------------------------- */
@@ -130,6 +148,9 @@ static void set_constant_options(struct http_sink *s, struct transfer *t)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (s->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file);
+    /* "" keeps libcurl from taking http_proxy/HTTPS_PROXY from the environment:
+     * through a proxy the guard would see the proxy's address, not the target's */
+    curl_easy_setopt(e, CURLOPT_PROXY, s->proxy ? s->proxy : "");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(s->timeout_ms < 10000 ? s->timeout_ms : 10000));
@@ -296,6 +317,15 @@ static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_
         s->host->set_error(s->ctx, "out of memory");
         return MTR_ERR;
     }
+    char why[300];
+    if (s->proxy && !s->allow_private && target_private(d->target, why, sizeof why)) {
+        transfer_put(s, t);
+        s->host->set_error(s->ctx,
+                           "refused to send through the proxy: %s (set "
+                           "allow_private_networks: true to allow)",
+                           why);
+        return MTR_ERR;
+    }
     t->done = done;
     t->core = core;
     t->cookie = d->cookie;
@@ -336,6 +366,11 @@ static void finish(struct http_sink *s, struct transfer *t, CURLcode result)
             snprintf(error, sizeof error, "%s", t->refused);
         else if (result == CURLE_OPERATION_TIMEDOUT)
             snprintf(error, sizeof error, "timed out after %lld ms", (long long)s->timeout_ms);
+        else if (result == CURLE_OUT_OF_MEMORY && status > 0) /* libcurl's word for it */
+            snprintf(error, sizeof error,
+                     "the receiver answered HTTP %ld with response headers larger than libcurl "
+                     "accepts (100 KiB); the answer was not read",
+                     status);
         else
             snprintf(error, sizeof error, "%s",
                      t->curl_error[0] ? t->curl_error : curl_easy_strerror(result));
@@ -428,6 +463,7 @@ static int http_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **sta
     s->allow_private = host->get_bool(ctx, "allow_private_networks");
     s->standard_webhooks = host->get_bool(ctx, "standard_webhooks");
     s->ca_file = host->get_string(ctx, "ca_file");
+    s->proxy = host->get_string(ctx, "proxy");
     if (sodium_init() < 0) {
         host->set_error(ctx, "libsodium failed to initialise");
         return MTR_ERR;
@@ -513,6 +549,10 @@ static const struct mtr_option http_options[] = {
      .default_value = "false",
      .help = "allow loopback, private, link-local and metadata addresses"},
     {.name = "ca_file", .type = MTR_OPT_STRING, .help = "CA bundle to verify TLS peers with"},
+    {.name = "proxy",
+     .type = MTR_OPT_STRING,
+     .help = "HTTP(S) proxy URL; the environment's http_proxy and HTTPS_PROXY are never used, "
+             "and the target is still checked"},
     {.name = "standard_webhooks",
      .type = MTR_OPT_BOOL,
      .default_value = "false",

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum stmt_id {
     S_BEGIN,
@@ -282,6 +284,7 @@ struct sqlite_store {
     sqlite3_int64 prune_cursor; /* payloads are pruned from here on */
     struct claims claims;       /* the latest claim's jobs, by key */
     struct checkpointer ckpt;
+    int read_only; /* opened by a command that only reads */
 };
 
 /* ---- plumbing ---------------------------------------------------------------------- */
@@ -418,19 +421,129 @@ static int migrate(struct sqlite_store *s)
     return MTR_OK;
 }
 
+/* What is at path before it is opened: nothing (a new ledger is created,
+ * private to its owner), or a regular file of this user's (or root's) that
+ * starts like an SQLite database. An empty file is refused: a truncated
+ * ledger must not silently become a fresh one with new webhook ids. */
+static int check_file(struct sqlite_store *s, int *exists)
+{
+    struct stat sb;
+    *exists = 0;
+    if (stat(s->path, &sb) != 0) {
+        if (errno != ENOENT)
+            return s->host->set_error(s->ctx, "%s: %s", s->path, strerror(errno)), MTR_ERR;
+        if (s->read_only) {
+            s->host->set_error(s->ctx, "%s: no ledger here yet (run a command that writes first)",
+                               s->path);
+            return MTR_ERR;
+        }
+        return MTR_OK;
+    }
+    *exists = 1;
+    if (!S_ISREG(sb.st_mode))
+        return s->host->set_error(s->ctx, "%s: not a regular file", s->path), MTR_ERR;
+    if (sb.st_uid != geteuid() && sb.st_uid != 0) {
+        s->host->set_error(s->ctx,
+                           "%s: the ledger belongs to another user (uid %u); run metronome as "
+                           "that user",
+                           s->path, (unsigned)sb.st_uid);
+        return MTR_ERR;
+    }
+    char head[16] = {0};
+    FILE *f = fopen(s->path, "rb");
+    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    if (sb.st_size == 0) {
+        s->host->set_error(s->ctx,
+                           "%s: the file is empty, not a metronome ledger (truncated?); restore "
+                           "it from a backup, or move it away to start a new ledger",
+                           s->path);
+        return MTR_ERR;
+    }
+    if (n < sizeof head || memcmp(head, "SQLite format 3", 16) != 0) {
+        s->host->set_error(s->ctx, "%s: not a metronome ledger (not an SQLite database)", s->path);
+        return MTR_ERR;
+    }
+    return MTR_OK;
+}
+
+/* A new ledger file, created 0600 before SQLite opens it: its -wal and -shm
+ * files take the same permissions. */
+static int create_private(struct sqlite_store *s)
+{
+    int fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+        return s->host->set_error(s->ctx, "%s: cannot create: %s", s->path, strerror(errno)),
+               MTR_ERR;
+    if (fd >= 0)
+        close(fd);
+    return MTR_OK;
+}
+
+/* An existing file with tables but without metronome's schema is someone
+ * else's database. */
+static int check_schema(struct sqlite_store *s, int existed)
+{
+    static const char *const tables[] = {"webhooks", "vehicles",   "subscriptions",
+                                         "jobs",     "deliveries", "attempts"};
+    sqlite3_stmt *st;
+    int version = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "not a metronome ledger: cannot read it");
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (existed && version == 0) {
+        s->host->set_error(s->ctx,
+                           "%s: not a metronome ledger (an SQLite database without metronome's "
+                           "schema)",
+                           s->path);
+        return MTR_ERR;
+    }
+    if (version == 0)
+        return MTR_OK;
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1,
+                               &st, NULL) != SQLITE_OK)
+            return fail(s, "read schema");
+        sqlite3_bind_text(st, 1, tables[i], -1, SQLITE_STATIC);
+        int found = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+        if (!found) {
+            s->host->set_error(s->ctx,
+                               "%s: the ledger's schema is damaged: table '%s' is missing "
+                               "(schema version %d); restore it from a backup",
+                               s->path, tables[i], version);
+            return MTR_ERR;
+        }
+    }
+    return MTR_OK;
+}
+
 static int sqlite_start(void *state)
 {
     struct sqlite_store *s = state;
     static const char *const sync_pragma[] = {
         "PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL", "PRAGMA synchronous = OFF"};
-    if (make_parent_dirs(s->path) != 0) {
+    int existed;
+    if (check_file(s, &existed) != MTR_OK)
+        return MTR_ERR;
+    if (!existed && make_parent_dirs(s->path) != 0) {
         s->host->set_error(s->ctx, "%s: cannot create its directory: %s", s->path, strerror(errno));
         return MTR_ERR;
     }
-    if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK)
+    if (!existed && create_private(s) != MTR_OK)
+        return MTR_ERR;
+    int flags = s->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK)
         return fail(s, "cannot open");
     sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
+    if (check_schema(s, existed) != MTR_OK)
+        return MTR_ERR;
+    if (s->read_only) /* no pragma that writes, no migration, no checkpoints */
+        return exec(s, "PRAGMA query_only = 1");
     if (exec(s, "PRAGMA journal_mode = WAL") != MTR_OK ||
         exec(s, sync_pragma[s->synchronous]) != MTR_OK || exec(s, "PRAGMA foreign_keys = OFF") ||
         exec(s, "PRAGMA cache_size = -32768") != MTR_OK ||
@@ -438,6 +551,36 @@ static int sqlite_start(void *state)
         return MTR_ERR;
     /* if the thread cannot start, SQLite's automatic checkpoint stays */
     checkpointer_start(&s->ckpt, s->db, s->path, 16384, sync_pragma[s->synchronous]);
+    return MTR_OK;
+}
+
+static int sqlite_read_only(void *state)
+{
+    ((struct sqlite_store *)state)->read_only = 1;
+    return MTR_OK;
+}
+
+static int sqlite_check(void *state, int (*fn)(void *arg, const char *problem), void *arg,
+                        uint64_t *problems)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st;
+    *problems = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "integrity check");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(st, 0);
+        if (line && strcmp(line, "ok") != 0) {
+            (*problems)++;
+            fn(arg, line);
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) { /* corruption SQLite cannot even walk */
+        (*problems)++;
+        fn(arg, sqlite3_errmsg(s->db));
+    }
     return MTR_OK;
 }
 
@@ -1193,6 +1336,8 @@ static const struct mtr_store_ops sqlite_ops = {
     .delivery_get = sqlite_delivery_get,
     .prune = sqlite_prune,
     .stats = sqlite_stats,
+    .read_only = sqlite_read_only,
+    .check = sqlite_check,
 };
 
 static const struct mtr_option sqlite_options[] = {

@@ -11,7 +11,10 @@
 #ifndef METRONOME_NETGUARD_H
 #define METRONOME_NETGUARD_H
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -114,6 +117,47 @@ static inline const char *mtr_address_private(const struct sockaddr *sa)
         return mtr_ipv6_private(in6->sin6_addr.s6_addr);
     }
     return "not an internet address";
+}
+
+/* Resolves host (a name or a literal address) and judges every address it
+ * has, for a connection the guard cannot see: one made through a proxy, where
+ * the socket goes to the proxy and only the proxy resolves the target.
+ * Returns NULL when every address is public; otherwise writes why into buf
+ * ("127.0.0.1 is a loopback address", "cannot resolve ...") and returns buf.
+ * Blocks for the DNS answer. */
+static inline const char *mtr_host_private(const char *host, char *buf, size_t len)
+{
+    struct addrinfo hints, *res = NULL;
+    char name[256];
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof name) {
+        memcpy(name, host + 1, n - 2); /* a bracketed IPv6 literal */
+        name[n - 2] = '\0';
+        host = name;
+    }
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(buf, len, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return buf;
+    }
+    const char *why = NULL;
+    for (struct addrinfo *a = res; a && !why; a = a->ai_next) {
+        why = mtr_address_private(a->ai_addr);
+        if (why) {
+            char ip[INET6_ADDRSTRLEN] = "?";
+            const void *at =
+                a->ai_family == AF_INET
+                    ? (const void *)&((struct sockaddr_in *)(void *)a->ai_addr)->sin_addr
+                    : (const void *)&((struct sockaddr_in6 *)(void *)a->ai_addr)->sin6_addr;
+            inet_ntop(a->ai_family, at, ip, sizeof ip);
+            snprintf(buf, len, "%s (%s) is %s", host, ip, why);
+        }
+    }
+    freeaddrinfo(res);
+    return why ? buf : NULL;
 }
 
 #endif

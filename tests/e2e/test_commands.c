@@ -69,7 +69,11 @@ Test(commands, unknown_names_and_duplicates)
     expect_fail(&s, 2, "vehicle v1 is already subscribed to fleet", "subscribe", "fleet", "v1",
                 NULL);
     expect_fail(&s, 2, "live credentials need a key", "subscribe", "fleet", "v2", "--access-token",
-                "at", NULL);
+                "at", "--refresh-token", "rt", NULL);
+    expect_fail(&s, 2, "vehicle v2: an access token needs its refresh token", "subscribe", "fleet",
+                "v2", "--access-token", "at", NULL);
+    expect_fail(&s, 2, "vehicle v2: an access token needs its refresh token", "subscribe", "fleet",
+                "v2", "--refresh-token", "rt", NULL);
     expect_fail(&s, 2, "unknown subcommand 'explode'", "webhook", "explode", "fleet", NULL);
     expect_fail(&s, 2, "not verified yet", "webhook", "enable", "fleet", NULL);
     expect_fail(&s, 2, "no delivery 00000000", "replay", "--delivery",

@@ -110,14 +110,16 @@ static int record(struct receiver *r, struct MHD_Connection *c, const char *id, 
 }
 
 static enum MHD_Result answer(struct MHD_Connection *c, int status, const char *body,
-                              int retry_after)
+                              int retry_after, const char *retry_after_text)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    if (retry_after >= 0) {
+    if (retry_after_text)
+        MHD_add_response_header(resp, "Retry-After", retry_after_text);
+    else if (retry_after >= 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", retry_after);
         MHD_add_response_header(resp, "Retry-After", v);
@@ -172,7 +174,7 @@ static enum MHD_Result handle(struct receiver *r, struct MHD_Connection *c, stru
         struct timespec ts = {rule.hang_ms / 1000, (long)(rule.hang_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
-    return answer(c, status ? status : 200, reply, rule.retry_after);
+    return answer(c, status ? status : 200, reply, rule.retry_after, rule.retry_after_text);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -201,7 +203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (strcmp(method, "POST") != 0)
-        return answer(c, 405, "{\"error\":\"method\"}", -1);
+        return answer(c, 405, "{\"error\":\"method\"}", -1, NULL);
     return handle(r, c, q);
 }
 

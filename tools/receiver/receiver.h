@@ -23,6 +23,7 @@ struct receiver_rule {
     int status;
     int retry_after; /* seconds; <0: no header */
     int hang_ms;
+    const char *retry_after_text; /* sent as the Retry-After value as is, when set */
 };
 
 struct received {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -216,10 +217,24 @@ Test(commands, sigterm_stops_the_daemon_cleanly, .timeout = 60)
     cr_assert_eq(posix_spawn(&pid, MTR_BIN, NULL, NULL, (char **)argv, environ), 0);
     /* wait until the daemon has its store open (the ledger file exists) */
     char *db = path_join(s.dir, "ledger.db");
-    for (int i = 0; i < 200 && access(db, F_OK) != 0; i++) {
-        struct timespec ts = {0, 20000000L};
+    char *wal = path_join(s.dir, "ledger.db-wal"), *shm = path_join(s.dir, "ledger.db-shm");
+    for (int i = 0; i < 500 && (access(db, F_OK) != 0 || access(shm, F_OK) != 0); i++) {
+        struct timespec ts = {0, 20000000L}; /* polled for readiness, at most 10 s */
         nanosleep(&ts, NULL);
     }
+    int ready = access(db, F_OK) == 0 && access(shm, F_OK) == 0;
+    if (!ready)
+        kill(pid, SIGKILL);
+    cr_assert(ready, "the daemon opened its ledger");
+    /* the ledger and its WAL files hold payloads: private to their owner */
+    const char *files[] = {db, wal, shm};
+    for (int i = 0; i < 3; i++) {
+        struct stat sb;
+        cr_expect(stat(files[i], &sb) == 0 && (sb.st_mode & 0777) == 0600, "%s is %03o", files[i],
+                  (unsigned)(sb.st_mode & 0777));
+    }
+    free(wal);
+    free(shm);
     kill(pid, SIGTERM);
     int st;
     waitpid(pid, &st, 0);

@@ -151,14 +151,7 @@ static enum MHD_Result handle(struct receiver *r, struct MHD_Connection *c, stru
     int status = rule.mode == RECV_RESPOND || rule.mode == RECV_WRONG_CHALLENGE ? rule.status : 0;
     if (rule.mode == RECV_HANG)
         status = rule.status;
-    size_t payloads = 0;
     record(r, c, id, event, q->body ? q->body : "", q->len, sig_ok, status, vehicles);
-    for (size_t i = 0; i < r->n_log; i++)
-        payloads += r->log[i].event && strcmp(r->log[i].event, "scheduled") == 0;
-    if (r->kill_after && payloads >= r->kill_after && r->kill_pid > 0) {
-        kill(r->kill_pid, SIGKILL);
-        r->kill_pid = 0;
-    }
     pthread_mutex_unlock(&r->mu);
     if (is_verify) {
         const char *challenge =

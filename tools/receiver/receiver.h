@@ -50,8 +50,6 @@ struct receiver {
     struct receiver_rule verify_rule; /* for verify challenges; scripts are for payloads */
     struct received *log;
     size_t n_log, cap_log;
-    pid_t kill_pid;       /* SIGKILL this process ... */
-    size_t kill_after;    /* ... once this many payloads have arrived (0: never) */
     FILE *log_file;       /* JSON lines of what arrived, or NULL */
     unsigned flaky_every; /* answer 503 to every n-th payload (0: never) */
 };

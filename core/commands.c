@@ -3,6 +3,7 @@
  * Each loads the pipeline, opens the store, synchronises the pipeline's
  * webhooks into it and does one thing; `run` hands over to the engine. */
 #include "commands.h"
+#include "csv.h"
 #include "engine.h"
 #include "jsonw.h"
 #include "ledger.h"
@@ -444,73 +445,6 @@ static size_t count_lines(FILE *f)
     return n + (last != '\n');
 }
 
-#define CSV_LINE_MAX 16384 /* a vehicle id and two tokens fit many times over */
-
-/* Reads one line (without its end) into buf; a longer line is read to its end
- * and flagged, as is a NUL byte. Returns 0, or -1 at the end of the file. */
-static int read_line(FILE *f, char *buf, size_t cap, size_t *len, int *too_long, int *nul)
-{
-    int ch;
-    *len = 0;
-    *too_long = *nul = 0;
-    while ((ch = getc(f)) != EOF && ch != '\n') {
-        if (ch == '\0')
-            *nul = 1;
-        if (*len + 1 < cap)
-            buf[(*len)++] = (char)ch;
-        else
-            *too_long = 1;
-    }
-    buf[*len] = '\0';
-    if (*len && buf[*len - 1] == '\r')
-        buf[--(*len)] = '\0';
-    return ch == EOF && *len == 0 && !*too_long ? -1 : 0;
-}
-
-/* Splits a CSV line (RFC 4180 quoting: "a,b" and "" inside quotes) into up
- * to three fields, unquoted and trimmed, in place. Returns the count, -1 for
- * more than three fields, -2 for a quote left open or text after a closing
- * quote. */
-static int split_csv(char *line, char *fields[3])
-{
-    int n = 0;
-    char *p = line, *w;
-    for (;;) {
-        if (n == 3)
-            return -1;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        fields[n++] = w = p;
-        if (*p == '"') {
-            for (p++;; p++) {
-                if (*p == '\0')
-                    return -2;
-                if (*p == '"' && p[1] == '"')
-                    *w++ = *p++;
-                else if (*p == '"')
-                    break;
-                else
-                    *w++ = *p;
-            }
-            p++;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (*p != ',' && *p != '\0')
-                return -2;
-        } else {
-            while (*p && *p != ',')
-                *w++ = *p++;
-            while (w > fields[n - 1] && (w[-1] == ' ' || w[-1] == '\t'))
-                w--;
-        }
-        int last = *p == '\0';
-        *w = '\0';
-        if (last)
-            return n;
-        p++;
-    }
-}
-
 static int open_regular(const char *path, FILE **f, char *err, size_t errlen)
 {
     struct stat sb;
@@ -548,7 +482,7 @@ static int subscribe_file(struct invocation *inv, struct subscriber *sb, const c
     char *line = malloc(CSV_LINE_MAX);
     size_t got;
     int rc = line ? EXIT_OK : EXIT_RUNTIME, in_tx = 0, too_long, nul;
-    while (rc == EXIT_OK && read_line(f, line, CSV_LINE_MAX, &got, &too_long, &nul) == 0) {
+    while (rc == EXIT_OK && csv_read_line(f, line, CSV_LINE_MAX, &got, &too_long, &nul) == 0) {
         lineno++;
         if (!in_tx && ops->begin(sb->s->L.st) != MTR_OK) {
             rc = store_error(inv, sb->s);
@@ -558,9 +492,10 @@ static int subscribe_file(struct invocation *inv, struct subscriber *sb, const c
         char *text = line, *fields[3] = {NULL, NULL, NULL}, err[256];
         if (lineno == 1 && strncmp(text, "\xef\xbb\xbf", 3) == 0)
             text += 3; /* a UTF-8 byte order mark */
-        int nf = too_long || nul ? 0 : split_csv(text, fields);
-        if (nf == 1 && (fields[0][0] == '\0' || fields[0][0] == '#'))
-            continue;
+        const char *first = text + strspn(text, " \t");
+        if (!too_long && !nul && (*first == '\0' || *first == '#'))
+            continue; /* a blank line or a comment, commas and all */
+        int nf = too_long || nul ? 0 : csv_split(text, fields);
         const char *why = too_long ? "line longer than 16384 bytes"
                           : nul    ? "a NUL byte in the line"
                           : nf == -1

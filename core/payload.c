@@ -2,6 +2,8 @@
 #include "payload.h"
 #include "jsonw.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -102,4 +104,21 @@ void payload_headers(struct payload_headers *ph, struct signer *signer, const ch
     ph->h[1] = (struct mtr_header){"SC-Signature", ph->signature};
     ph->h[2] = (struct mtr_header){"User-Agent", ph->user_agent};
     ph->h[3] = (struct mtr_header){DELIVERY_ID_HEADER, delivery_id};
+}
+
+int payload_check_challenge(const char *response, size_t len, const char *expected, char *why,
+                            size_t n)
+{
+    json_error_t je;
+    json_t *v = response ? json_loadb(response, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    const char *got = json_string_value(json_object_get(v, "challenge"));
+    int ok = got && strcmp(got, expected) == 0;
+    if (!ok)
+        snprintf(why, n, "%s",
+                 !v     ? "the answer is not JSON {\"challenge\": \"<hmac>\"}"
+                 : !got ? "the answer has no \"challenge\" string"
+                        : "the challenge answer is wrong (HMAC-SHA256 of the "
+                          "challenge keyed with the management token)");
+    json_decref(v);
+    return ok ? 0 : -1;
 }

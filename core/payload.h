@@ -41,4 +41,10 @@ void payload_headers(struct payload_headers *ph, struct signer *signer, const ch
 
 #define DELIVERY_ID_HEADER "Metronome-Delivery-Id"
 
+/* Checks a receiver's answer to the verify challenge: JSON {"challenge":
+ * expected}. Returns 0, or -1 with the reason in why. The answer is the
+ * receiver's, so anything may be in it (tests/fuzz/fuzz_response.c). */
+int payload_check_challenge(const char *response, size_t len, const char *expected, char *why,
+                            size_t n);
+
 #endif

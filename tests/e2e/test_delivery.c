@@ -460,15 +460,13 @@ Test(delivery, recovery_after_kill_9, .timeout = 120)
     sc_setup(&s, "2030-03-01T15:45:00Z", six);
     /* three payloads are answered; the other three hang, in flight, when the
      * test kills the daemon - so the tick is cut in the middle */
-    struct receiver_rule rules[6] = {{.status = 200, .retry_after = -1},
-                                     {.status = 200, .retry_after = -1},
-                                     {.status = 200, .retry_after = -1},
-                                     {.mode = RECV_HANG, .status = 200, .retry_after = -1,
-                                      .hang_ms = 2000},
-                                     {.mode = RECV_HANG, .status = 200, .retry_after = -1,
-                                      .hang_ms = 2000},
-                                     {.mode = RECV_HANG, .status = 200, .retry_after = -1,
-                                      .hang_ms = 2000}};
+    struct receiver_rule rules[6] = {
+        {.status = 200, .retry_after = -1},
+        {.status = 200, .retry_after = -1},
+        {.status = 200, .retry_after = -1},
+        {.mode = RECV_HANG, .status = 200, .retry_after = -1, .hang_ms = 2000},
+        {.mode = RECV_HANG, .status = 200, .retry_after = -1, .hang_ms = 2000},
+        {.mode = RECV_HANG, .status = 200, .retry_after = -1, .hang_ms = 2000}};
     receiver_script(&s.r, rules, 6);
     const char *argv[] = {MTR_BIN,    "run",
                           "--clock",  "virtual",

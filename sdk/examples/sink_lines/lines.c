@@ -73,9 +73,9 @@ static int lines_submit(void *state, const struct mtr_delivery *d, mtr_sink_done
     for (size_t i = 0; i < d->n_headers; i++)
         if (strcasecmp(d->headers[i].name, "SC-Signature") == 0)
             signature = d->headers[i].value;
-    int ok = fprintf(l->out, "%s %d %zu %s\n", d->delivery_id, d->attempt, d->body_len,
-                     signature) > 0 &&
-             fflush(l->out) == 0;
+    int ok =
+        fprintf(l->out, "%s %d %zu %s\n", d->delivery_id, d->attempt, d->body_len, signature) > 0 &&
+        fflush(l->out) == 0;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     struct mtr_sink_outcome o = {
         .status = ok ? MTR_OK : MTR_ERR,

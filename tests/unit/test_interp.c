@@ -39,6 +39,12 @@ Test(interp, expands)
         {"$${MTR_T_TOKEN}", "${MTR_T_TOKEN}"},
         {"cost: $5", "cost: $5"},
         {"${MTR_T_MISSING:-http://x:8/y}", "http://x:8/y"},
+        /* a default may hold references of its own */
+        {"${MTR_T_MISSING:-${MTR_T_TOKEN}}", "s3cr3t"},
+        {"${MTR_T_MISSING:-${MTR_T_MISSING:-deep}}", "deep"},
+        {"${MTR_T_MISSING:-a${MTR_T_TOKEN}b}-c", "as3cr3tb-c"},
+        {"${MTR_T_TOKEN:-${MTR_T_MISSING}}", "s3cr3t"}, /* a default not taken is not read */
+        {"${MTR_T_MISSING:-$${x}}", "${x}"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         char *got = expand_ok(rows[i].in);
@@ -56,4 +62,9 @@ Test(interp, errors_name_the_variable_not_a_value)
     expand_fails("${1X}", "bad variable reference");
     expand_fails("${A B}", "bad variable reference");
     expand_fails("${A:default}", "bad variable reference");
+    expand_fails("${MTR_T_MISSING:-${MTR_T_MISSING}}",
+                 "environment variable MTR_T_MISSING is not set");
+    expand_fails("${MTR_T_MISSING:-${MTR_T_MISSING:-x}", "unterminated '${'");
+    expand_fails("${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-x}}}}}}}}}}",
+                 "nested more than 8 deep");
 }

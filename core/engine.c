@@ -1255,6 +1255,44 @@ static int dispatch(struct engine *e, mtr_time now)
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
+struct key_probe {
+    struct engine *e;
+    int refused;
+    char vehicle[129];
+};
+
+static int probe_vehicle(void *arg, const struct mtr_vehicle_row *v)
+{
+    struct key_probe *p = arg;
+    struct fetch_item it;
+    memset(&it, 0, sizeof it);
+    open_tokens(p->e, &it, v);
+    p->refused = it.key_refused;
+    snprintf(p->vehicle, sizeof p->vehicle, "%s", v->id);
+    free(it.access);
+    free(it.refresh);
+    return 1;
+}
+
+/* A key that does not open the stored credentials stops the daemon at start,
+ * before anything is fetched or sent (a store without vehicle_sample finds
+ * out at the first such vehicle's job instead: refuse_claim). */
+static int check_key(struct engine *e)
+{
+    struct key_probe p = {.e = e};
+    if (!e->L.ops->vehicle_sample)
+        return 0;
+    if (e->L.ops->vehicle_sample(e->L.st, probe_vehicle, &p) != MTR_OK)
+        return diag_set(e->d, "store: %s", ledger_error(&e->L));
+    if (p.refused)
+        return diag_set(e->d,
+                        "vehicle %s: its stored credentials do not open with %s; start metronome "
+                        "with the key they were sealed with ($METRONOME_SECRET_KEY or "
+                        "secrets.key_file)",
+                        p.vehicle, e->vault.has_key ? "this secret key" : "no secret key");
+    return 0;
+}
+
 static int engine_init(struct engine *e, struct config *c, struct clock *clk,
                        struct engine_stats *stats, struct diag *d)
 {
@@ -1267,6 +1305,8 @@ static int engine_init(struct engine *e, struct config *c, struct clock *clk,
     make_owner(e->owner, sizeof e->owner);
     e->started_at = clock_now(clk);
     if (ledger_open(&e->L, c, d) != 0 || start_plugins(c, d) != 0 || vault_load(&e->vault, c, d))
+        return -1;
+    if (check_key(e) != 0)
         return -1;
     if (signer_init(&e->signer, c->management_token, strlen(c->management_token)) != 0)
         return diag_set(d, "cannot set up signing (out of memory)");

@@ -371,6 +371,15 @@ static int start(struct sc *s, struct req *r)
 
 /* ---- completions --------------------------------------------------------------------------- */
 
+/* When a token from the token endpoint expires: its expires_in is the
+ * endpoint's word, so it is bounded (0 .. one year) before it is added. */
+static mtr_time expires_at(struct sc *s, json_t *expires_in)
+{
+    json_int_t v = json_integer_value(expires_in);
+    v = v < 0 ? 0 : v > 366 * 86400 ? 366 * 86400 : v;
+    return s->host->now(s->ctx) + (mtr_time)v;
+}
+
 static void complete_refresh(struct sc *s, struct req *r, long status)
 {
     json_error_t je;
@@ -384,7 +393,7 @@ static void complete_refresh(struct sc *s, struct req *r, long status)
             .refreshed = 1,
             .new_access_token = access,
             .new_refresh_token = refresh,
-            .new_access_expires = s->host->now(s->ctx) + json_integer_value(expires),
+            .new_access_expires = expires_at(s, expires),
             .retry_after_s = 0,
         };
         finish(r, &res);
@@ -664,7 +673,7 @@ static int sc_exchange_code(void *state, const char *code, const char *redirect_
     json_t *expires = json_object_get(v, "expires_in");
     int rc = MTR_ERR;
     if (access && refresh && json_is_integer(expires)) {
-        fn(arg, access, refresh, s->host->now(s->ctx) + json_integer_value(expires));
+        fn(arg, access, refresh, expires_at(s, expires));
         rc = MTR_OK;
     } else {
         if (status == 0)

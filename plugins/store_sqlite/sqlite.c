@@ -769,6 +769,27 @@ static int sqlite_vehicle_get(void *state, const char *id,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "read vehicle");
 }
 
+static int sqlite_vehicle_sample(void *state, int (*fn)(void *, const struct mtr_vehicle_row *),
+                                 void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT id, source, access_token, refresh_token, access_expires, "
+                           "needs_reauth FROM vehicles WHERE access_token IS NOT NULL OR "
+                           "refresh_token IS NOT NULL LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "read vehicles");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        struct mtr_vehicle_row v;
+        read_vehicle(st, 0, &v);
+        fn(arg, &v);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "read vehicles");
+}
+
 static int sqlite_subscribe(void *state, const char *webhook_id, const char *vehicle_id,
                             mtr_time now, uint32_t spread_key, int *created)
 {
@@ -1338,6 +1359,7 @@ static const struct mtr_store_ops sqlite_ops = {
     .stats = sqlite_stats,
     .read_only = sqlite_read_only,
     .check = sqlite_check,
+    .vehicle_sample = sqlite_vehicle_sample,
 };
 
 static const struct mtr_option sqlite_options[] = {

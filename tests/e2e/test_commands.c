@@ -140,6 +140,8 @@ struct garbage {
     unsigned short port;
     pthread_t thread;
     int stop;
+    const char *reply; /* NULL: bytes that are not HTTP */
+    size_t reply_len;
 };
 
 static void *garbage_loop(void *arg)
@@ -152,8 +154,15 @@ static void *garbage_loop(void *arg)
         char buf[4096];
         if (read(c, buf, sizeof buf) > 0) {
             static const char junk[] = "\x01\x02 this is not HTTP \xff\r\n\r\n";
-            ssize_t w = write(c, junk, sizeof junk - 1);
-            (void)w;
+            const char *p = g->reply ? g->reply : junk;
+            size_t n = g->reply ? g->reply_len : sizeof junk - 1;
+            while (n > 0) {
+                ssize_t w = write(c, p, n);
+                if (w <= 0)
+                    break;
+                p += w;
+                n -= (size_t)w;
+            }
         }
         close(c);
     }
@@ -162,6 +171,7 @@ static void *garbage_loop(void *arg)
 
 static void garbage_start(struct garbage *g)
 {
+    g->reply = NULL;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
     g->stop = 0;
@@ -296,4 +306,34 @@ Test(commands, the_file_sink_writes_one_whole_json_line_per_payload, .timeout = 
     free(out);
     free(cfg);
     free(dir);
+}
+
+Test(commands, a_receiver_with_huge_headers_is_named_as_such, .timeout = 60)
+{
+    /* libcurl reports a 1 MiB response header as "Out of memory": the attempt
+     * says what happened instead */
+    struct garbage g;
+    garbage_start(&g);
+    size_t big = 1 << 20;
+    char *reply = malloc(big + 128);
+    cr_assert_not_null(reply);
+    int n = snprintf(reply, 128, "HTTP/1.1 200 OK\r\nX-Big: ");
+    memset(reply + n, 'a', big);
+    static const char tail[] = "\r\nContent-Length: 0\r\n\r\n";
+    memcpy(reply + n + big, tail, sizeof tail - 1);
+    g.reply = reply;
+    g.reply_len = (size_t)n + big + sizeof tail - 1;
+    char uri[128];
+    snprintf(uri, sizeof uri, "http://127.0.0.1:%u/hook", g.port);
+    struct scenario s;
+    struct scenario_opts o = {.callback = uri};
+    scenario_start(&s, &o);
+    struct run_result r = sc_run(&s, "webhook", "test", "fleet", NULL);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.out, "response headers larger than libcurl accepts") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "Out of memory") == NULL, "%s", r.out);
+    run_result_free(&r);
+    scenario_stop(&s);
+    garbage_stop(&g);
+    free(reply);
 }

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -432,6 +435,93 @@ Test(hardening, a_proxied_private_target_is_refused, .timeout = 60)
     cr_expect(strstr(r.err, "refused to send through the proxy: 127.0.0.1 (127.0.0.1) is a "
                             "loopback address") != NULL,
               "%s", r.err);
+    run_result_free(&r);
+    scenario_stop(&s);
+}
+
+Test(hardening, a_key_that_does_not_open_the_tokens_stops_run_before_sending, .timeout = 60)
+{
+    static const char *const key_a[] = {
+        "METRONOME_SECRET_KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        NULL};
+    static const char *const key_b[] = {
+        "METRONOME_SECRET_KEY=fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+        NULL};
+    struct scenario s;
+    scenario_start(&s, NULL);
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    struct run_result r;
+    run_metronome((const char *[]){"subscribe", "fleet", "v2", "--access-token", "at",
+                                   "--refresh-token", "rt", "--now", "2030-03-01T15:45:00Z",
+                                   "--config", s.config, NULL},
+                  key_a, &r);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_result_free(&r);
+    const char *run_argv[] = {"run",
+                              "--clock",
+                              "virtual",
+                              "--start",
+                              "2030-03-01T15:45:00Z",
+                              "--until",
+                              "2030-03-01T16:30:00Z",
+                              "--config",
+                              s.config,
+                              NULL};
+    run_metronome(run_argv, key_b, &r);
+    cr_expect_eq(r.status, 1, "a runtime failure: %s", r.err);
+    cr_expect(strstr(r.err,
+                     "vehicle v2: its stored credentials do not open with this secret key") != NULL,
+              "%s", r.err);
+    run_result_free(&r);
+    cr_expect_eq(sc_payloads(&s), 0, "nothing reached the receiver");
+    run_metronome(run_argv, key_a, &r); /* the right key: the jobs were released, not lost */
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    run_result_free(&r);
+    cr_expect_eq(sc_payloads(&s), 2);
+    scenario_stop(&s);
+}
+
+Test(hardening, connect_names_a_refused_connection, .timeout = 60)
+{
+    /* a port nothing listens on */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    char source[512];
+    snprintf(source, sizeof source,
+             "{name: live, plugin: smartcar, client_id: a, client_secret: b, "
+             "allow_private_networks: true, auth_url: \"http://127.0.0.1:%u/oauth/token\", "
+             "api_url: \"http://127.0.0.1:%u/v2.0\"}",
+             ntohs(a.sin_port), ntohs(a.sin_port));
+    struct scenario s;
+    scenario_start(&s, &(struct scenario_opts){.source = source});
+    struct run_result r =
+        sc_run(&s, "connect", "--code", "c", "--redirect-uri", "https://app.example/cb", NULL);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "cannot reach http://127.0.0.1:") != NULL, "%s", r.err);
+    cr_expect(strstr(r.err, "HTTP 0") == NULL, "%s", r.err);
+    run_result_free(&r);
+    scenario_stop(&s);
+}
+
+Test(hardening, the_summary_tells_earlier_deliveries_apart, .timeout = 60)
+{
+    /* a delivery made by a run that was stopped is settled by the next: the
+     * summary says so instead of "deliveries 0: delivered 1" */
+    struct scenario s;
+    scenario_start(&s, &(struct scenario_opts){.delivery = "{spread: [1m, 1m]}"});
+    receiver_script(&s.r, &(struct receiver_rule){.status = 500, .retry_after = -1}, 1);
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:01:10Z"); /* first attempt fails */
+    struct run_result r = sc_run(&s, "run", "--clock", "virtual", "--start", "2030-03-01T16:01:10Z",
+                                 "--until", "2030-03-01T16:20:00Z", NULL);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "deliveries 0 (+1 made before this run): delivered 1, failed 0") !=
+                  NULL,
+              "%s", r.out);
     run_result_free(&r);
     scenario_stop(&s);
 }

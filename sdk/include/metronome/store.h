@@ -213,6 +213,11 @@ struct mtr_store_ops {
      * called once per problem found, with a description; *problems counts them. */
     int (*check)(void *state, int (*fn)(void *arg, const char *problem), void *arg,
                  uint64_t *problems);
+    /* One vehicle that holds credentials, if any (fn is not called when none
+     * does): the core opens its tokens at start, so a wrong key stops the
+     * daemon before anything is fetched or sent. */
+    int (*vehicle_sample)(void *state, int (*fn)(void *, const struct mtr_vehicle_row *),
+                          void *arg);
 };
 
 /* The frozen layout of ABI 1.0 and 1.1 (LP64): these only grow at the end. A core reading a
@@ -222,7 +227,7 @@ _Static_assert(offsetof(struct mtr_store_ops, begin) == 8, "ABI: store begin");
 _Static_assert(offsetof(struct mtr_store_ops, claim_jobs) == 104, "ABI: store claim_jobs");
 _Static_assert(offsetof(struct mtr_store_ops, prune) == 208, "ABI: store prune");
 _Static_assert(offsetof(struct mtr_store_ops, read_only) == 224, "ABI 1.1: store read_only");
-_Static_assert(sizeof(struct mtr_store_ops) == 240, "ABI 1.1 store ops size");
+_Static_assert(sizeof(struct mtr_store_ops) == 248, "ABI 1.1 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

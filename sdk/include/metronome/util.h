@@ -57,7 +57,8 @@ static inline int64_t mtr_util_clock(const char *s)
 
 static inline mtr_time mtr_util_date(int64_t y, int m, int64_t d, int64_t clock)
 {
-    if (y < 1970 || y > 9999 || m < 1 || d < 1 || d > mtr_days_in_month(y, m) || clock < 0)
+    if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > mtr_days_in_month(y, m) ||
+        clock < 0)
         return -1;
     return mtr_time_from_civil(y, m, (int)d, 0, 0, 0) + clock;
 }

@@ -490,10 +490,13 @@ static int check_schema(struct sqlite_store *s, int existed)
     sqlite3_stmt *st;
     int version = 0;
     if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return fail(s, "not a metronome ledger: cannot read it");
-    if (sqlite3_step(st) == SQLITE_ROW)
+        return fail(s, "cannot read it");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return fail(s, "cannot read it");
     if (existed && version == 0) {
         s->host->set_error(s->ctx,
                            "%s: not a metronome ledger (an SQLite database without metronome's "
@@ -522,6 +525,39 @@ static int check_schema(struct sqlite_store *s, int existed)
     return MTR_OK;
 }
 
+/* Whether the open connection can read: a WAL ledger opened read-only needs
+ * its -shm file, which a reader without write access to the directory cannot
+ * create. */
+static int readable(struct sqlite_store *s)
+{
+    return sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* Reads a ledger this user may not write to: with no -wal file (or an empty
+ * one), no page lives outside the main file, so it is read as immutable (no
+ * -shm needed). With pages in a -wal file there is nothing safe to do but say
+ * so. */
+static int reopen_immutable(struct sqlite_store *s)
+{
+    char wal[4096], uri[3 * 4096 + 32];
+    struct stat sb;
+    snprintf(wal, sizeof wal, "%s-wal", s->path);
+    if (stat(wal, &sb) == 0 && sb.st_size > 0) /* an empty one holds no page */
+        return fail(s, "cannot read it (a writer is at work and this user cannot share its "
+                       "-shm file)");
+    size_t n = (size_t)snprintf(uri, sizeof uri, "file:");
+    for (const char *p = s->path; *p && n + 4 < sizeof uri; p++)
+        n += (size_t)(*p == '%' || *p == '?' || *p == '#'
+                          ? snprintf(uri + n, sizeof uri - n, "%%%02X", (unsigned char)*p)
+                          : snprintf(uri + n, sizeof uri - n, "%c", *p));
+    snprintf(uri + n, sizeof uri - n, "?immutable=1");
+    sqlite3_close(s->db);
+    s->db = NULL;
+    if (sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK)
+        return fail(s, "cannot open");
+    return MTR_OK;
+}
+
 static int sqlite_start(void *state)
 {
     struct sqlite_store *s = state;
@@ -540,6 +576,8 @@ static int sqlite_start(void *state)
     if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK)
         return fail(s, "cannot open");
     sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
+    if (s->read_only && !readable(s) && reopen_immutable(s) != MTR_OK)
+        return MTR_ERR;
     if (check_schema(s, existed) != MTR_OK)
         return MTR_ERR;
     if (s->read_only) /* no pragma that writes, no migration, no checkpoints */

@@ -2,6 +2,7 @@
  * time values from outside saturate and stay inside the retry window, a
  * plugin's answers are checked before they are believed, ledger files are
  * private and never silently replaced, bounded input, truthful outcomes. */
+#define _DEFAULT_SOURCE /* setgroups */
 #include "scenario.h"
 
 #include <criterion/criterion.h>
@@ -11,10 +12,55 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *const one[] = {"v1", NULL};
+
+/* Whether every directory on the way to path lets others through. */
+static int others_can_reach(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *slash = buf + strlen(buf); slash > buf; slash = strrchr(buf, '/')) {
+        struct stat sb;
+        *slash = '\0';
+        if (buf[0] && (stat(buf, &sb) != 0 || !(sb.st_mode & S_IXOTH)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Runs argv as the user nobody (65534); returns its exit status, with what it
+ * printed (both streams) in out. */
+static int run_as_nobody(const char *const *argv, char *out, size_t len)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(99);
+        execv(argv[0], (char *const *)argv);
+        _exit(98);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < len && (r = read(fds[0], out + n, len - n - 1)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
 
 static json_t *only_attempts(struct scenario *s)
 {
@@ -259,6 +305,22 @@ Test(hardening, read_only_commands_write_nothing, .timeout = 60)
     stat(db, &b);
     cr_expect_eq(a.st_mtime, b.st_mtime);
     cr_expect_eq(a.st_size, b.st_size);
+    if (geteuid() == 0 && others_can_reach(MTR_PLUGIN_DIR)) {
+        /* a user who may read the ledger but not write it, nor its directory */
+        chmod(s.dir, 0755);
+        chmod(db, 0644);
+        chmod(s.config, 0644);
+        char out[4096];
+        int st = run_as_nobody((const char *[]){MTR_BIN, "deliveries", "--config", s.config, NULL},
+                               out, sizeof out);
+        cr_expect_eq(st, 0, "a read-only ledger can be read: %s", out);
+        cr_expect(strstr(out, "jobs: due 0") != NULL, "%s", out);
+        st = run_as_nobody(
+            (const char *[]){MTR_BIN, "subscribe", "fleet", "v7", "--config", s.config, NULL}, out,
+            sizeof out);
+        cr_expect_eq(st, 1, "but not written: %s", out);
+        cr_expect(strstr(out, "ledger.db: cannot") != NULL, "%s", out);
+    }
     free(before);
     free(db);
     scenario_stop(&s);

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <metronome/netguard.h>
+#include <string.h>
 
 struct row {
     const char *addr;
@@ -101,7 +102,61 @@ static const struct row rows[] = {
     {"4000::1", 0},
     {"1000::1", 0},
     {"5f00::1", 0},
+    /* the edges of each prefix and of the embedded IPv4 (from the mutation pass) */
+    {"::ffff:200.1.2.3", 1},
+    {"::ffff:192.0.2.1", 0},
+    {"::ffff:192.0.0.9", 1},
+    {"::ffff:192.0.0.8", 0},
+    {"64:ff9b::c801:203", 1},
+    {"64:ff9b::c000:201", 0},
+    {"2002:c000:9::1", 1},
+    {"2002:c000:8::1", 0},
+    {"4002:808:808::1", 0},
+    {"2001:3:8000::1", 1},
+    {"2001:4:112:8000::1", 1},
+    {"2001:2f::1", 1},
+    {"2001:30::1", 0},
+    {"2001:1ff::1", 0},
+    {"2001:200::1", 1},
 };
+
+/* The reason given, for addresses where two rules would both refuse. */
+static const struct {
+    const char *addr, *why;
+} reasons[] = {
+    {"::1", "a loopback address"},
+    {"::", "the unspecified address"},
+    {"::2", "an IPv4-compatible address (deprecated)"},
+    {"::8.8.8.8", "an IPv4-compatible address (deprecated)"},
+    {"0:1::1", "a reserved address (not global unicast)"},
+    {"::1:0:0:1", "a reserved address (not global unicast)"},
+    {"64:ff9b:1::1", "a local-use NAT64 address"},
+    {"64:ff9b:1:ffff::1", "a local-use NAT64 address"},
+    {"64:ff9b:2::1", "a reserved address (not global unicast)"},
+    {"2001:100::1", "an IETF protocol address (Teredo, benchmarking, ...)"},
+    {"2001:db8:8000::1", "a documentation address"},
+    {"3fff:800::1", "a documentation address"},
+    {"100::8000:0:0:1", "a discard-only address"},
+    {"100:0:0:1::1", "a reserved address (not global unicast)"},
+    {"fd00::1", "a unique-local address (including cloud metadata)"},
+    {"febf::1", "a link-local address"},
+    {"feff::1", "a site-local address (deprecated)"},
+    {"ff80::1", "a multicast address"},
+    {"::ffff:127.0.0.1", "a loopback address"},
+    {"64:ff9b::a9fe:a9fe", "a link-local or cloud metadata address"},
+    {"2002:c0a8:101::1", "a private address"},
+};
+
+Test(netguard, reasons)
+{
+    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++) {
+        unsigned char b6[16];
+        cr_assert_eq(inet_pton(AF_INET6, reasons[i].addr, b6), 1, "%s", reasons[i].addr);
+        const char *why = mtr_ipv6_private(b6);
+        cr_expect(why && strcmp(why, reasons[i].why) == 0, "%s: got %s, want %s", reasons[i].addr,
+                  why ? why : "public", reasons[i].why);
+    }
+}
 
 Test(netguard, special_purpose_registries)
 {

@@ -43,6 +43,53 @@ Test(sdk_util, retry_after_dates)
     cr_expect_eq(ra("tomorrow", now), -2);
 }
 
+/* The edges of every field of an HTTP-date (from the mutation pass: each row
+ * kills a mutant the rows above let live). */
+Test(sdk_util, http_date_edges)
+{
+    static const struct {
+        const char *date;
+        const char *iso; /* NULL: refused */
+    } rows[] = {
+        {"Thu, 01 Jan 1970 00:00:00 GMT", "1970-01-01T00:00:00"},
+        {"Wed, 31 Dec 1969 23:59:59 GMT", NULL},
+        {"Fri, 31 Dec 9999 23:59:59 GMT", "9999-12-31T23:59:59"},
+        {"Sat, 31 Jan 2026 23:59:59 GMT", "2026-01-31T23:59:59"},
+        {"Sun, 29 Feb 2026 00:00:00 GMT", NULL},
+        {"Sat, 29 Feb 2028 00:00:00 GMT", "2028-02-29T00:00:00"},
+        {"Sun, 06 Nov 1994 23:00:00 GMT", "1994-11-06T23:00:00"},
+        {"Sun, 06 Nov 1994 24:00:00 GMT", NULL},
+        {"Sun, 06 Nov 1994 08:59:00 GMT", "1994-11-06T08:59:00"},
+        {"Sun, 06 Nov 1994 08:60:00 GMT", NULL},
+        {"Sun, 06 Nov 1994 08:49:59 GMT", "1994-11-06T08:49:59"},
+        {"Sun, 06 Nov 1994 08:49:60 GMT", "1994-11-06T08:49:59"}, /* a leap second */
+        {"Sun, 06 Nov 1994 08:49:61 GMT", NULL},
+        {"Sun, 0x Nov 1994 08:49:37 GMT", NULL},
+        {"Sun, 06 Nov 19a4 08:49:37 GMT", NULL},
+        {"Sun, 06 Dec 1994 08:49:37 GMT", "1994-12-06T08:49:37"},
+        {"Sun, 06 Jan 1994 08:49:37 GMT", "1994-01-06T08:49:37"},
+        {"Thursday, 01-Jan-70 00:00:00 GMT", "1970-01-01T00:00:00"},
+        {"Wednesday, 31-Dec-69 00:00:00 GMT", "2069-12-31T00:00:00"},
+        {"Saturday, 01-Jan-00 00:00:10 GMT", "2000-01-01T00:00:10"},
+        {"Sunday, 06-Nov-9x 08:49:37 GMT", NULL},
+        {"Sun Nov  6 08:49:37 1994", "1994-11-06T08:49:37"},
+        {"Wed Nov 16 08:49:37 1994", "1994-11-16T08:49:37"},
+        {"Sun Nov 6  08:49:37 1994", NULL},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        mtr_time t = mtr_parse_http_date(rows[i].date, strlen(rows[i].date));
+        if (!rows[i].iso) {
+            cr_expect_lt(t, 0, "'%s' accepted", rows[i].date);
+            continue;
+        }
+        char buf[32];
+        mtr_format_iso8601(t, 0, buf, sizeof buf);
+        buf[19] = '\0';
+        cr_expect(t >= 0 && strcmp(buf, rows[i].iso) == 0, "'%s': got %s, want %s", rows[i].date,
+                  t >= 0 ? buf : "refused", rows[i].iso);
+    }
+}
+
 Test(sdk_util, json_escape_is_json_stringify)
 {
     char out[64];

@@ -485,12 +485,17 @@ static void on_fetched(void *core, const struct mtr_fetch_result *r)
     if (r->error && !it->error)
         it->error = strndup(r->error, 1024);
     it->needs_reauth = r->needs_reauth;
-    it->retry_after_s = r->retry_after_s;
+    /* a source's word on time is bounded before the engine adds it to anything */
+    it->retry_after_s = r->retry_after_s < 0                     ? -1
+                        : r->retry_after_s > MTR_RETRY_AFTER_MAX ? MTR_RETRY_AFTER_MAX
+                                                                 : r->retry_after_s;
     if (r->refreshed && r->new_access_token && r->new_refresh_token) {
         it->refreshed = 1;
         it->new_access = strdup(r->new_access_token);
         it->new_refresh = strdup(r->new_refresh_token);
-        it->new_expires = r->new_access_expires;
+        it->new_expires = r->new_access_expires < MTR_TIME_MIN   ? MTR_TIME_MIN
+                          : r->new_access_expires > MTR_TIME_MAX ? MTR_TIME_MAX
+                                                                 : r->new_access_expires;
     }
 }
 

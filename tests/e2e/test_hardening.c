@@ -587,3 +587,47 @@ Test(hardening, the_summary_tells_earlier_deliveries_apart, .timeout = 60)
     run_result_free(&r);
     scenario_stop(&s);
 }
+
+/* The scenario's pipeline with its source replaced by a fixture plugin. */
+static void with_fixture_source(struct scenario *s, const char *dir, const char *plugin)
+{
+    char *conf = read_file(s->config), text[8192], *pp = strstr(conf, "plugin_path:");
+    char *src = strstr(conf, "sources:\n"), *sinks = strstr(conf, "sinks:\n");
+    cr_assert(pp && src && sinks);
+    snprintf(text, sizeof text,
+             "%.*splugin_path: [\"%s\", \"%s/%s\"]%.*ssources:\n  - {name: sim, plugin: %s}\n%s",
+             (int)(pp - conf), conf, MTR_PLUGIN_DIR, MTR_FIXTURE_DIR, dir,
+             (int)(src - strchr(pp, '\n')), strchr(pp, '\n'), plugin, sinks);
+    write_file(s->config, text);
+    free(conf);
+}
+
+Test(hardening, a_source_asking_to_wait_forever_is_bounded, .timeout = 60)
+{
+    /* Retry-After INT64_MAX from a source: no overflow (UBSan would abort),
+     * the next slot is taken, and the gap is delivered at the next tick */
+    struct scenario s;
+    scenario_start(&s, NULL);
+    with_fixture_source(&s, "hostile_source", "hostile");
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T17:30:00Z");
+    struct run_result r = sc_run(&s, "deliveries", NULL);
+    cr_expect(strstr(r.out, "delivered") != NULL, "%s", r.out);
+    run_result_free(&r);
+    cr_expect_geq(sc_payloads(&s), 1, "the error reached the receiver as data");
+    scenario_stop(&s);
+}
+
+Test(hardening, a_source_with_an_unknown_mode_is_refused, .timeout = 60)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    with_fixture_source(&s, "bad_mode", "badmode");
+    struct run_result r = sc_run(&s, "webhook", "verify", "fleet", NULL);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "source 'sim' (plugin badmode") != NULL, "%s", r.err);
+    cr_expect(strstr(r.err, "mode() must answer") != NULL, "%s", r.err);
+    run_result_free(&r);
+    cr_expect_eq(sc_payloads(&s), 0);
+    scenario_stop(&s);
+}

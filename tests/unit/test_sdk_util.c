@@ -90,6 +90,32 @@ Test(sdk_util, http_date_edges)
     }
 }
 
+Test(sdk_util, retry_after_edges)
+{
+    int64_t secs;
+    cr_expect_eq(ra("17\t", 0), 17, "a trailing tab is white space");
+    cr_expect(mtr_parse_retry_after("12345", 2, 0, &secs) == 0 && secs == 12,
+              "only len bytes are read: %lld", (long long)secs);
+    cr_expect_eq(ra("Thu, 01 Jan 1970 00:00:00 GMT", 100), 0, "the first instant is a date");
+    cr_expect_eq(ra("Thu, 01 Jan 1970 00:01:40 GMT", 100), 0, "now is no wait");
+}
+
+Test(sdk_util, json_escape_edges)
+{
+    char out[32];
+    mtr_json_escape(out, sizeof out, "a b\x1f\x7f", 5);
+    cr_expect_str_eq(out, "a b\\u001f\x7f", "space and DEL as is, 0x1f as \\u001f");
+    char guard[8];
+    memset(guard, 'X', sizeof guard);
+    cr_expect_eq(mtr_json_escape(guard, 4, "abcd", 4), 4);
+    cr_expect_str_eq(guard, "abc");
+    cr_expect_eq(guard[4], 'X', "nothing written past cap");
+    memset(guard, 'X', sizeof guard);
+    mtr_json_escape(guard, 4, "abcdef", 6);
+    cr_expect_eq(guard[4], 'X');
+    cr_expect_eq(guard[5], 'X');
+}
+
 Test(sdk_util, json_escape_is_json_stringify)
 {
     char out[64];

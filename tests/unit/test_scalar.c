@@ -6,6 +6,11 @@
 #include <string.h>
 #include <time.h>
 
+static mtr_time iso_of(int y, int m, int d, int hh, int mm, int ss)
+{
+    return mtr_time_from_civil(y, m, d, hh, mm, ss);
+}
+
 Test(scalar, durations)
 {
     int64_t ms;
@@ -103,4 +108,36 @@ Test(scalar, format_duration)
     cr_expect_str_eq(buf, "500ms");
     format_duration(0, buf, sizeof buf);
     cr_expect_str_eq(buf, "0s");
+}
+
+/* The edges of every scalar parser (from the mutation pass: each line kills a
+ * mutant the tests above let live). */
+Test(scalar, edges)
+{
+    int64_t v;
+    uint64_t b;
+    mtr_time t;
+    cr_expect(parse_int64("9223372036854775807", &v) == 0 && v == INT64_MAX);
+    cr_expect_eq(parse_int64("-9223372036854775809", &v), -1);
+    cr_expect(parse_size("18446744073709551615", &b) == 0 && b == UINT64_MAX);
+    cr_expect_eq(parse_size("18446744073709551616", &b), -1);
+    cr_expect(parse_size("17179869183GiB", &b) == 0 && b == 17179869183ull * 1073741824ull);
+    cr_expect_eq(parse_size("17179869184GiB", &b), -1);
+    cr_expect_eq(parse_size("1KiBx", &b), -1);
+    cr_expect(parse_duration_ms("9223372036854775807ms", &v) == 0 && v == INT64_MAX);
+    cr_expect(parse_duration_ms("9223372036854775806ms1ms", &v) == 0 && v == INT64_MAX);
+    cr_expect_eq(parse_duration_ms("9223372036854775807ms1ms", &v), -1);
+    const char *good[] = {"1970-01-01T00:00:00Z", "2030-01-15",           "2030-12-15",
+                          "2030-03-01T23:00Z",    "2030-03-01T23:59:59Z", "9999-12-31T23:59:59Z"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        cr_expect_eq(parse_iso8601(good[i], &t), 0, "'%s' refused", good[i]);
+    cr_expect(parse_iso8601("1970-01-01T00:00:00Z", &t) == 0 && t == 0);
+    const char *bad[] = {"1969-12-31T23:59:59Z", "1969-12-31",        "2030-00-15",
+                         "2030-13-15",           "2030-03-01T24:00Z", "2030-03-01T00:60:00Z",
+                         "2030-03-01T00:00:60Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_eq(parse_iso8601(bad[i], &t), -1, "'%s' accepted", bad[i]);
+    /* the +00:00 suffix ends the text: nothing past it is read */
+    static const char offset[] = "2030-03-01T15:45:00+00:00\0X";
+    cr_expect(parse_iso8601(offset, &t) == 0 && t == iso_of(2030, 3, 1, 15, 45, 0));
 }

@@ -109,9 +109,15 @@ def run(cmd, cwd, timeout=600):
 
 
 def main():
+    os.environ.update({  # as scripts/test.sh --sanitize runs the tests
+        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:strict_string_checks=1",
+        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        "LSAN_OPTIONS": "suppressions=%s/tests/lsan.supp:print_suppressions=0" % ROOT,
+        "METRONOME_PLUGIN_PATH": "", "METRONOME_CONFIG": ""})
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-    if run("cmake -S %s -B %s -DMETRONOME_TESTS=ON -DCMAKE_BUILD_TYPE=Debug" % (ROOT, BUILD),
-           ROOT) != 0:
+    # built with ASan and UBSan, so a mutant that reads or writes out of bounds dies too
+    if run("cmake -S %s -B %s -DMETRONOME_TESTS=ON -DCMAKE_BUILD_TYPE=Debug "
+           "-DMETRONOME_SANITIZE=ON" % (ROOT, BUILD), ROOT) != 0:
         sys.exit("cmake failed")
     killed = survived = 0
     for path, (functions, line_filter, targets, tests, touch) in TARGETS.items():

@@ -32,6 +32,10 @@ Test(csv, split)
         {"\"a", -2, {NULL}},
         {"\"a\"b", -2, {NULL}},
         {"\"a\"\"", -2, {NULL}},
+        /* from the mutation pass: blank fields and trailing tabs */
+        {"a,  ,c", 3, {"a", "", "c"}},
+        {"a\t,b", 2, {"a", "b"}},
+        {"a \t,b", 2, {"a", "b"}},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         char line[64], *f[3] = {NULL, NULL, NULL};

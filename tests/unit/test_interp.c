@@ -3,6 +3,7 @@
 #include "interp.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,4 +68,43 @@ Test(interp, errors_name_the_variable_not_a_value)
     expand_fails("${MTR_T_MISSING:-${MTR_T_MISSING:-x}", "unterminated '${'");
     expand_fails("${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-x}}}}}}}}}}",
                  "nested more than 8 deep");
+}
+
+/* The edges (from the mutation pass: each kills a mutant the tests above let
+ * live). */
+Test(interp, edges)
+{
+    setenv("aZz09_X", "ok", 1);
+    unsetenv("MTR_T_MISSING");
+    char *got = expand_ok("${aZz09_X}");
+    cr_expect_str_eq(got, "ok", "names take a-z A-Z 0-9 _ (a letter or _ first)");
+    free(got);
+    got = expand_ok("${MTR_T_MISSING:-a$${b}c");
+    cr_expect_str_eq(got, "a${bc", "$${ inside a default opens nothing: the first } closes");
+    free(got);
+    got = expand_ok("a$${");
+    cr_expect_str_eq(got, "a${");
+    free(got);
+    expand_fails("${}x", "bad variable reference '${}':");
+    char name[300], ref[320];
+    memset(name, 'N', sizeof name);
+    name[255] = '\0';
+    snprintf(ref, sizeof ref, "${%s}", name);
+    expand_fails(ref, "environment variable NNNN");
+    name[255] = 'N';
+    name[256] = '\0';
+    snprintf(ref, sizeof ref, "${%s}", name);
+    expand_fails(ref, "variable name too long");
+    /* defaults nest 8 deep, not 9 */
+    char deep[256] = "";
+    for (int i = 0; i < 8; i++)
+        strcat(deep, "${MTR_T_MISSING:-");
+    strcat(deep, "x}}}}}}}}");
+    got = expand_ok(deep);
+    cr_expect_str_eq(got, "x");
+    free(got);
+    char deeper[256] = "${MTR_T_MISSING:-";
+    strcat(deeper, deep);
+    strcat(deeper, "}");
+    expand_fails(deeper, "nested more than 8 deep");
 }

@@ -86,6 +86,7 @@ Test(interp, edges)
     cr_expect_str_eq(got, "a${");
     free(got);
     expand_fails("${}x", "bad variable reference '${}':");
+    expand_fails("a${", "unterminated '${'");
     char name[300], ref[320];
     memset(name, 'N', sizeof name);
     name[255] = '\0';

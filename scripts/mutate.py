@@ -35,7 +35,7 @@ TARGETS = {
         None,
         r"\[S_(CLAIM|LEASE|JOB_|JOBS_MISS|DELIVERY_UPDATE|FAIL_PENDING|REPLAY|NEXT_)|state = [0-9]|kind = [0-9]",
         ["store_sqlite/fast"],
-        ["tests/test_delivery --jobs 2", "tests/test_ledger --jobs 2",
+        ["tests/test_store_sqlite", "tests/test_delivery --jobs 2", "tests/test_ledger --jobs 2",
          "tests/test_hardening --jobs 2"], None),
 }
 

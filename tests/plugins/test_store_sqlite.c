@@ -137,3 +137,28 @@ Test(store_sqlite, disabling_fails_pending_deliveries_only)
     cr_expect_eq(st.deliveries[MTR_DELIVERY_DELIVERED], 1, "a delivered one stays delivered");
     store_close(&s);
 }
+
+static int body_of(void *arg, const struct mtr_delivery_row *d)
+{
+    *(int *)arg = d->body != NULL;
+    return 1;
+}
+
+Test(store_sqlite, retention_drops_failed_payloads_after_their_time)
+{
+    struct store s;
+    store_open(&s);
+    struct mtr_delivery_row rows[2] = {pending_row("d1"), pending_row("d2")};
+    rows[0].state = MTR_DELIVERY_FAILED;
+    rows[1].state = MTR_DELIVERY_DELIVERED;
+    cr_assert_eq(s.ops->deliveries_insert(s.st, rows, 2, NULL, 0, NULL), MTR_OK);
+    uint64_t n;
+    /* failed bytes go after 4000, delivered ones are kept until 3000 */
+    cr_assert_eq(s.ops->prune(s.st, 3000, 4000, 0, 100, &n), MTR_OK);
+    int has1 = -1, has2 = -1;
+    cr_assert_eq(s.ops->delivery_get(s.st, "d1", body_of, &has1), MTR_OK);
+    cr_assert_eq(s.ops->delivery_get(s.st, "d2", body_of, &has2), MTR_OK);
+    cr_expect_eq(has1, 0, "the failed delivery's bytes are pruned");
+    cr_expect_eq(has2, 1, "the delivered one's are not yet");
+    store_close(&s);
+}

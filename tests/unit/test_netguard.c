@@ -128,6 +128,7 @@ static const struct {
     {"::", "the unspecified address"},
     {"::2", "an IPv4-compatible address (deprecated)"},
     {"::8.8.8.8", "an IPv4-compatible address (deprecated)"},
+    {"::200.1.2.3", "an IPv4-compatible address (deprecated)"},
     {"0:1::1", "a reserved address (not global unicast)"},
     {"::1:0:0:1", "a reserved address (not global unicast)"},
     {"64:ff9b:1::1", "a local-use NAT64 address"},

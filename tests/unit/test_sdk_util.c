@@ -76,6 +76,9 @@ Test(sdk_util, http_date_edges)
         {"Wed Nov 16 08:49:37 1994", "1994-11-16T08:49:37"},
         {"Sun Nov 6  08:49:37 1994", NULL},
     };
+    char long_text[64]; /* exactly the parser's buffer, without room for its NUL */
+    memset(long_text, 'x', sizeof long_text);
+    cr_expect_lt(mtr_parse_http_date(long_text, sizeof long_text), 0);
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         mtr_time t = mtr_parse_http_date(rows[i].date, strlen(rows[i].date));
         if (!rows[i].iso) {

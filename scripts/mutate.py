@@ -6,7 +6,8 @@ that moves jobs and deliveries between states. Each mutant (a comparison,
 boolean or arithmetic operator flipped, a constant moved by one, a state
 number changed in SQL) is built into build-mutate/ and the tests that guard
 that file are run; a mutant they do not kill is a survivor, printed with its
-place. Usage: python3 scripts/mutate.py [--only FILE_SUBSTRING] [--list].
+place. Usage: python3 scripts/mutate.py [--only FILE_SUBSTRING] [--list] [--from LOG]
+(--from: only the mutants a previous run's LOG lists as survivors).
 Needs a configured tree: it runs cmake itself. Takes tens of minutes."""
 import os, re, subprocess, sys, time
 
@@ -115,6 +116,10 @@ def main():
         "LSAN_OPTIONS": "suppressions=%s/tests/lsan.supp:print_suppressions=0" % ROOT,
         "METRONOME_PLUGIN_PATH": "", "METRONOME_CONFIG": ""})
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    again = None
+    if "--from" in sys.argv:
+        again = set(l.strip()[len("SURVIVED "):] for l in open(sys.argv[sys.argv.index("--from") + 1])
+                    if l.startswith("SURVIVED "))
     # built with ASan and UBSan, so a mutant that reads or writes out of bounds dies too
     if run("cmake -S %s -B %s -DMETRONOME_TESTS=ON -DCMAKE_BUILD_TYPE=Debug "
            "-DMETRONOME_SANITIZE=ON" % (ROOT, BUILD), ROOT) != 0:
@@ -124,6 +129,10 @@ def main():
         if only and only not in path:
             continue
         lines, mutants = mutants_of(path, functions, line_filter)
+        if again is not None:
+            mutants = [(i, m) for i, m in mutants if "%s:%d: %s" % (path, i + 1, m.strip()) in again]
+            if not mutants:
+                continue
         if "--list" in sys.argv:
             for i, m in mutants:
                 print("%s:%d: %s" % (path, i + 1, m.strip()))
@@ -142,7 +151,7 @@ def main():
                     os.utime(os.path.join(ROOT, touch))
                 if run(build, ROOT) != 0:
                     continue  # does not compile: not a mutant
-                if any(run(t, BUILD, 300) != 0 for t in tests):
+                if any(run(t, BUILD, 120) != 0 for t in tests):
                     killed += 1
                 else:
                     survived += 1

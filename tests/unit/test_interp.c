@@ -87,6 +87,18 @@ Test(interp, edges)
     free(got);
     expand_fails("${}x", "bad variable reference '${}':");
     expand_fails("a${", "unterminated '${'");
+    got = expand_ok("${MTR_T_MISSING:-$${}x}");
+    cr_expect_str_eq(got, "${x}", "the } right after $${ closes the reference");
+    free(got);
+    got = expand_ok("${MTR_T_MISSING:-a{b}c");
+    cr_expect_str_eq(got, "a{bc", "a { without $ opens nothing");
+    free(got);
+    char plain[200];
+    memset(plain, 'p', sizeof plain - 1);
+    plain[sizeof plain - 1] = '\0';
+    got = expand_ok(plain); /* grows its buffer past 64 and 128 bytes, a byte at a time */
+    cr_expect_str_eq(got, plain);
+    free(got);
     char name[300], ref[320];
     memset(name, 'N', sizeof name);
     name[255] = '\0';

@@ -1475,17 +1475,16 @@ struct oneshot {
     char error[512];
 };
 
-static struct oneshot *oneshot_pending; /* the one send in flight: a cookie must be it */
-
+/* core is the one send in flight (send_once hands it to submit): an outcome
+ * whose cookie is anything else is the sink's mistake. */
 static void on_oneshot(void *core, const struct mtr_sink_outcome *o)
 {
-    struct oneshot *s = o ? o->cookie : NULL;
-    (void)core;
-    if (!s || s != oneshot_pending || s->done) {
+    struct oneshot *s = core;
+    if (!o || o->cookie != s || s->done) {
         log_msg(MTR_LOG_ERROR, "sink",
                 "the sink handed back an outcome for a delivery it was not given (cookie %p): "
                 "ignored",
-                s);
+                o ? o->cookie : NULL);
         return;
     }
     s->done = 1;
@@ -1525,10 +1524,9 @@ static int send_once(struct config *c, size_t sink, const char *webhook_id, cons
                              .attempt = 1,
                              .now = now,
                              .cookie = s};
-    oneshot_pending = s;
     s->o.status = MTR_ERR; /* until an outcome says otherwise */
     s->o.retry_after_s = -1;
-    if (ops->submit(st, &d, on_oneshot, NULL) != MTR_OK) {
+    if (ops->submit(st, &d, on_oneshot, s) != MTR_OK) {
         snprintf(s->error, sizeof s->error, "the sink refused it: %.480s",
                  c->sinks[sink].inst->ctx.error[0] ? c->sinks[sink].inst->ctx.error : "no reason");
         return -1;

@@ -1366,6 +1366,132 @@ static int sqlite_stats(void *state, const char *webhook_id, struct mtr_store_st
     return MTR_OK;
 }
 
+/* ---- the admin API's listings (ABI 1.2); not on the delivery path, so their
+ * statements are prepared when used ------------------------------------------------ */
+
+static int prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **st)
+{
+    return sqlite3_prepare_v2(s->db, sql, -1, st, NULL) == SQLITE_OK ? MTR_OK : fail(s, "prepare");
+}
+
+static int sqlite_subscriptions_list(void *state, const char *webhook_id, const char *vehicle_id,
+                                     const char *after, size_t limit, mtr_subscription_fn fn,
+                                     void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st;
+    int rc;
+    if (prepare(s,
+                "SELECT s.webhook_id, s.vehicle_id, coalesce(v.source, ''), s.made_at, "
+                "v.access_token IS NOT NULL OR v.refresh_token IS NOT NULL, "
+                "coalesce(v.needs_reauth, 0), coalesce(v.access_expires, 0) FROM subscriptions s "
+                "LEFT JOIN vehicles v ON v.id = s.vehicle_id WHERE s.webhook_id = ?1 AND "
+                "s.removed_at IS NULL AND (?2 IS NULL OR s.vehicle_id = ?2) AND (?3 IS NULL OR "
+                "s.vehicle_id > ?3) ORDER BY s.vehicle_id LIMIT ?4",
+                &st) != MTR_OK)
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    bind_text(st, 2, vehicle_id);
+    bind_text(st, 3, after);
+    sqlite3_bind_int64(st, 4, limit ? (sqlite3_int64)limit : -1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mtr_subscription_row r = {
+            .webhook_id = col_text(st, 0),
+            .vehicle_id = col_text(st, 1),
+            .source = col_text(st, 2),
+            .made_at = sqlite3_column_int64(st, 3),
+            .live = sqlite3_column_int(st, 4),
+            .needs_reauth = sqlite3_column_int(st, 5),
+            .access_expires = sqlite3_column_int64(st, 6),
+        };
+        if (fn(arg, &r) != 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "list subscriptions");
+}
+
+static int sqlite_vehicles_list(void *state, int needs_reauth_only, const char *after, size_t limit,
+                                mtr_vehicle_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st;
+    int rc;
+    if (prepare(s,
+                "SELECT id, source, access_token, refresh_token, access_expires, needs_reauth "
+                "FROM vehicles WHERE (?1 = 0 OR needs_reauth <> 0) AND (?2 IS NULL OR id > ?2) "
+                "ORDER BY id LIMIT ?3",
+                &st) != MTR_OK)
+        return MTR_ERR;
+    sqlite3_bind_int(st, 1, needs_reauth_only);
+    bind_text(st, 2, after);
+    sqlite3_bind_int64(st, 3, limit ? (sqlite3_int64)limit : -1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mtr_vehicle_row v;
+        read_vehicle(st, 0, &v);
+        if (fn(arg, &v) != 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "list vehicles");
+}
+
+static int sqlite_deliveries_query(void *state, const struct mtr_delivery_query *q,
+                                   mtr_delivery_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st;
+    int rc;
+    if (prepare(
+            s,
+            "SELECT " DELIVERY_COLS " WHERE (?1 IS NULL OR d.webhook_id = ?1) AND (?2 < 0 OR "
+            "d.state = ?2) AND (?3 = 0 OR d.tick >= ?3) AND (?4 = 0 OR d.tick < ?4) AND (?6 IS "
+            "NULL OR d.tick > ?5 OR (d.tick = ?5 AND d.id > ?6)) ORDER BY d.tick, d.id LIMIT ?7",
+            &st) != MTR_OK)
+        return MTR_ERR;
+    bind_text(st, 1, q->webhook_id);
+    sqlite3_bind_int(st, 2, q->state);
+    sqlite3_bind_int64(st, 3, q->tick_from);
+    sqlite3_bind_int64(st, 4, q->tick_to);
+    sqlite3_bind_int64(st, 5, q->after_tick);
+    bind_text(st, 6, q->after_id);
+    sqlite3_bind_int64(st, 7, q->limit ? (sqlite3_int64)q->limit : -1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mtr_delivery_row d;
+        read_delivery(st, 0, &d);
+        if (fn(arg, &d) != 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "list deliveries");
+}
+
+static int sqlite_webhook_delete(void *state, const char *id, mtr_time now)
+{
+    static const char *const steps[] = {
+        "UPDATE subscriptions SET removed_at = ?2 WHERE webhook_id = ?1 AND removed_at IS NULL",
+        "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 "
+        "AND state IN (0, 1)",
+        "UPDATE deliveries SET state = 2, last_error = 'webhook deleted', updated_at = ?2, "
+        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND state = 0",
+        "DELETE FROM webhooks WHERE id = ?1",
+    };
+    struct sqlite_store *s = state;
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        sqlite3_stmt *st;
+        if (prepare(s, steps[i], &st) != MTR_OK)
+            return MTR_ERR;
+        bind_text(st, 1, id);
+        if (sqlite3_bind_parameter_count(st) >= 2)
+            sqlite3_bind_int64(st, 2, now);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return fail(s, "delete webhook");
+    }
+    return MTR_OK;
+}
+
 static const struct mtr_store_ops sqlite_ops = {
     .struct_size = sizeof(struct mtr_store_ops),
     .begin = sqlite_begin,
@@ -1398,6 +1524,10 @@ static const struct mtr_store_ops sqlite_ops = {
     .read_only = sqlite_read_only,
     .check = sqlite_check,
     .vehicle_sample = sqlite_vehicle_sample,
+    .subscriptions_list = sqlite_subscriptions_list,
+    .vehicles_list = sqlite_vehicles_list,
+    .deliveries_query = sqlite_deliveries_query,
+    .webhook_delete = sqlite_webhook_delete,
 };
 
 static const struct mtr_option sqlite_options[] = {

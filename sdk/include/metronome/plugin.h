@@ -22,7 +22,7 @@ extern "C" {
 
 #define MTR_PLUGIN_MAGIC 0x4d54524eu /* "MTRN" */
 #define MTR_ABI_MAJOR 1
-#define MTR_ABI_MINOR 1 /* 1.1: store read_only and check */
+#define MTR_ABI_MINOR 2 /* 1.1: store read_only and check; 1.2: store listings, webhook_delete */
 #define MTR_PLUGIN_ENTRY_SYMBOL "mtr_plugin_entry"
 
 #if defined(__GNUC__)

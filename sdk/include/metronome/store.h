@@ -113,6 +113,29 @@ struct mtr_attempt_row {
     int64_t latency_us;
 };
 
+/* A subscription with its vehicle's credential state (ABI 1.2). */
+struct mtr_subscription_row {
+    const char *webhook_id;
+    const char *vehicle_id;
+    const char *source; /* the vehicle's source */
+    mtr_time made_at;
+    int live; /* the vehicle holds tokens */
+    int needs_reauth;
+    mtr_time access_expires;
+};
+
+/* What deliveries_query selects (ABI 1.2): rows in (tick, id) order after the
+ * cursor (after_tick, after_id) when after_id is set. */
+struct mtr_delivery_query {
+    const char *webhook_id; /* NULL: every webhook */
+    int state;              /* enum mtr_delivery_state, or -1 for any */
+    mtr_time tick_from;     /* ticks >= this (0: no bound) */
+    mtr_time tick_to;       /* ticks < this (0: no bound) */
+    mtr_time after_tick;
+    const char *after_id;
+    size_t limit;
+};
+
 struct mtr_store_stats {
     uint64_t jobs[4];       /* by enum mtr_job_state */
     uint64_t deliveries[3]; /* by enum mtr_delivery_state */
@@ -126,6 +149,8 @@ typedef int (*mtr_webhook_fn)(void *arg, const struct mtr_webhook_row *row);
 typedef int (*mtr_job_fn)(void *arg, const struct mtr_job *job);
 typedef int (*mtr_delivery_fn)(void *arg, const struct mtr_delivery_row *row);
 typedef int (*mtr_attempt_fn)(void *arg, const struct mtr_attempt_row *row);
+typedef int (*mtr_subscription_fn)(void *arg, const struct mtr_subscription_row *row);
+typedef int (*mtr_vehicle_fn)(void *arg, const struct mtr_vehicle_row *row);
 
 struct mtr_store_ops {
     uint32_t struct_size;
@@ -218,16 +243,35 @@ struct mtr_store_ops {
      * daemon before anything is fetched or sent. */
     int (*vehicle_sample)(void *state, int (*fn)(void *, const struct mtr_vehicle_row *),
                           void *arg);
+
+    /* ---- ABI 1.2 (NULL in older stores): the admin API's listings ---- */
+    /* Current subscriptions of a webhook in vehicle id order, those after the
+     * vehicle id `after` (NULL: from the start), at most limit; vehicle_id, if
+     * set, selects that one vehicle. */
+    int (*subscriptions_list)(void *state, const char *webhook_id, const char *vehicle_id,
+                              const char *after, size_t limit, mtr_subscription_fn fn, void *arg);
+    /* Vehicles in id order after `after`, at most limit; only those needing
+     * re-authentication when needs_reauth_only. */
+    int (*vehicles_list)(void *state, int needs_reauth_only, const char *after, size_t limit,
+                         mtr_vehicle_fn fn, void *arg);
+    int (*deliveries_query)(void *state, const struct mtr_delivery_query *q, mtr_delivery_fn fn,
+                            void *arg);
+    /* Removes a webhook: its row goes, its subscriptions are ended at now,
+     * its due jobs become missed and its pending deliveries failed; deliveries
+     * and attempts stay as history. */
+    int (*webhook_delete)(void *state, const char *id, mtr_time now);
 };
 
-/* The frozen layout of ABI 1.0 and 1.1 (LP64): these only grow at the end. A core reading a
+/* The frozen layout of ABI 1.0, 1.1 and 1.2 (LP64): these only grow at the end. A core reading a
  * field added later checks the table's struct_size first. */
 #if defined(__LP64__) && !defined(__cplusplus)
 _Static_assert(offsetof(struct mtr_store_ops, begin) == 8, "ABI: store begin");
 _Static_assert(offsetof(struct mtr_store_ops, claim_jobs) == 104, "ABI: store claim_jobs");
 _Static_assert(offsetof(struct mtr_store_ops, prune) == 208, "ABI: store prune");
 _Static_assert(offsetof(struct mtr_store_ops, read_only) == 224, "ABI 1.1: store read_only");
-_Static_assert(sizeof(struct mtr_store_ops) == 248, "ABI 1.1 store ops size");
+_Static_assert(offsetof(struct mtr_store_ops, subscriptions_list) == 248,
+               "ABI 1.2: store subscriptions_list");
+_Static_assert(sizeof(struct mtr_store_ops) == 280, "ABI 1.2 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

@@ -30,6 +30,8 @@
 static const struct opt_spec global_opts[] = {
     {"config", 1, "pipeline file (default $METRONOME_CONFIG, then ./metronome.yaml)"},
     {"now", 1, "fixed clock, ISO 8601 UTC (2030-03-01T15:45:00Z)"},
+    {"log-level", 1, "error, warn, info (default) or debug"},
+    {"log-format", 1, "text (default) or json: one JSON object a line"},
     {"help", 0, "show this help"},
     {NULL, 0, NULL},
 };
@@ -64,6 +66,25 @@ int bad_usage(const struct invocation *inv, const char *fmt, const char *what)
 
 /* ---- validate ------------------------------------------------------------------ */
 
+/* A spread longer than a webhook's period makes every payload arrive after
+ * the next tick: valid, but almost certainly not meant. */
+static void warn_spread(const struct config *c, mtr_time now)
+{
+    int64_t spread = c->delivery.spread_max_ms / 1000;
+    for (size_t i = 0; i < c->n_webhooks; i++) {
+        const struct webhook_cfg *w = &c->webhooks[i];
+        mtr_time a, b;
+        struct diag d;
+        if (webhook_next_tick(w, now, &a, &d) != 0 || webhook_next_tick(w, a, &b, &d) != 0)
+            continue;
+        if (spread > b - a)
+            fprintf(stderr,
+                    "%s:%d: warning: webhook '%s' ticks every %llds but delivery.spread reaches "
+                    "%llds: every payload would arrive after the next tick (narrow the spread)\n",
+                    c->path, w->line, w->name, (long long)(b - a), (long long)spread);
+    }
+}
+
 static int cmd_validate(struct invocation *inv)
 {
     struct config *c;
@@ -79,6 +100,7 @@ static int cmd_validate(struct invocation *inv)
         return EXIT_BAD_INPUT;
     }
     vault_wipe(&key);
+    warn_spread(c, clock_now(&inv->clock));
     printf("ok\n");
     config_free(c);
     return EXIT_OK;
@@ -334,9 +356,13 @@ static const struct command commands[] = {
     {"run", "run [--clock virtual --start ISO] [--until ISO]",
      "the daemon: fire ticks, fetch, sign and deliver until stopped (SIGTERM, SIGINT)", run_opts, 0,
      0, cmd_run},
-    {"webhook", "webhook list [--json] | verify NAME | test NAME | enable NAME | disable NAME",
+    {"webhook",
+     "webhook list [--json] | show NAME | verify NAME | test NAME | enable NAME | disable NAME",
      "webhook life cycle: verify the callback, send a test payload, enable, disable", json_opts, 1,
      2, cmd_webhook},
+    {"status", "status [--json]",
+     "what the running daemon is doing (uptime, next ticks, queue, last errors), from its API",
+     json_opts, 0, 0, cmd_status},
     {"subscribe",
      "subscribe WEBHOOK VEHICLE [--source NAME] [--access-token T] "
      "[--refresh-token T] | subscribe WEBHOOK --file vehicles.csv",
@@ -466,9 +492,32 @@ static int parse_args(int argc, char **argv, struct invocation *inv)
     return EXIT_OK;
 }
 
+static int setup_logging(const struct invocation *inv)
+{
+    const char *level = opt_get(inv, "log-level"), *format = opt_get(inv, "log-format");
+    if (level && log_level_parse(level) < 0) {
+        fprintf(stderr, "metronome: --log-level: want error, warn, info or debug, not '%s'\n",
+                level);
+        return EXIT_BAD_INPUT;
+    }
+    if (format && strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
+        fprintf(stderr, "metronome: --log-format: want text or json, not '%s'\n", format);
+        return EXIT_BAD_INPUT;
+    }
+    if (level)
+        log_set_level(log_level_parse(level));
+    else if (strcmp(inv->cmd->name, "run") != 0)
+        log_set_level(MTR_LOG_WARN); /* a command's own output says what it did */
+    if (format)
+        log_set_format(strcmp(format, "json") == 0 ? LOG_JSON : LOG_TEXT);
+    return EXIT_OK;
+}
+
 static int setup_globals(struct invocation *inv)
 {
     const char *now = opt_get(inv, "now");
+    if (setup_logging(inv) != EXIT_OK)
+        return EXIT_BAD_INPUT;
     if (now) {
         mtr_time t;
         if (parse_iso8601(now, &t) != 0) {

@@ -1,4 +1,5 @@
-/* Clock: wall, fixed or virtual time in whole UTC seconds. */
+/* Clock: wall, fixed or virtual time in whole UTC seconds. The engine's thread
+ * moves a virtual clock; any thread may read it. */
 #include "clock.h"
 
 #include <time.h>
@@ -23,8 +24,8 @@ void clock_init_virtual(struct clock *c, mtr_time start)
 
 mtr_time clock_now(const struct clock *c)
 {
-    if (c->mode != CLOCK_WALL)
-        return c->now;
+    if (c->mode != CLOCK_WALL) /* the admin API's thread reads the engine's clock */
+        return __atomic_load_n(&c->now, __ATOMIC_RELAXED);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (mtr_time)ts.tv_sec;
@@ -33,5 +34,5 @@ mtr_time clock_now(const struct clock *c)
 void clock_advance(struct clock *c, mtr_time t)
 {
     if (c->mode == CLOCK_VIRTUAL && t > c->now)
-        c->now = t;
+        __atomic_store_n(&c->now, t, __ATOMIC_RELAXED);
 }

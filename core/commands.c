@@ -1,125 +1,94 @@
-/* The ledger commands of SPEC section 6: run, webhook list|verify|test|enable|
- * disable, subscribe (single and bulk), unsubscribe, deliveries and replay.
- * Each loads the pipeline, opens the store, synchronises the pipeline's
- * webhooks into it and does one thing; `run` hands over to the engine. */
+/* The ledger commands of SPEC section 6: run, status, webhook list|show|
+ * verify|test|enable|disable, subscribe (single and bulk), unsubscribe,
+ * connect, deliveries, replay and check. Each one opens an ops context, calls
+ * one operation (ops.h) and prints what it returns; an error's kind becomes
+ * the exit status (bad input, not found, conflict: 2; runtime: 1). `run`
+ * hands over to the engine and, when the pipeline has an `admin` section, to
+ * the admin API beside it. */
 #include "commands.h"
+#include "admin.h"
 #include "csv.h"
 #include "engine.h"
-#include "jsonw.h"
-#include "ledger.h"
 #include "log.h"
+#include "ops.h"
 #include "scalar.h"
-#include "scheduler.h"
 #include "vault.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-/* Everything a ledger command needs, opened in order and closed in reverse. */
-struct session {
-    struct config *c;
-    struct ledger L;
-    struct webhook_rec *recs; /* one per pipeline webhook */
-};
+/* ---- the face: kinds to exit statuses -------------------------------------------------------- */
 
-/* Opens the pipeline and its ledger. A command that only reads opens the
- * ledger read-only and looks the pipeline's webhooks up instead of writing
- * them (a webhook never synchronised has an empty id). */
-static int session_open_mode(struct invocation *inv, struct session *s, int read_only)
+static int exit_status(int kind)
 {
-    struct diag d;
-    memset(s, 0, sizeof *s);
-    int rc = load_config(inv, &s->c);
-    if (rc != EXIT_OK)
-        return rc;
-    s->recs = calloc(s->c->n_webhooks ? s->c->n_webhooks : 1, sizeof *s->recs);
-    int ok = s->recs != NULL;
-    if (ok && read_only) {
-        ok = ledger_open_read_only(&s->L, s->c, &d) == 0;
-        for (size_t i = 0; ok && i < s->c->n_webhooks; i++) {
-            int found;
-            if (ledger_get_webhook(&s->L, s->c->webhooks[i].name, &s->recs[i], &found) != 0)
-                ok = diag_set(&d, "store: %s", ledger_error(&s->L)) == 0;
-        }
-    } else if (ok) {
-        ok = ledger_open(&s->L, s->c, &d) == 0 &&
-             ledger_sync_webhooks(&s->L, s->c, clock_now(&inv->clock), s->recs, &d) == 0;
-    }
-    if (!ok) {
-        fprintf(stderr, "metronome %s: %s\n", inv->cmd->name, s->recs ? d.text : "out of memory");
+    switch (kind) {
+    case OP_OK:
+        return EXIT_OK;
+    case OP_BAD_INPUT:
+    case OP_NOT_FOUND:
+    case OP_CONFLICT:
+    case OP_UNAUTHORIZED:
+        return EXIT_BAD_INPUT;
+    default:
         return EXIT_RUNTIME;
     }
-    return EXIT_OK;
 }
 
-static int session_open(struct invocation *inv, struct session *s)
+static int report(const struct invocation *inv, const struct op_error *err)
 {
-    return session_open_mode(inv, s, 0);
+    fprintf(stderr, "metronome %s: %s\n", inv->cmd->name, err->message);
+    return exit_status(err->kind);
 }
 
-static void session_close(struct session *s)
+/* Opens the pipeline and an ops context on its ledger. */
+static int open_ops(struct invocation *inv, struct ops *o, int mode)
 {
-    free(s->recs);
-    config_free(s->c);
-}
-
-static int store_error(const struct invocation *inv, const struct session *s)
-{
-    fprintf(stderr, "metronome %s: store: %s\n", inv->cmd->name, ledger_error(&s->L));
-    return EXIT_RUNTIME;
-}
-
-/* The pipeline webhook named by the command's argument i, or NULL (printed). */
-static const struct webhook_cfg *webhook_arg(const struct invocation *inv, const struct session *s,
-                                             size_t i, size_t *index)
-{
-    const char *name = inv->args[i];
-    for (size_t k = 0; k < s->c->n_webhooks; k++)
-        if (strcmp(s->c->webhooks[k].name, name) == 0) {
-            if (index)
-                *index = k;
-            return &s->c->webhooks[k];
-        }
-    fprintf(stderr, "metronome %s: unknown webhook '%s' (not in %s)\n", inv->cmd->name, name,
-            inv->config_path);
-    return NULL;
-}
-
-/* The id of the pipeline webhook named by an option (--webhook NAME). */
-static int webhook_option(const struct invocation *inv, const struct session *s, const char *name,
-                          const char **id)
-{
-    const struct webhook_cfg *w = config_webhook(s->c, name);
-    if (!w) {
-        fprintf(stderr, "metronome %s: unknown webhook '%s'\n", inv->cmd->name, name);
-        return EXIT_BAD_INPUT;
+    struct config *c;
+    struct op_error err;
+    int rc = load_config(inv, &c);
+    if (rc != EXIT_OK) {
+        memset(o, 0, sizeof *o);
+        return rc;
     }
-    *id = s->recs[w - s->c->webhooks].id;
+    if (ops_open(o, c, &inv->clock, mode, NULL, &err) != 0) {
+        ops_close(o);
+        config_free(c);
+        memset(o, 0, sizeof *o);
+        return report(inv, &err);
+    }
     return EXIT_OK;
 }
 
-static void iso(mtr_time t, char *buf, size_t len)
+static void close_ops(struct ops *o)
 {
-    if (t <= 0)
-        snprintf(buf, len, "-");
-    else
-        format_iso8601(t, buf, len);
+    struct config *c = o->c;
+    ops_close(o);
+    config_free(c);
 }
 
-/* ---- run -------------------------------------------------------------------------------- */
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
+static const char *str(const json_t *obj, const char *key)
 {
-    (void)sig;
-    stop_requested = 1;
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "-";
+}
+
+static long long num(const json_t *obj, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(obj, key));
+}
+
+static void print_json(const json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text)
+        printf("%s\n", text);
+    free(text);
 }
 
 static int parse_instant(const struct invocation *inv, const char *opt, mtr_time *out)
@@ -135,6 +104,17 @@ static int parse_instant(const struct invocation *inv, const char *opt, mtr_time
         return -1;
     }
     return 0;
+}
+
+/* ---- run --------------------------------------------------------------------------------------
+ */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
 }
 
 static void print_summary(const struct engine_stats *st, mtr_time from, mtr_time to, int is_virtual)
@@ -162,268 +142,259 @@ static void print_summary(const struct engine_stats *st, mtr_time from, mtr_time
                st->tick_to_last_record_s);
 }
 
-int cmd_run(struct invocation *inv)
+static int run_clock(struct invocation *inv, mtr_time *until, int *is_virtual)
 {
     const char *mode = opt_get(inv, "clock");
-    mtr_time start = 0, until = 0;
-    int is_virtual = mode && strcmp(mode, "virtual") == 0;
-    if (mode && !is_virtual && strcmp(mode, "wall") != 0)
+    mtr_time start = 0;
+    *until = 0;
+    *is_virtual = mode && strcmp(mode, "virtual") == 0;
+    if (mode && !*is_virtual && strcmp(mode, "wall") != 0)
         return bad_usage(inv, "--clock: want wall or virtual, not '%s'", mode);
-    int rs = parse_instant(inv, "start", &start), ru = parse_instant(inv, "until", &until);
+    int rs = parse_instant(inv, "start", &start), ru = parse_instant(inv, "until", until);
     if (rs < 0 || ru < 0)
         return EXIT_BAD_INPUT;
-    if (is_virtual) {
+    if (*is_virtual) {
         if (rs > 0)
             start = clock_now(&inv->clock); /* --now */
-        if (ru > 0 || until <= start)
+        if (ru > 0 || *until <= start)
             return bad_usage(inv, "%s", "a virtual clock needs --start and a later --until");
         clock_init_virtual(&inv->clock, start);
     } else if (rs == 0) {
         return bad_usage(inv, "%s", "--start goes with --clock virtual");
     }
-    struct config *c;
-    int rc = load_config(inv, &c);
-    if (rc != EXIT_OK)
-        return rc;
-    struct vault key; /* a malformed key is bad input, found before anything runs */
-    struct diag kd;
-    if (vault_load(&key, c, &kd) != 0 || vault_check_sources(&key, c, &kd) != 0) {
-        fprintf(stderr, "metronome run: %s\n", kd.text);
-        config_free(c);
-        return EXIT_BAD_INPUT;
-    }
-    vault_wipe(&key);
+    return EXIT_OK;
+}
+
+static void on_signals(void)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    struct engine_options o = {.until = until, .stop = &stop_requested};
-    struct engine_stats st;
+}
+
+/* Says what the daemon starts with: its pipeline, plugins, store and API. */
+static void log_start(const struct config *c, const struct admin *a)
+{
+    char parts[768];
+    size_t used = (size_t)snprintf(parts, sizeof parts, "store %s", c->store_plugin);
+    const struct named_instance *lists[2] = {c->sources, c->sinks};
+    size_t counts[2] = {c->n_sources, c->n_sinks};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < counts[k] && used < sizeof parts; i++)
+            used += (size_t)snprintf(parts + used, sizeof parts - used, "%s%s (%s)",
+                                     i   ? ", "
+                                     : k ? "; sinks "
+                                         : "; sources ",
+                                     lists[k][i].name, lists[k][i].inst->ctx.pf->desc.name);
+    log_msg(MTR_LOG_INFO, NULL, "metronome %s starting: pipeline %s; %zu webhook(s) in it; %s",
+            METRONOME_VERSION, c->path, c->n_webhooks, parts);
+    if (a)
+        log_msg(MTR_LOG_INFO, "admin", "API listening on %s://%s",
+                c->admin.tls_cert ? "https" : "http", admin_address(a));
+    else
+        log_msg(MTR_LOG_INFO, "admin", "no admin API (the pipeline has no 'admin' section)");
+}
+
+/* When a run delivered nothing, says why, webhook by webhook: not verified,
+ * disabled, nobody subscribed, its ticks recorded by an earlier run, or no
+ * tick due before the run ended. */
+static void explain_idle(struct invocation *inv, struct config *c, mtr_time from, mtr_time to)
+{
+    struct ops o;
+    struct op_error err;
+    json_t *out = NULL, *w;
+    size_t i;
+    if (ops_open(&o, c, &inv->clock, OPS_READ, NULL, &err) != 0 ||
+        ops_webhook_list(&o, &(struct page){.limit = 1000}, &out, &err) != 0) {
+        ops_close(&o);
+        return;
+    }
+    printf("nothing was delivered:%s\n",
+           json_array_size(json_object_get(out, "data")) ? "" : " no webhooks");
+    json_array_foreach(json_object_get(out, "data"), i, w)
+    {
+        const char *name = str(w, "name"), *state = str(w, "state");
+        mtr_time last = 0, next = 0;
+        parse_iso8601(str(w, "lastTick"), &last);
+        parse_iso8601(str(w, "nextTick"), &next);
+        if (strcmp(state, "unverified") == 0)
+            printf("  %s is not verified (metronome webhook verify %s)\n", name, name);
+        else if (strcmp(state, "disabled") == 0)
+            printf("  %s is disabled (%s); metronome webhook enable %s\n", name,
+                   str(w, "disabledReason"), name);
+        else if (num(w, "vehicles") == 0)
+            printf("  %s has no subscribed vehicles (metronome subscribe %s VEHICLE)\n", name,
+                   name);
+        else if (last >= from)
+            printf("  %s: ticks up to %s were recorded already, by an earlier run\n", name,
+                   str(w, "lastTick"));
+        else
+            printf("  %s: no tick was due from the run's start to its end (%s)\n", name,
+                   next > to ? "the next is later" : "none");
+    }
+    json_decref(out);
+    ops_close(&o);
+}
+
+int cmd_run(struct invocation *inv)
+{
+    mtr_time until;
+    int is_virtual;
+    int rc = run_clock(inv, &until, &is_virtual);
+    if (rc != EXIT_OK)
+        return rc;
+    struct config *c;
+    if ((rc = load_config(inv, &c)) != EXIT_OK)
+        return rc;
+    struct vault key; /* a malformed key is bad input, found before anything runs */
     struct diag d;
+    if (vault_load(&key, c, &d) != 0 || vault_check_sources(&key, c, &d) != 0) {
+        fprintf(stderr, "metronome run: %s\n", d.text);
+        config_free(c);
+        return EXIT_BAD_INPUT;
+    }
+    vault_wipe(&key);
+    on_signals();
     mtr_time from = clock_now(&inv->clock);
-    if (engine_run(c, &inv->clock, &o, &st, &d) != 0) {
+    struct engine *e = engine_create(c, &inv->clock, &d);
+    struct admin *a = NULL;
+    if (e && c->admin.enabled && !(a = admin_start(c, &inv->clock, e, &d))) {
+        fprintf(stderr, "metronome run: admin API: %s\n", d.text);
+        engine_destroy(e);
+        config_free(c);
+        return EXIT_RUNTIME;
+    }
+    if (!e) {
+        fprintf(stderr, "metronome run: %s\n", d.text);
+        config_free(c);
+        return EXIT_RUNTIME;
+    }
+    log_start(c, a);
+    struct engine_options o = {.until = until, .stop = &stop_requested};
+    if (engine_run(e, &o, &d) != 0) {
         fprintf(stderr, "metronome run: %s\n", d.text);
         rc = EXIT_RUNTIME;
     }
+    admin_stop(a);
+    struct engine_stats st = *engine_stats(e);
+    engine_destroy(e);
+    log_msg(MTR_LOG_INFO, NULL, "stopped: %llu tick(s), %llu delivered, %llu failed",
+            (unsigned long long)st.ticks, (unsigned long long)st.delivered,
+            (unsigned long long)st.failed);
     print_summary(&st, from, clock_now(&inv->clock), is_virtual);
+    if (rc == EXIT_OK && st.deliveries == 0 && st.delivered == 0)
+        explain_idle(inv, c, from, clock_now(&inv->clock));
     config_free(c);
     return rc;
 }
 
-/* ---- webhook ---------------------------------------------------------------------------- */
+/* ---- webhook ----------------------------------------------------------------------------------
+ */
 
-struct listing {
-    struct session *s;
-    int json;
-    struct jsonw w;
-    int n;
-};
-
-static int list_one(void *arg, const struct mtr_webhook_row *row)
+static void print_webhooks(const json_t *list)
 {
-    struct listing *l = arg;
-    struct mtr_store_stats st;
-    const struct webhook_cfg *w = config_webhook(l->s->c, row->name);
-    if (l->s->L.ops->stats(l->s->L.st, row->id, &st) != MTR_OK)
-        memset(&st, 0, sizeof st);
-    char since[32];
-    iso(row->state_at, since, sizeof since);
-    if (l->json) {
-        jsonw_lit(&l->w, l->n++ ? ",{\"name\":" : "{\"name\":");
-        jsonw_str(&l->w, row->name);
-        jsonw_lit(&l->w, ",\"id\":");
-        jsonw_str(&l->w, row->id);
-        jsonw_lit(&l->w, ",\"state\":");
-        jsonw_str(&l->w, webhook_state_name(row->state));
-        jsonw_lit(&l->w, ",\"reason\":");
-        if (row->reason)
-            jsonw_str(&l->w, row->reason);
+    size_t i;
+    json_t *w;
+    printf("%-20s %-36s %-28s %-9s %8s  %s\n", "NAME", "ID", "STATE", "CADENCE", "VEHICLES",
+           "CALLBACK");
+    json_array_foreach(list, i, w)
+    {
+        char state[64];
+        const char *why = json_string_value(json_object_get(w, "disabledReason"));
+        snprintf(state, sizeof state, "%s%s%s%s", str(w, "state"), why ? " (" : "", why ? why : "",
+                 why ? ")" : "");
+        printf("%-20s %-36s %-28s %-9s %8lld  %s\n", str(w, "name"), str(w, "id"), state,
+               str(json_object_get(w, "cadence"), "policy"), num(w, "vehicles"),
+               str(w, "callbackUri"));
+    }
+}
+
+static void print_send(const json_t *out, int verify)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(out, "sinks"), i, s)
+    {
+        int ok = json_is_true(json_object_get(s, "ok"));
+        if (verify)
+            printf("%s: %s\n", str(s, "sink"), ok ? "answered the challenge" : str(s, "error"));
         else
-            jsonw_lit(&l->w, "null");
-        jsonw_lit(&l->w, ",\"since\":");
-        jsonw_str(&l->w, since);
-        jsonw_lit(&l->w, ",\"callbackUri\":");
-        jsonw_str(&l->w, row->callback_uri);
-        jsonw_lit(&l->w, ",\"cadence\":");
-        jsonw_str(&l->w, w ? w->cadence_policy : "?");
-        jsonw_lit(&l->w, ",\"subscriptions\":");
-        jsonw_int(&l->w, (int64_t)st.subscriptions);
-        jsonw_lit(&l->w, "}");
-        return 0;
+            printf("%s: %s (delivery %s%s%s)\n", str(s, "sink"), ok ? "delivered" : "failed",
+                   str(s, "deliveryId"), ok ? "" : ": ", ok ? "" : str(s, "error"));
     }
-    char state[64];
-    snprintf(state, sizeof state, "%s%s%s%s", webhook_state_name(row->state),
-             row->reason ? " (" : "", row->reason ? row->reason : "", row->reason ? ")" : "");
-    printf("%-20s %-36s %-28s %-9s %8llu  %s\n", row->name, row->id, state,
-           w ? w->cadence_policy : "?", (unsigned long long)st.subscriptions, row->callback_uri);
-    return 0;
 }
 
-static int webhook_list(struct invocation *inv, struct session *s)
+static int webhook_sub(struct invocation *inv, struct ops *o, size_t k)
 {
-    struct listing l = {.s = s, .json = opt_get(inv, "json") != NULL};
-    jsonw_init(&l.w);
-    if (l.json)
-        jsonw_lit(&l.w, "[");
-    else
-        printf("%-20s %-36s %-28s %-9s %8s  %s\n", "NAME", "ID", "STATE", "CADENCE", "VEHICLES",
-               "CALLBACK");
-    int rc = s->L.ops->webhook_list(s->L.st, NULL, list_one, &l) == MTR_OK ? EXIT_OK
-                                                                           : store_error(inv, s);
-    if (l.json) {
-        jsonw_lit(&l.w, "]");
-        char *text = jsonw_take(&l.w, NULL);
-        if (text)
-            printf("%s\n", text);
-        free(text);
+    const char *name = k ? inv->args[1] : NULL;
+    struct op_error err;
+    json_t *out = NULL;
+    int rc = 0;
+    switch (k) {
+    case 0:
+        rc = ops_webhook_list(o, &(struct page){.limit = 1000000}, &out, &err);
+        if (rc == 0 && opt_get(inv, "json"))
+            print_json(json_object_get(out, "data"));
+        else if (rc == 0)
+            print_webhooks(json_object_get(out, "data"));
+        break;
+    case 1:
+        if ((rc = ops_webhook_get(o, name, &out, &err)) == 0)
+            print_json(out);
+        break;
+    case 2:
+        rc = ops_webhook_verify(o, name, &out, &err);
+        if (rc == 0)
+            printf("webhook %s verified: %s answered the challenge; it is active\n", name,
+                   o->ws.v[webhooks_find(&o->ws, name)].cfg->callback_uri);
+        break;
+    case 3:
+        rc = ops_webhook_test(o, name, &out, &err);
+        if (out)
+            print_send(out, 0);
+        break;
+    case 4:
+    case 5:
+        rc = ops_webhook_enable(o, name, k == 4, &out, &err);
+        if (rc == 0 && k == 4)
+            printf("webhook %s enabled; metronome replay --webhook %s sends its failed "
+                   "deliveries again\n",
+                   name, name);
+        else if (rc == 0)
+            printf("webhook %s disabled; its pending deliveries are recorded as failed\n", name);
+        break;
     }
-    jsonw_free(&l.w);
-    return rc;
-}
-
-static int webhook_set(struct invocation *inv, struct session *s, size_t i, int enable)
-{
-    const struct webhook_cfg *w = &s->c->webhooks[i];
-    const struct webhook_rec *r = &s->recs[i];
-    mtr_time now = clock_now(&inv->clock);
-    if (enable) {
-        if (r->state == MTR_WEBHOOK_UNVERIFIED) {
-            fprintf(stderr,
-                    "metronome webhook enable: '%s' is not verified yet; run metronome "
-                    "webhook verify %s\n",
-                    w->name, w->name);
-            return EXIT_BAD_INPUT;
-        }
-        if (s->L.ops->webhook_set_state(s->L.st, r->id, MTR_WEBHOOK_ACTIVE, NULL, now) != MTR_OK)
-            return store_error(inv, s);
-        printf("webhook %s enabled; metronome replay --webhook %s sends its failed deliveries "
-               "again\n",
-               w->name, w->name);
-        return EXIT_OK;
-    }
-    if (ledger_disable(&s->L, r->id, "operator", now) != 0)
-        return store_error(inv, s);
-    printf("webhook %s disabled; its pending deliveries are recorded as failed\n", w->name);
-    return EXIT_OK;
+    json_decref(out);
+    return rc == 0 ? EXIT_OK : report(inv, &err);
 }
 
 int cmd_webhook(struct invocation *inv)
 {
-    static const char *const subs[] = {"list", "verify", "test", "enable", "disable"};
+    static const char *const subs[] = {"list", "show", "verify", "test", "enable", "disable"};
     const char *sub = inv->args[0];
     size_t k;
-    for (k = 0; k < 5 && strcmp(sub, subs[k]) != 0; k++)
+    for (k = 0; k < 6 && strcmp(sub, subs[k]) != 0; k++)
         ;
-    if (k == 5)
-        return bad_usage(inv, "unknown subcommand '%s' (list, verify, test, enable, disable)", sub);
+    if (k == 6)
+        return bad_usage(inv, "unknown subcommand '%s' (list, show, verify, test, enable, disable)",
+                         sub);
     if ((k == 0) != (inv->n_args == 1))
         return bad_usage(inv, k == 0 ? "'list' takes no name%s" : "'%s' needs a webhook name",
                          k == 0 ? "" : sub);
-    struct session s;
-    int rc = session_open_mode(inv, &s, k == 0);
-    size_t i = 0;
-    struct diag d;
-    char report[2048];
-    if (rc != EXIT_OK) {
-        session_close(&s);
+    struct ops o;
+    int rc = open_ops(inv, &o, k <= 1 ? OPS_READ : OPS_WRITE);
+    if (rc != EXIT_OK)
         return rc;
-    }
-    const struct webhook_cfg *w = k == 0 ? NULL : webhook_arg(inv, &s, 1, &i);
-    if (k != 0 && !w)
-        rc = EXIT_BAD_INPUT;
-    else if (k == 0)
-        rc = webhook_list(inv, &s);
-    else if (k == 1) {
-        if (engine_verify(s.c, &inv->clock, w, &d) != 0) {
-            fprintf(stderr, "metronome webhook verify: %s\n", d.text);
-            rc = EXIT_RUNTIME;
-        } else {
-            printf("webhook %s verified: %s answered the challenge; it is active\n", w->name,
-                   w->callback_uri);
-        }
-    } else if (k == 2) {
-        rc = engine_test(s.c, &inv->clock, w, report, sizeof report, &d);
-        fputs(report, stdout);
-        if (rc != 0)
-            fprintf(stderr, "metronome webhook test: %s\n", d.text);
-        rc = rc ? EXIT_RUNTIME : EXIT_OK;
-    } else {
-        rc = webhook_set(inv, &s, i, k == 3);
-    }
-    session_close(&s);
+    rc = webhook_sub(inv, &o, k);
+    close_ops(&o);
     return rc;
 }
 
-/* ---- subscribe / unsubscribe ---------------------------------------------------------- */
-
-static int valid_vehicle_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > 128)
-        return 0;
-    for (; *id; id++)
-        if (!((*id >= 'a' && *id <= 'z') || (*id >= 'A' && *id <= 'Z') ||
-              (*id >= '0' && *id <= '9') || *id == '-' || *id == '_' || *id == '.' || *id == ':'))
-            return 0;
-    return 1;
-}
-
-struct subscriber {
-    struct session *s;
-    const struct webhook_cfg *w;
-    const struct webhook_rec *rec;
-    const char *source;
-    struct vault vault;
-    mtr_time now;
-};
-
-/* Subscribes one vehicle; returns 1 created, 0 already subscribed, -1 error
- * (message in err). */
-static int subscribe_one(struct subscriber *sb, const char *vehicle, const char *access,
-                         const char *refresh, char *err, size_t errlen)
-{
-    const struct mtr_store_ops *ops = sb->s->L.ops;
-    if (!valid_vehicle_id(vehicle)) {
-        snprintf(err, errlen, "bad vehicle id '%.64s' (1-128 of A-Z a-z 0-9 . _ : -)", vehicle);
-        return -1;
-    }
-    if ((access != NULL) != (refresh != NULL)) {
-        snprintf(err, errlen,
-                 "vehicle %s: an access token needs its refresh token, and the reverse (a live "
-                 "vehicle without both cannot be kept connected)",
-                 vehicle);
-        return -1;
-    }
-    if ((access || refresh) && !sb->vault.has_key) {
-        snprintf(err, errlen,
-                 "live credentials need a key: set $METRONOME_SECRET_KEY (64 hex "
-                 "characters) or secrets.key_file");
-        return -1;
-    }
-    size_t alen = 0, rlen = 0;
-    unsigned char *a = access ? vault_seal(&sb->vault, access, &alen) : NULL;
-    unsigned char *r = refresh ? vault_seal(&sb->vault, refresh, &rlen) : NULL;
-    struct mtr_vehicle_row v = {.id = vehicle,
-                                .source = sb->source,
-                                .access_token = a,
-                                .access_len = alen,
-                                .refresh_token = r,
-                                .refresh_len = rlen,
-                                .access_expires = access ? sb->now + 7200 : 0};
-    int created = 0;
-    int ok = ops->vehicle_upsert(sb->s->L.st, &v) == MTR_OK &&
-             ops->subscribe(sb->s->L.st, sb->rec->id, vehicle, sb->now,
-                            stable_hash32(sb->rec->id, vehicle), &created) == MTR_OK;
-    free(a);
-    free(r);
-    if (!ok) {
-        snprintf(err, errlen, "store: %s", ledger_error(&sb->s->L));
-        return -2;
-    }
-    return created;
-}
+/* ---- subscribe / unsubscribe --------------------------------------------------------------------
+ */
 
 static void progress(size_t done, size_t total)
 {
@@ -468,7 +439,80 @@ static int open_regular(const char *path, FILE **f, char *err, size_t errlen)
     return 0;
 }
 
-static int subscribe_file(struct invocation *inv, struct subscriber *sb, const char *path)
+/* A chunk of the CSV file: its lines' fields, subscribed in one transaction. */
+#define CHUNK 10000
+
+struct chunk {
+    struct sub_request req[CHUNK];
+    char *text[CHUNK]; /* each line's copy, which req's strings point into */
+    size_t line[CHUNK];
+    size_t n;
+};
+
+static void chunk_clear(struct chunk *ch)
+{
+    for (size_t i = 0; i < ch->n; i++)
+        free(ch->text[i]);
+    ch->n = 0;
+}
+
+struct csv_totals {
+    size_t created, existing, bad;
+    int tty;
+};
+
+/* Subscribes a chunk; bad lines are printed with their number. */
+static int flush_chunk(struct invocation *inv, struct ops *o, const char *path, struct chunk *ch,
+                       struct csv_totals *t)
+{
+    struct op_error err;
+    json_t *out = NULL, *r;
+    size_t i;
+    if (ch->n && ops_subscribe(o, inv->args[0], ch->req, ch->n, &out, &err) != 0) {
+        chunk_clear(ch);
+        return report(inv, &err);
+    }
+    json_array_foreach(json_object_get(out, "results"), i, r)
+    {
+        const char *result = str(r, "result");
+        t->created += strcmp(result, "subscribed") == 0;
+        t->existing += strcmp(result, "existing") == 0;
+        if (strcmp(result, "error") == 0) {
+            fprintf(stderr, "%s%s:%zu: %s\n", t->tty ? "\n" : "", path, ch->line[i],
+                    str(r, "error"));
+            t->bad++;
+        }
+    }
+    json_decref(out);
+    chunk_clear(ch);
+    return EXIT_OK;
+}
+
+/* Reads one CSV line into the chunk, or reports it; 1 when the line was bad. */
+static int add_line(struct chunk *ch, char *text, size_t lineno, const struct invocation *inv,
+                    const char *path, int tty)
+{
+    char *fields[3] = {NULL, NULL, NULL};
+    int nf = csv_split(text, fields);
+    const char *why = nf == -1   ? "more than 3 fields (vehicle_id[,access_token[,refresh_token]])"
+                      : nf == -2 ? "a quoted field is not closed, or text follows its quote"
+                                 : NULL;
+    (void)inv;
+    if (why) {
+        fprintf(stderr, "%s%s:%zu: %s\n", tty ? "\n" : "", path, lineno, why);
+        return 1;
+    }
+    const char *src = opt_get(inv, "source");
+    ch->req[ch->n] = (struct sub_request){.vehicle_id = fields[0],
+                                          .source = src,
+                                          .access_token = nf > 1 && *fields[1] ? fields[1] : NULL,
+                                          .refresh_token = nf > 2 && *fields[2] ? fields[2] : NULL};
+    ch->line[ch->n] = lineno;
+    ch->n++;
+    return 0;
+}
+
+static int subscribe_file(struct invocation *inv, struct ops *o, const char *path)
 {
     FILE *f;
     char oerr[128];
@@ -476,179 +520,94 @@ static int subscribe_file(struct invocation *inv, struct subscriber *sb, const c
         fprintf(stderr, "metronome subscribe: %s: %s\n", path, oerr);
         return EXIT_BAD_INPUT;
     }
-    const struct mtr_store_ops *ops = sb->s->L.ops;
-    int tty = isatty(2);
-    size_t total = tty ? count_lines(f) : 0, lineno = 0, created = 0, existing = 0, bad = 0;
+    struct csv_totals t = {.tty = isatty(2)};
+    size_t total = t.tty ? count_lines(f) : 0, lineno = 0, got;
     char *line = malloc(CSV_LINE_MAX);
-    size_t got;
-    int rc = line ? EXIT_OK : EXIT_RUNTIME, in_tx = 0, too_long, nul;
+    struct chunk *ch = calloc(1, sizeof *ch);
+    int rc = line && ch ? EXIT_OK : EXIT_RUNTIME, too_long, nul;
     while (rc == EXIT_OK && csv_read_line(f, line, CSV_LINE_MAX, &got, &too_long, &nul) == 0) {
+        char *text = line;
         lineno++;
-        if (!in_tx && ops->begin(sb->s->L.st) != MTR_OK) {
-            rc = store_error(inv, sb->s);
-            break;
-        }
-        in_tx = 1;
-        char *text = line, *fields[3] = {NULL, NULL, NULL}, err[256];
         if (lineno == 1 && strncmp(text, "\xef\xbb\xbf", 3) == 0)
             text += 3; /* a UTF-8 byte order mark */
         const char *first = text + strspn(text, " \t");
         if (!too_long && !nul && (*first == '\0' || *first == '#'))
             continue; /* a blank line or a comment, commas and all */
-        int nf = too_long || nul ? 0 : csv_split(text, fields);
-        const char *why = too_long ? "line longer than 16384 bytes"
-                          : nul    ? "a NUL byte in the line"
-                          : nf == -1
-                              ? "more than 3 fields (vehicle_id[,access_token[,refresh_token]])"
-                          : nf == -2 ? "a quoted field is not closed, or text follows its quote"
-                                     : NULL;
-        if (why) {
-            fprintf(stderr, "%s%s:%zu: %s\n", tty ? "\n" : "", path, lineno, why);
-            bad++;
+        if (too_long || nul) {
+            fprintf(stderr, "%s%s:%zu: %s\n", t.tty ? "\n" : "", path, lineno,
+                    too_long ? "line longer than 16384 bytes" : "a NUL byte in the line");
+            t.bad++;
             continue;
         }
-        int r = subscribe_one(sb, fields[0], nf > 1 && *fields[1] ? fields[1] : NULL,
-                              nf > 2 && *fields[2] ? fields[2] : NULL, err, sizeof err);
-        if (r == -2) {
-            rc = store_error(inv, sb->s);
+        if (!(ch->text[ch->n] = strdup(text))) {
+            rc = EXIT_RUNTIME;
             break;
         }
-        if (r < 0) {
-            fprintf(stderr, "%s%s:%zu: %s\n", tty ? "\n" : "", path, lineno, err);
-            bad++;
+        if (add_line(ch, ch->text[ch->n], lineno, inv, path, t.tty)) {
+            free(ch->text[ch->n]);
+            t.bad++;
         }
-        created += r == 1;
-        existing += r == 0;
-        if (lineno % 10000 == 0) {
-            if (ops->commit(sb->s->L.st) != MTR_OK) {
-                rc = store_error(inv, sb->s);
-                in_tx = 0;
-                break;
-            }
-            in_tx = 0;
-            if (tty)
+        if (ch->n == CHUNK) {
+            rc = flush_chunk(inv, o, path, ch, &t);
+            if (t.tty && rc == EXIT_OK)
                 progress(lineno, total);
         }
     }
-    if (in_tx && rc == EXIT_OK && ops->commit(sb->s->L.st) != MTR_OK)
-        rc = store_error(inv, sb->s);
-    else if (in_tx && rc != EXIT_OK)
-        ops->rollback(sb->s->L.st);
-    if (tty && rc == EXIT_OK)
+    if (rc == EXIT_OK)
+        rc = flush_chunk(inv, o, path, ch, &t);
+    if (t.tty && rc == EXIT_OK)
         progress(total, total);
+    if (ch)
+        chunk_clear(ch);
+    free(ch);
     free(line);
     fclose(f);
     if (rc == EXIT_OK) {
-        printf("%s: %zu subscribed, %zu already subscribed, %zu bad line(s)\n", sb->w->name,
-               created, existing, bad);
-        if (bad)
+        printf("%s: %zu subscribed, %zu already subscribed, %zu bad line(s)\n", inv->args[0],
+               t.created, t.existing, t.bad);
+        if (t.bad)
             rc = EXIT_BAD_INPUT;
     }
     return rc;
 }
 
-/* ---- the Connect flow: vehicles behind a token ------------------------------------------ */
-
-struct token_vehicles {
-    struct subscriber *sb;
-    const char *access, *refresh;
-    size_t created, existing, failed;
-    int subscribe; /* else only store the vehicle and its tokens */
-    mtr_time expires;
-};
-
-static int on_listed_vehicle(void *arg, const char *vehicle_id)
+static int print_connected(const struct invocation *inv, int rc, const json_t *out,
+                           const struct op_error *err)
 {
-    struct token_vehicles *tv = arg;
-    char err[256];
-    int r;
-    if (tv->subscribe) {
-        r = subscribe_one(tv->sb, vehicle_id, tv->access, tv->refresh, err, sizeof err);
-    } else {
-        size_t alen, rlen;
-        unsigned char *a = vault_seal(&tv->sb->vault, tv->access, &alen);
-        unsigned char *rt = vault_seal(&tv->sb->vault, tv->refresh, &rlen);
-        struct mtr_vehicle_row v = {.id = vehicle_id,
-                                    .source = tv->sb->source,
-                                    .access_token = a,
-                                    .access_len = alen,
-                                    .refresh_token = rt,
-                                    .refresh_len = rlen,
-                                    .access_expires = tv->expires};
-        r = a && rt && tv->sb->s->L.ops->vehicle_upsert(tv->sb->s->L.st, &v) == MTR_OK ? 1 : -1;
-        snprintf(err, sizeof err, "store: %s", ledger_error(&tv->sb->s->L));
-        free(a);
-        free(rt);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(out, "vehicles"), i, v)
+    {
+        if (strcmp(str(v, "result"), "error") == 0)
+            fprintf(stderr, "metronome: vehicle %s: %s\n", str(v, "vehicleId"), str(v, "error"));
+        else
+            printf("  %s%s\n", str(v, "vehicleId"),
+                   strcmp(str(v, "result"), "existing") == 0 ? " (already subscribed)" : "");
     }
-    if (r < 0)
-        fprintf(stderr, "metronome: vehicle %s: %s\n", vehicle_id, err);
-    else
-        printf("  %s%s\n", vehicle_id, r == 0 ? " (already subscribed)" : "");
-    tv->created += r == 1;
-    tv->existing += r == 0;
-    tv->failed += r < 0;
-    return 0;
+    if (out) {
+        int subscribing = json_object_get(out, "subscribed") != NULL;
+        printf("%lld vehicle(s) %s, %lld already subscribed, %lld failed\n",
+               num(out, subscribing ? "subscribed" : "connected"),
+               subscribing ? "subscribed" : "connected", num(out, "existing"), num(out, "failed"));
+    }
+    return rc == 0 ? EXIT_OK : report(inv, err);
 }
 
-/* The source of the subscriber, started, with the Connect operations. */
-static const struct mtr_source_ops *connect_source(struct invocation *inv, struct subscriber *sb,
-                                                   void **state)
+static int subscribe_one_vehicle(struct invocation *inv, struct ops *o)
 {
-    struct diag d;
-    for (size_t k = 0; k < sb->s->c->n_sources; k++) {
-        struct named_instance *src = &sb->s->c->sources[k];
-        if (strcmp(src->name, sb->source) != 0)
-            continue;
-        const struct mtr_source_ops *ops = src->inst->ctx.pf->desc.source;
-        if (!ops->list_vehicles || !ops->exchange_code) {
-            fprintf(stderr,
-                    "metronome %s: source '%s' cannot list a token's vehicles (it is "
-                    "not a live source)\n",
-                    inv->cmd->name, src->name);
-            return NULL;
-        }
-        if (instance_start(src->inst, &d) != 0) {
-            fprintf(stderr, "metronome %s: %s\n", inv->cmd->name, d.text);
-            return NULL;
-        }
-        *state = src->inst->state;
-        return ops;
-    }
-    return NULL;
-}
-
-static int list_and_store(struct invocation *inv, struct subscriber *sb, struct token_vehicles *tv)
-{
-    void *st;
-    const struct mtr_source_ops *ops = connect_source(inv, sb, &st);
-    if (!ops)
-        return EXIT_BAD_INPUT;
-    if (!sb->vault.has_key) {
-        fprintf(stderr,
-                "metronome %s: live credentials need a key: set $METRONOME_SECRET_KEY "
-                "(64 hex characters) or secrets.key_file\n",
-                inv->cmd->name);
-        return EXIT_BAD_INPUT;
-    }
-    if (ops->list_vehicles(st, tv->access, on_listed_vehicle, tv) != MTR_OK) {
-        for (size_t k = 0; k < sb->s->c->n_sources; k++)
-            if (strcmp(sb->s->c->sources[k].name, sb->source) == 0)
-                fprintf(stderr, "metronome %s: %s\n", inv->cmd->name,
-                        sb->s->c->sources[k].inst->ctx.error);
-        return EXIT_RUNTIME;
-    }
-    printf("%zu vehicle(s) %s, %zu already subscribed, %zu failed\n", tv->created,
-           tv->subscribe ? "subscribed" : "connected", tv->existing, tv->failed);
-    return tv->failed ? EXIT_RUNTIME : EXIT_OK;
-}
-
-static int on_tokens(void *arg, const char *access, const char *refresh, mtr_time expires)
-{
-    struct token_vehicles *tv = arg;
-    tv->access = strdup(access);
-    tv->refresh = strdup(refresh);
-    tv->expires = expires;
-    return 0;
+    struct sub_request req = {.vehicle_id = inv->args[1],
+                              .source = opt_get(inv, "source"),
+                              .access_token = opt_get(inv, "access-token"),
+                              .refresh_token = opt_get(inv, "refresh-token")};
+    struct op_error err;
+    json_t *out = NULL;
+    if (ops_subscribe_one(o, inv->args[0], &req, &out, &err) != 0)
+        return report(inv, &err);
+    printf("subscribed %s to %s at %s; first tick %s\n", inv->args[1], str(out, "webhook"),
+           str(out, "subscribedAt"),
+           json_is_null(json_object_get(out, "firstTick")) ? "none" : str(out, "firstTick"));
+    json_decref(out);
+    return EXIT_OK;
 }
 
 int cmd_subscribe(struct invocation *inv)
@@ -657,317 +616,47 @@ int cmd_subscribe(struct invocation *inv)
     int all = opt_get(inv, "all") != NULL;
     if ((file != NULL) + all + (inv->n_args == 2) != 1)
         return bad_usage(inv, "%s", "give a VEHICLE, --file vehicles.csv, or --all with tokens");
-    struct session s;
-    struct subscriber sb = {.s = &s};
-    struct diag d;
-    size_t i;
-    int rc = session_open(inv, &s);
-    if (rc == EXIT_OK && !(sb.w = webhook_arg(inv, &s, 0, &i)))
-        rc = EXIT_BAD_INPUT;
-    if (rc == EXIT_OK && vault_load(&sb.vault, s.c, &d) != 0) {
-        fprintf(stderr, "metronome subscribe: %s\n", d.text);
-        rc = EXIT_BAD_INPUT;
-    }
-    if (rc == EXIT_OK) {
-        const char *src = opt_get(inv, "source");
-        sb.rec = &s.recs[i];
-        sb.now = clock_now(&inv->clock);
-        sb.source = src ? src : s.c->sources[sb.w->source].name;
-        size_t k;
-        for (k = 0; k < s.c->n_sources && strcmp(s.c->sources[k].name, sb.source) != 0; k++)
-            ;
-        if (k == s.c->n_sources) {
-            fprintf(stderr, "metronome subscribe: unknown source '%s' (not in %s)\n", sb.source,
-                    inv->config_path);
-            rc = EXIT_BAD_INPUT;
-        }
-    }
-    if (rc == EXIT_OK && all) {
-        struct token_vehicles tv = {.sb = &sb,
-                                    .access = opt_get(inv, "access-token"),
-                                    .refresh = opt_get(inv, "refresh-token"),
-                                    .subscribe = 1};
-        if (!tv.access || !tv.refresh)
-            rc = bad_usage(inv, "%s", "--all needs --access-token and --refresh-token");
+    const char *access = opt_get(inv, "access-token"), *refresh = opt_get(inv, "refresh-token");
+    if (all && (!access || !refresh))
+        return bad_usage(inv, "%s", "--all needs --access-token and --refresh-token");
+    struct ops o;
+    int rc = open_ops(inv, &o, OPS_WRITE);
+    if (rc != EXIT_OK)
+        return rc;
+    if (all) {
+        struct op_error err;
+        json_t *out = NULL;
+        int r = ops_connect_token(&o, inv->args[0], opt_get(inv, "source"), access, refresh, 0,
+                                  &out, &err);
+        rc = print_connected(inv, r, out, &err);
+        json_decref(out);
+    } else if (file) {
+        struct op_error err;
+        if (ops_subscribe_check(&o, inv->args[0], opt_get(inv, "source"), &err) != 0)
+            rc = report(inv, &err); /* before the file is read */
         else
-            rc = list_and_store(inv, &sb, &tv);
-    } else if (rc == EXIT_OK && file) {
-        rc = subscribe_file(inv, &sb, file);
-    } else if (rc == EXIT_OK) {
-        char err[256], when[32], first[32];
-        mtr_time next;
-        int r = subscribe_one(&sb, inv->args[1], opt_get(inv, "access-token"),
-                              opt_get(inv, "refresh-token"), err, sizeof err);
-        iso(sb.now, when, sizeof when);
-        if (r == 1) {
-            struct diag ignored;
-            if (webhook_next_tick(sb.w, sb.now, &next, &ignored) == 0)
-                iso(next, first, sizeof first);
-            else
-                snprintf(first, sizeof first, "none");
-            printf("subscribed %s to %s at %s; first tick %s\n", inv->args[1], sb.w->name, when,
-                   first);
-        } else if (r == 0) {
-            fprintf(stderr, "metronome subscribe: vehicle %s is already subscribed to %s\n",
-                    inv->args[1], sb.w->name);
-            rc = EXIT_BAD_INPUT;
-        } else {
-            fprintf(stderr, "metronome subscribe: %s\n", err);
-            rc = r == -2 ? EXIT_RUNTIME : EXIT_BAD_INPUT;
-        }
+            rc = subscribe_file(inv, &o, file);
+    } else {
+        rc = subscribe_one_vehicle(inv, &o);
     }
-    vault_wipe(&sb.vault);
-    session_close(&s);
+    close_ops(&o);
     return rc;
 }
 
 int cmd_unsubscribe(struct invocation *inv)
 {
-    struct session s;
-    size_t i;
-    int rc = session_open(inv, &s), removed = 0;
-    const struct webhook_cfg *w = rc == EXIT_OK ? webhook_arg(inv, &s, 0, &i) : NULL;
-    if (rc == EXIT_OK && !w)
-        rc = EXIT_BAD_INPUT;
-    if (rc == EXIT_OK && s.L.ops->unsubscribe(s.L.st, s.recs[i].id, inv->args[1],
-                                              clock_now(&inv->clock), &removed) != MTR_OK)
-        rc = store_error(inv, &s);
-    if (rc == EXIT_OK && !removed) {
-        fprintf(stderr, "metronome unsubscribe: vehicle %s is not subscribed to %s\n", inv->args[1],
-                w->name);
-        rc = EXIT_BAD_INPUT;
-    } else if (rc == EXIT_OK) {
-        printf("unsubscribed %s from %s\n", inv->args[1], w->name);
-    }
-    session_close(&s);
-    return rc;
-}
-
-/* ---- deliveries --------------------------------------------------------------------------- */
-
-static const char *delivery_state_name(int state)
-{
-    static const char *const names[] = {"pending", "delivered", "failed"};
-    return state >= 0 && state < 3 ? names[state] : "?";
-}
-
-static int parse_delivery_state(const char *s)
-{
-    for (int i = 0; i < 3; i++)
-        if (strcmp(s, delivery_state_name(i)) == 0)
-            return i;
-    return -2;
-}
-
-struct ledger_view {
-    struct session *s;
-    int json;
-    struct jsonw w;
-    size_t n;
-};
-
-static const char *webhook_name_of(const struct session *s, const char *id)
-{
-    for (size_t i = 0; i < s->c->n_webhooks; i++)
-        if (strcmp(s->recs[i].id, id) == 0)
-            return s->c->webhooks[i].name;
-    return id;
-}
-
-static int attempt_json(void *arg, const struct mtr_attempt_row *a)
-{
-    struct ledger_view *v = arg;
-    char at[32];
-    iso(a->at, at, sizeof at);
-    jsonw_lit(&v->w, a->n > 1 ? ",{\"n\":" : "{\"n\":");
-    jsonw_int(&v->w, a->n);
-    jsonw_lit(&v->w, ",\"at\":");
-    jsonw_str(&v->w, at);
-    jsonw_lit(&v->w, ",\"httpStatus\":");
-    jsonw_int(&v->w, a->http_status);
-    jsonw_lit(&v->w, ",\"error\":");
-    if (a->error)
-        jsonw_str(&v->w, a->error);
+    struct ops o;
+    struct op_error err;
+    json_t *out = NULL;
+    int rc = open_ops(inv, &o, OPS_WRITE);
+    if (rc != EXIT_OK)
+        return rc;
+    if (ops_unsubscribe(&o, inv->args[0], inv->args[1], &out, &err) != 0)
+        rc = report(inv, &err);
     else
-        jsonw_lit(&v->w, "null");
-    jsonw_lit(&v->w, ",\"latencyUs\":");
-    jsonw_int(&v->w, a->latency_us);
-    jsonw_lit(&v->w, "}");
-    return 0;
-}
-
-static int delivery_row(void *arg, const struct mtr_delivery_row *d)
-{
-    struct ledger_view *v = arg;
-    char tick[32], next[32], last[160];
-    iso(d->tick, tick, sizeof tick);
-    iso(d->state == MTR_DELIVERY_PENDING ? d->next_attempt_at : 0, next, sizeof next);
-    if (!v->json) {
-        if (d->attempts == 0)
-            snprintf(last, sizeof last, "-");
-        else if (d->last_error && d->last_status)
-            snprintf(last, sizeof last, "%d %.120s", d->last_status, d->last_error);
-        else if (d->last_error)
-            snprintf(last, sizeof last, "%.120s", d->last_error);
-        else if (d->last_status)
-            snprintf(last, sizeof last, "%d", d->last_status);
-        else
-            snprintf(last, sizeof last, "ok");
-        printf("%-36s %-16s %-10s %-20s %-9s %3d  %s%s%s\n", d->id,
-               webhook_name_of(v->s, d->webhook_id), d->sink, tick, delivery_state_name(d->state),
-               d->attempts, last, d->state == MTR_DELIVERY_PENDING ? "  next " : "",
-               d->state == MTR_DELIVERY_PENDING ? next : "");
-        v->n++;
-        return 0;
-    }
-    jsonw_lit(&v->w, v->n++ ? ",{\"id\":" : "{\"id\":");
-    jsonw_str(&v->w, d->id);
-    jsonw_lit(&v->w, ",\"webhook\":");
-    jsonw_str(&v->w, webhook_name_of(v->s, d->webhook_id));
-    jsonw_lit(&v->w, ",\"webhookId\":");
-    jsonw_str(&v->w, d->webhook_id);
-    jsonw_lit(&v->w, ",\"sink\":");
-    jsonw_str(&v->w, d->sink);
-    jsonw_lit(&v->w, ",\"kind\":");
-    jsonw_str(&v->w, d->kind == MTR_DELIVERY_TEST ? "test" : "scheduled");
-    jsonw_lit(&v->w, ",\"tick\":");
-    jsonw_str(&v->w, tick);
-    jsonw_lit(&v->w, ",\"state\":");
-    jsonw_str(&v->w, delivery_state_name(d->state));
-    jsonw_lit(&v->w, ",\"vehicles\":");
-    jsonw_int(&v->w, d->vehicles);
-    jsonw_lit(&v->w, ",\"bytes\":");
-    jsonw_int(&v->w, (int64_t)d->body_len);
-    jsonw_lit(&v->w, ",\"nextAttemptAt\":");
-    if (d->state == MTR_DELIVERY_PENDING)
-        jsonw_str(&v->w, next);
-    else
-        jsonw_lit(&v->w, "null");
-    jsonw_lit(&v->w, ",\"attempts\":[");
-    char *id = strdup(d->id); /* the row is only valid during this callback */
-    int rc = id ? v->s->L.ops->list_attempts(v->s->L.st, id, attempt_json, v) : MTR_ERR;
-    free(id);
-    jsonw_lit(&v->w, "]}");
-    return rc == MTR_OK ? 0 : 1;
-}
-
-int cmd_deliveries(struct invocation *inv)
-{
-    const char *name = opt_get(inv, "webhook"), *state_s = opt_get(inv, "state");
-    const char *limit_s = opt_get(inv, "limit");
-    int state = state_s ? parse_delivery_state(state_s) : -1;
-    int64_t limit = 1000;
-    if (state == -2)
-        return bad_usage(inv, "--state: want pending, delivered or failed, not '%s'", state_s);
-    if (limit_s && (parse_int64(limit_s, &limit) != 0 || limit < 1))
-        return bad_usage(inv, "--limit: want a positive number, not '%s'", limit_s);
-    struct session s;
-    int rc = session_open_mode(inv, &s, 1);
-    const char *webhook_id = NULL;
-    if (rc == EXIT_OK && name)
-        rc = webhook_option(inv, &s, name, &webhook_id);
-    struct ledger_view v = {.s = &s, .json = opt_get(inv, "json") != NULL};
-    jsonw_init(&v.w);
-    if (rc == EXIT_OK) {
-        if (v.json)
-            jsonw_lit(&v.w, "[");
-        else
-            printf("%-36s %-16s %-10s %-20s %-9s %3s  %s\n", "DELIVERY", "WEBHOOK", "SINK", "TICK",
-                   "STATE", "ATT", "LAST OUTCOME");
-        if (s.L.ops->list_deliveries(s.L.st, webhook_id, state, (size_t)limit, delivery_row, &v) !=
-            MTR_OK)
-            rc = store_error(inv, &s);
-    }
-    if (rc == EXIT_OK && v.json) {
-        jsonw_lit(&v.w, "]");
-        char *text = jsonw_take(&v.w, NULL);
-        if (text)
-            printf("%s\n", text);
-        free(text);
-    } else if (rc == EXIT_OK) {
-        struct mtr_store_stats st;
-        if (s.L.ops->stats(s.L.st, webhook_id, &st) == MTR_OK)
-            printf("jobs: due %llu, sent %llu, missed %llu; deliveries: pending %llu, delivered "
-                   "%llu, failed %llu; attempts %llu (retries %llu)\n",
-                   (unsigned long long)st.jobs[MTR_JOB_DUE],
-                   (unsigned long long)st.jobs[MTR_JOB_SENT],
-                   (unsigned long long)st.jobs[MTR_JOB_MISSED],
-                   (unsigned long long)st.deliveries[MTR_DELIVERY_PENDING],
-                   (unsigned long long)st.deliveries[MTR_DELIVERY_DELIVERED],
-                   (unsigned long long)st.deliveries[MTR_DELIVERY_FAILED],
-                   (unsigned long long)st.attempts, (unsigned long long)st.retries);
-    }
-    jsonw_free(&v.w);
-    session_close(&s);
-    return rc;
-}
-
-/* ---- replay -------------------------------------------------------------------------------- */
-
-struct found_delivery {
-    char webhook_id[UUID_LEN + 1];
-    int found;
-    int pruned; /* its payload bytes are gone (retention) */
-};
-
-static int find_delivery(void *arg, const struct mtr_delivery_row *d)
-{
-    struct found_delivery *f = arg;
-    snprintf(f->webhook_id, sizeof f->webhook_id, "%s", d->webhook_id);
-    f->found = 1;
-    f->pruned = d->body == NULL;
-    return 1;
-}
-
-int cmd_replay(struct invocation *inv)
-{
-    const char *id = opt_get(inv, "delivery"), *name = opt_get(inv, "webhook");
-    const char *state_s = opt_get(inv, "state");
-    int from = state_s ? parse_delivery_state(state_s) : MTR_DELIVERY_FAILED;
-    if ((id != NULL) == (name != NULL))
-        return bad_usage(inv, "%s", "give either --delivery ID or --webhook NAME");
-    if (from < 0 || from == MTR_DELIVERY_PENDING)
-        return bad_usage(inv, "--state: want failed or delivered, not '%s'", state_s);
-    struct session s;
-    int rc = session_open(inv, &s);
-    const char *webhook_id = NULL;
-    if (rc == EXIT_OK && name)
-        rc = webhook_option(inv, &s, name, &webhook_id);
-    struct found_delivery fd = {0};
-    if (rc == EXIT_OK && id) {
-        if (s.L.ops->delivery_get(s.L.st, id, find_delivery, &fd) != MTR_OK)
-            rc = store_error(inv, &s);
-        else if (!fd.found) {
-            fprintf(stderr, "metronome replay: no delivery %s\n", id);
-            rc = EXIT_BAD_INPUT;
-        } else if (fd.pruned) {
-            fprintf(stderr,
-                    "metronome replay: delivery %s can no longer be sent: its payload was "
-                    "pruned (retention)\n",
-                    id);
-            rc = EXIT_BAD_INPUT;
-        }
-    }
-    const char *target = id ? fd.webhook_id : webhook_id;
-    for (size_t i = 0; rc == EXIT_OK && i < s.c->n_webhooks; i++) {
-        if (strcmp(s.recs[i].id, target) == 0 && s.recs[i].state != MTR_WEBHOOK_ACTIVE) {
-            fprintf(stderr, "metronome replay: webhook %s is %s; metronome webhook %s %s first\n",
-                    s.c->webhooks[i].name, webhook_state_name(s.recs[i].state),
-                    s.recs[i].state == MTR_WEBHOOK_DISABLED ? "enable" : "verify",
-                    s.c->webhooks[i].name);
-            rc = EXIT_BAD_INPUT;
-        }
-    }
-    uint64_t n = 0;
-    if (rc == EXIT_OK &&
-        s.L.ops->replay(s.L.st, id, webhook_id, from, clock_now(&inv->clock), &n) != MTR_OK)
-        rc = store_error(inv, &s);
-    if (rc == EXIT_OK) {
-        printf("%llu deliver%s queued again with the same id and bytes; a running metronome sends "
-               "%s now, or the next metronome run\n",
-               (unsigned long long)n, n == 1 ? "y" : "ies", n == 1 ? "it" : "them");
-    }
-    session_close(&s);
+        printf("unsubscribed %s from %s\n", inv->args[1], str(out, "webhook"));
+    json_decref(out);
+    close_ops(&o);
     return rc;
 }
 
@@ -976,44 +665,178 @@ int cmd_connect(struct invocation *inv)
     const char *code = opt_get(inv, "code"), *redirect = opt_get(inv, "redirect-uri");
     if (!code || !redirect)
         return bad_usage(inv, "%s", "--code and --redirect-uri are required");
-    struct session s;
-    struct subscriber sb = {.s = &s};
-    struct diag d;
-    size_t i = 0;
-    int rc = session_open(inv, &s);
-    if (rc == EXIT_OK && inv->n_args == 1 && !(sb.w = webhook_arg(inv, &s, 0, &i)))
-        rc = EXIT_BAD_INPUT;
-    if (rc == EXIT_OK && vault_load(&sb.vault, s.c, &d) != 0) {
-        fprintf(stderr, "metronome connect: %s\n", d.text);
-        rc = EXIT_BAD_INPUT;
-    }
-    const char *src = opt_get(inv, "source");
-    sb.now = clock_now(&inv->clock);
-    sb.rec = sb.w ? &s.recs[i] : NULL;
-    sb.source = src ? src : s.c->sources[sb.w ? sb.w->source : 0].name;
-    struct token_vehicles tv = {.sb = &sb, .subscribe = sb.w != NULL};
-    void *st;
-    const struct mtr_source_ops *ops = rc == EXIT_OK ? connect_source(inv, &sb, &st) : NULL;
-    if (rc == EXIT_OK && !ops)
-        rc = EXIT_BAD_INPUT;
-    if (rc == EXIT_OK && ops->exchange_code(st, code, redirect, on_tokens, &tv) != MTR_OK) {
-        for (size_t k = 0; k < s.c->n_sources; k++)
-            if (strcmp(s.c->sources[k].name, sb.source) == 0)
-                fprintf(stderr, "metronome connect: %s\n", s.c->sources[k].inst->ctx.error);
-        rc = EXIT_RUNTIME;
-    }
-    if (rc == EXIT_OK && (!tv.access || !tv.refresh))
-        rc = EXIT_RUNTIME;
-    if (rc == EXIT_OK)
-        rc = list_and_store(inv, &sb, &tv);
-    free((char *)tv.access);
-    free((char *)tv.refresh);
-    vault_wipe(&sb.vault);
-    session_close(&s);
+    struct ops o;
+    struct op_error err;
+    json_t *out = NULL;
+    int rc = open_ops(inv, &o, OPS_WRITE);
+    if (rc != EXIT_OK)
+        return rc;
+    int r = ops_connect_code(&o, inv->n_args ? inv->args[0] : NULL, opt_get(inv, "source"), code,
+                             redirect, &out, &err);
+    rc = print_connected(inv, r, out, &err);
+    json_decref(out);
+    close_ops(&o);
     return rc;
 }
 
-/* ---- check ----------------------------------------------------------------------------------- */
+/* ---- deliveries and replay
+ * ------------------------------------------------------------------------ */
+
+static void print_delivery(const json_t *d)
+{
+    char last[160];
+    const char *err = json_string_value(json_object_get(d, "lastError"));
+    long long status = num(d, "lastStatus");
+    if (num(d, "attemptCount") == 0)
+        snprintf(last, sizeof last, "-");
+    else if (err && status)
+        snprintf(last, sizeof last, "%lld %.120s", status, err);
+    else if (err)
+        snprintf(last, sizeof last, "%.120s", err);
+    else if (status)
+        snprintf(last, sizeof last, "%lld", status);
+    else
+        snprintf(last, sizeof last, "ok");
+    int pending = strcmp(str(d, "state"), "pending") == 0;
+    printf("%-36s %-16s %-10s %-20s %-9s %3lld  %s%s%s\n", str(d, "id"), str(d, "webhook"),
+           str(d, "sink"), str(d, "tick"), str(d, "state"), num(d, "attemptCount"), last,
+           pending ? "  next " : "", pending ? str(d, "nextAttemptAt") : "");
+}
+
+static void print_totals(const json_t *t)
+{
+    const json_t *j = json_object_get(t, "jobs"), *d = json_object_get(t, "deliveries");
+    printf("jobs: due %lld, sent %lld, missed %lld; deliveries: pending %lld, delivered %lld, "
+           "failed %lld; attempts %lld (retries %lld)\n",
+           num(j, "due"), num(j, "sent"), num(j, "missed"), num(d, "pending"), num(d, "delivered"),
+           num(d, "failed"), num(t, "attempts"), num(t, "retries"));
+}
+
+int cmd_deliveries(struct invocation *inv)
+{
+    const char *name = opt_get(inv, "webhook"), *state_s = opt_get(inv, "state");
+    const char *limit_s = opt_get(inv, "limit");
+    struct delivery_filter f = {.webhook = name,
+                                .state = state_s ? delivery_state_parse(state_s) : -1,
+                                .with_attempts = opt_get(inv, "json") != NULL};
+    int64_t limit = 1000;
+    if (state_s && f.state < 0)
+        return bad_usage(inv, "--state: want pending, delivered or failed, not '%s'", state_s);
+    if (limit_s && (parse_int64(limit_s, &limit) != 0 || limit < 1))
+        return bad_usage(inv, "--limit: want a positive number, not '%s'", limit_s);
+    struct ops o;
+    struct op_error err;
+    json_t *out = NULL, *totals = NULL, *d;
+    int rc = open_ops(inv, &o, OPS_READ);
+    if (rc != EXIT_OK)
+        return rc;
+    if (ops_deliveries_list(&o, &f, &(struct page){.limit = (size_t)limit}, &out, &err) != 0) {
+        rc = report(inv, &err);
+    } else if (f.with_attempts) {
+        print_json(json_object_get(out, "data"));
+    } else {
+        size_t i;
+        printf("%-36s %-16s %-10s %-20s %-9s %3s  %s\n", "DELIVERY", "WEBHOOK", "SINK", "TICK",
+               "STATE", "ATT", "LAST OUTCOME");
+        json_array_foreach(json_object_get(out, "data"), i, d) print_delivery(d);
+        if (ops_ledger_totals(&o, name, &totals, &err) == 0)
+            print_totals(totals);
+    }
+    json_decref(out);
+    json_decref(totals);
+    close_ops(&o);
+    return rc;
+}
+
+int cmd_replay(struct invocation *inv)
+{
+    const char *id = opt_get(inv, "delivery"), *name = opt_get(inv, "webhook");
+    const char *state_s = opt_get(inv, "state");
+    int from = state_s ? delivery_state_parse(state_s) : MTR_DELIVERY_FAILED;
+    if ((id != NULL) == (name != NULL))
+        return bad_usage(inv, "%s", "give either --delivery ID or --webhook NAME");
+    if (from != MTR_DELIVERY_FAILED && from != MTR_DELIVERY_DELIVERED)
+        return bad_usage(inv, "--state: want failed or delivered, not '%s'", state_s);
+    struct ops o;
+    struct op_error err;
+    json_t *out = NULL;
+    int rc = open_ops(inv, &o, OPS_WRITE);
+    if (rc != EXIT_OK)
+        return rc;
+    if (ops_replay(&o, id, name, from, &out, &err) != 0) {
+        rc = report(inv, &err);
+    } else {
+        long long n = num(out, "replayed");
+        printf("%lld deliver%s queued again with the same id and bytes; a running metronome sends "
+               "%s now, or the next metronome run\n",
+               n, n == 1 ? "y" : "ies", n == 1 ? "it" : "them");
+    }
+    json_decref(out);
+    close_ops(&o);
+    return rc;
+}
+
+/* ---- status: the running daemon, through its API ----------------------------------------------
+ */
+
+static void print_status(const json_t *s)
+{
+    size_t i;
+    json_t *x;
+    const json_t *c = json_object_get(s, "counters");
+    printf("metronome %s, up %llds (since %s), %s%s\n", str(s, "version"), num(s, "uptimeSeconds"),
+           str(s, "startedAt"), json_is_true(json_object_get(s, "ready")) ? "ready" : "not ready",
+           json_is_true(json_object_get(s, "stopping")) ? ", stopping" : "");
+    printf("clock %s%s; in flight %lld, outcomes queued %lld\n",
+           str(json_object_get(s, "clock"), "now"),
+           json_is_true(json_object_get(json_object_get(s, "clock"), "virtual")) ? " (virtual)"
+                                                                                 : "",
+           num(s, "inFlight"), num(s, "queuedOutcomes"));
+    printf("this run: ticks %lld, jobs %lld, delivered %lld, failed %lld, attempts %lld, retries "
+           "%lld, webhooks disabled %lld\n",
+           num(c, "ticks"), num(c, "jobs"), num(c, "delivered"), num(c, "failed"),
+           num(c, "attempts"), num(c, "retries"), num(c, "webhooksDisabled"));
+    json_array_foreach(json_object_get(s, "nodes"), i, x)
+        printf("node %s (host %s), last heartbeat %s\n", str(x, "id"), str(x, "host"),
+               str(x, "lastHeartbeat"));
+    printf("next ticks:\n");
+    json_array_foreach(json_object_get(s, "nextTicks"), i, x)
+        printf("  %-20s %s (%s)\n", str(x, "webhook"), str(x, "tick"), str(x, "state"));
+    json_t *errors = json_object_get(s, "lastErrors");
+    printf("last errors:%s\n", json_array_size(errors) ? "" : " none");
+    json_array_foreach(errors, i, x)
+        printf("  %s %s: %s\n", str(x, "at"), str(x, "origin"), str(x, "message"));
+}
+
+int cmd_status(struct invocation *inv)
+{
+    struct config *c;
+    int rc = load_config(inv, &c);
+    if (rc != EXIT_OK)
+        return rc;
+    json_t *status = NULL;
+    char err[512];
+    if (!c->admin.enabled) {
+        fprintf(stderr,
+                "metronome status: %s has no 'admin' section, so a running metronome has no API "
+                "to ask\n",
+                inv->config_path);
+        rc = EXIT_BAD_INPUT;
+    } else if (admin_fetch_status(c, &status, err, sizeof err) != 0) {
+        fprintf(stderr, "metronome status: %s\n", err);
+        rc = EXIT_RUNTIME;
+    } else if (opt_get(inv, "json")) {
+        print_json(status);
+    } else {
+        print_status(status);
+    }
+    json_decref(status);
+    config_free(c);
+    return rc;
+}
+
+/* ---- check -------------------------------------------------------------------------------------
+ */
 
 static int print_problem(void *arg, const char *problem)
 {
@@ -1034,12 +857,8 @@ int cmd_check(struct invocation *inv)
     if (ledger_open_read_only(&L, c, &d) != 0) {
         fprintf(stderr, "metronome check: %s\n", d.text);
         rc = EXIT_RUNTIME;
-    } else if (!L.ops->check) {
-        fprintf(stderr, "metronome check: store plugin '%s' has no integrity check\n",
-                c->store_plugin);
-        rc = EXIT_RUNTIME;
-    } else if (L.ops->check(L.st, print_problem, NULL, &problems) != MTR_OK) {
-        fprintf(stderr, "metronome check: store: %s\n", ledger_error(&L));
+    } else if (ledger_check(&L, print_problem, NULL, &problems, &d) != 0) {
+        fprintf(stderr, "metronome check: %s\n", d.text);
         rc = EXIT_RUNTIME;
     } else if (problems) {
         fprintf(stderr,

@@ -1,5 +1,5 @@
-/* The ledger commands (run, webhook, subscribe, unsubscribe, deliveries,
- * replay); each returns the process exit status. */
+/* The ledger commands (run, status, webhook, subscribe, unsubscribe, connect,
+ * deliveries, replay, check); each returns the process exit status. */
 #ifndef MTR_COMMANDS_H
 #define MTR_COMMANDS_H
 
@@ -13,5 +13,6 @@ int cmd_deliveries(struct invocation *inv);
 int cmd_replay(struct invocation *inv);
 int cmd_check(struct invocation *inv);
 int cmd_connect(struct invocation *inv);
+int cmd_status(struct invocation *inv);
 
 #endif

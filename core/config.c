@@ -9,6 +9,7 @@
 #include "yamltree.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,14 @@ static const struct mtr_option admin_options[] = {
      .type = MTR_OPT_SECRET,
      .flags = MTR_OPT_REQUIRED,
      .help = "bearer token of the admin API"},
+    {.name = "metrics_auth",
+     .type = MTR_OPT_BOOL,
+     .default_value = "false",
+     .help = "GET /metrics needs the admin token too"},
+    {.name = "tls_cert",
+     .type = MTR_OPT_STRING,
+     .help = "PEM certificate (chain) file: the API speaks HTTPS (with tls_key)"},
+    {.name = "tls_key", .type = MTR_OPT_STRING, .help = "PEM private key file of tls_cert"},
     {0},
 };
 
@@ -175,7 +184,7 @@ static int at(struct loader *l, const struct ynode *n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return diag_at(l->d, l->file, n ? n->line : 1, n ? n->col : 1, "%s", msg);
+    return ynode_at(l->d, l->file, n, "%s", msg);
 }
 
 static char *dup_or_null(const char *s)
@@ -586,7 +595,10 @@ static int load_cadence(struct loader *l, struct webhook_cfg *w, const struct yn
     return create_block(l, n, "policy", MTR_KIND_CADENCE, label, &w->cadence_policy, &w->cadence);
 }
 
-static int load_webhook(struct loader *l, const struct ynode *map, struct webhook_cfg *w)
+/* Reads one webhook into w; *named is set once w->name is (so the caller
+ * frees a half-loaded webhook too). */
+static int load_webhook(struct loader *l, const struct ynode *map, struct webhook_cfg *w,
+                        int *named)
 {
     struct config *c = l->c;
     struct optset s;
@@ -610,7 +622,8 @@ static int load_webhook(struct loader *l, const struct ynode *map, struct webhoo
     }
     if (!(w->name = strdup(name->str)))
         goto out_nomem;
-    c->n_webhooks++;
+    *named = 1;
+    w->line = map->path ? 0 : map->line;
     const struct optval *uri = optset_find(&s, "callback_uri");
     if (check_callback_uri(l, uri->node, uri->str) != 0)
         goto out;
@@ -655,9 +668,12 @@ static int load_webhooks(struct loader *l, const struct ynode *root)
     if (!c->webhooks)
         return diag_set(l->d, "out of memory");
     /* a webhook counts in n_webhooks once named, so a half-loaded one is freed too */
-    for (size_t i = 0; i < n->n; i++)
-        if (load_webhook(l, n->items[i], &c->webhooks[c->n_webhooks]) != 0)
+    for (size_t i = 0; i < n->n; i++) {
+        int named = 0, rc = load_webhook(l, n->items[i], &c->webhooks[c->n_webhooks], &named);
+        c->n_webhooks += named;
+        if (rc != 0)
             return -1;
+    }
     return 0;
 }
 
@@ -703,8 +719,11 @@ static int check_listen(struct loader *l, const struct ynode *node, const char *
 {
     const char *colon = strrchr(listen, ':');
     int64_t port;
-    if (!colon || colon == listen || parse_int64(colon + 1, &port) != 0 || port < 1 || port > 65535)
-        return at(l, node, "'listen' must be HOST:PORT, like 127.0.0.1:8844, not '%s'", listen);
+    if (!colon || colon == listen || parse_int64(colon + 1, &port) != 0 || port < 0 || port > 65535)
+        return at(l, node,
+                  "'listen' must be HOST:PORT, like 127.0.0.1:8844 (port 0: any free port), not "
+                  "'%s'",
+                  listen);
     return 0;
 }
 
@@ -723,8 +742,13 @@ static int load_admin(struct loader *l, const struct ynode *root)
         a->enabled = 1;
         a->listen = strdup(listen->str);
         a->token = dup_or_null(opt_str(&s, "token"));
+        a->metrics_auth = (int)opt_num(&s, "metrics_auth");
+        a->tls_cert = dup_or_null(opt_str(&s, "tls_cert"));
+        a->tls_key = dup_or_null(opt_str(&s, "tls_key"));
         if (!a->listen || !a->token)
             rc = diag_set(l->d, "out of memory");
+        else if (!a->tls_cert != !a->tls_key)
+            rc = at(l, n, "'tls_cert' and 'tls_key' go together: give both, or neither");
     }
     optset_free(&s);
     return rc;
@@ -811,21 +835,41 @@ static void free_named(struct named_instance *v, size_t n)
     free(v);
 }
 
+void webhook_cfg_free(struct webhook_cfg *w)
+{
+    instance_destroy(w->cadence);
+    for (size_t j = 0; j < w->n_endpoints; j++)
+        free(w->endpoints[j]);
+    free(w->endpoints);
+    free(w->sinks);
+    free(w->name);
+    free(w->callback_uri);
+    free(w->cadence_policy);
+    memset(w, 0, sizeof *w);
+}
+
+int config_webhook_from_json(struct config *c, const json_t *def, const char *what,
+                             const struct clock *clock, struct webhook_cfg *out, struct diag *d)
+{
+    struct ynode *map = NULL;
+    struct loader l = {.file = what, .clock = clock, .c = c, .d = d};
+    int named = 0;
+    memset(out, 0, sizeof *out);
+    if (ynode_from_json(def, what, &map, d) != 0)
+        return -1;
+    int rc = load_webhook(&l, map, out, &named);
+    ynode_free(map);
+    if (rc != 0)
+        webhook_cfg_free(out);
+    return rc;
+}
+
 void config_free(struct config *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->n_webhooks; i++) {
-        struct webhook_cfg *w = &c->webhooks[i];
-        instance_destroy(w->cadence);
-        for (size_t j = 0; j < w->n_endpoints; j++)
-            free(w->endpoints[j]);
-        free(w->endpoints);
-        free(w->sinks);
-        free(w->name);
-        free(w->callback_uri);
-        free(w->cadence_policy);
-    }
+    for (size_t i = 0; i < c->n_webhooks; i++)
+        webhook_cfg_free(&c->webhooks[i]);
     free(c->webhooks);
     /* instances first: their code lives in the registry's shared objects */
     free_named(c->sources, c->n_sources);
@@ -838,6 +882,8 @@ void config_free(struct config *c)
     free(c->key_file);
     free(c->admin.listen);
     free(c->admin.token);
+    free(c->admin.tls_cert);
+    free(c->admin.tls_key);
     free(c->path);
     free(c);
 }

@@ -33,6 +33,7 @@ struct webhook_cfg {
     size_t n_sinks;
     size_t source; /* index into config.sources: the default for its subscriptions */
     int vehicles_per_payload;
+    int line; /* where the pipeline file declares it (0: defined through the API) */
 };
 
 struct delivery_cfg {
@@ -48,6 +49,8 @@ struct admin_cfg {
     int enabled;
     char *listen;
     char *token;
+    int metrics_auth;
+    char *tls_cert, *tls_key; /* paths, or NULL: plain HTTP */
 };
 
 struct retention_cfg {
@@ -85,6 +88,17 @@ void config_free(struct config *c);
 /* Reads only plugin_path from the file, for `metronome plugins`: a malloc'd
  * array of strings (free with dirs_free). */
 int config_read_plugin_path(const char *path, char ***dirs, size_t *n, struct diag *d);
+
+/* Builds a webhook defined through the API from its JSON definition
+ * ({"name","callbackUri","cadence":{"policy",...},"endpoints","units","sinks",
+ * "source","vehiclesPerPayload"}), with every check a pipeline webhook gets;
+ * messages read "WHAT: field: message" and d->field names the field. A name
+ * the pipeline already uses is refused. *out is owned by the caller
+ * (webhook_cfg_free). */
+struct json_t;
+int config_webhook_from_json(struct config *c, const struct json_t *def, const char *what,
+                             const struct clock *clock, struct webhook_cfg *out, struct diag *d);
+void webhook_cfg_free(struct webhook_cfg *w);
 
 /* The webhook of that name, or NULL. */
 const struct webhook_cfg *config_webhook(const struct config *c, const char *name);

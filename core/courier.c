@@ -121,7 +121,15 @@ static void finish_item(struct courier *k, struct courier_item *it,
     it->o.cookie = it;
     snprintf(it->error, sizeof it->error, "%.511s", o->error ? o->error : "");
     it->o.error = o->error ? it->error : NULL;
-    it->o.response = NULL; /* not kept: only verification reads it */
+    if (it->keep_response && o->response && !it->response) { /* a receiver's word: bounded */
+        size_t len = o->response_len < 65536 ? o->response_len : 65536;
+        if ((it->response = malloc(len + 1)) != NULL) {
+            memcpy(it->response, o->response, len);
+            it->response[len] = '\0';
+            it->response_len = len;
+        }
+    }
+    it->o.response = NULL; /* valid only during the sink's callback */
     it->o.response_len = 0;
     if (it->o.latency_us < 0)
         it->o.latency_us = 0;

@@ -20,6 +20,9 @@ struct courier_item {
     struct mtr_delivery d; /* its strings stay valid until the outcome is taken */
     struct mtr_sink_outcome o;
     char error[512];
+    int keep_response; /* copy the receiver's answer (verify) into response */
+    char *response;    /* owned by the item's owner once the outcome is taken */
+    size_t response_len;
     struct courier_item *next;
 };
 

@@ -7,6 +7,7 @@
 int diag_at(struct diag *d, const char *file, int line, int col, const char *fmt, ...)
 {
     int n;
+    d->field[0] = '\0';
     if (line > 0)
         n = snprintf(d->text, sizeof d->text, "%s:%d:%d: ", file, line, col);
     else
@@ -23,6 +24,7 @@ int diag_at(struct diag *d, const char *file, int line, int col, const char *fmt
 int diag_set(struct diag *d, const char *fmt, ...)
 {
     va_list ap;
+    d->field[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(d->text, sizeof d->text, fmt, ap);
     va_end(ap);

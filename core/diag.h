@@ -13,6 +13,7 @@ enum exit_status {
 
 struct diag {
     char text[2048];
+    char field[128]; /* the JSON field the message is about ("cadence.every"), or "" */
 };
 
 /* Formats "file:line:col: message" into d; returns -1 so callers can

@@ -156,6 +156,17 @@ int instance_create(const struct plugin_file *pf, const char *name, struct optse
     return 0;
 }
 
+int instance_clone(const struct instance *src, const char *name, struct instance **out, char *err,
+                   size_t errlen)
+{
+    struct optset opts;
+    if (optset_copy(&src->ctx.opts, &opts) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return instance_create(src->ctx.pf, name, &opts, src->ctx.clock, out, err, errlen);
+}
+
 int instance_start(struct instance *inst, struct diag *d)
 {
     if (inst->started || !inst->ctx.pf->desc.start)

@@ -29,6 +29,11 @@ struct instance {
 int instance_create(const struct plugin_file *pf, const char *name, struct optset *opts,
                     const struct clock *clock, struct instance **out, char *err, size_t errlen);
 
+/* A second instance of the same plugin with the same options (a second
+ * connection to the same store, say), named name; *out as for instance_create. */
+int instance_clone(const struct instance *src, const char *name, struct instance **out, char *err,
+                   size_t errlen);
+
 /* Calls the plugin's start() once; returns 0, or -1 with its message in d. */
 int instance_start(struct instance *inst, struct diag *d);
 

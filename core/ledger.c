@@ -47,16 +47,25 @@ int ledger_open_read_only(struct ledger *L, const struct config *c, struct diag 
     return open_store(L, c, 1, d);
 }
 
-static int copy_row(void *arg, const struct mtr_webhook_row *w)
+void ledger_copy_row(const struct mtr_webhook_row *w, struct webhook_rec *out)
 {
-    struct webhook_rec *out = arg;
     snprintf(out->id, sizeof out->id, "%s", w->id);
     out->state = w->state;
     snprintf(out->reason, sizeof out->reason, "%s", w->reason ? w->reason : "");
     out->state_at = w->state_at;
     out->active_from = w->active_from;
     out->last_tick = w->last_tick;
+}
+
+static int copy_row(void *arg, const struct mtr_webhook_row *w)
+{
+    ledger_copy_row(w, arg);
     return 1;
+}
+
+int ledger_list_webhooks(struct ledger *L, mtr_webhook_fn fn, void *arg)
+{
+    return L->ops->webhook_list(L->st, NULL, fn, arg) == MTR_OK ? 0 : -1;
 }
 
 int ledger_get_webhook(struct ledger *L, const char *name, struct webhook_rec *out, int *found)
@@ -112,4 +121,14 @@ int ledger_disable(struct ledger *L, const char *webhook_id, const char *reason,
         return -1;
     }
     return L->ops->commit(L->st) == MTR_OK ? 0 : -1;
+}
+
+int ledger_check(struct ledger *L, int (*fn)(void *, const char *), void *arg, uint64_t *problems,
+                 struct diag *d)
+{
+    if (!L->ops->check)
+        return diag_set(d, "store plugin '%s' has no integrity check", L->inst->ctx.pf->desc.name);
+    if (L->ops->check(L->st, fn, arg, problems) != MTR_OK)
+        return diag_set(d, "store: %s", ledger_error(L));
+    return 0;
 }

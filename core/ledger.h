@@ -43,9 +43,17 @@ int ledger_sync_webhooks(struct ledger *L, const struct config *c, mtr_time now,
 /* Reads one webhook by name or id; *found = 0 when there is none. */
 int ledger_get_webhook(struct ledger *L, const char *name, struct webhook_rec *out, int *found);
 
+/* Every webhook row, in name order. */
+int ledger_list_webhooks(struct ledger *L, mtr_webhook_fn fn, void *arg);
+void ledger_copy_row(const struct mtr_webhook_row *w, struct webhook_rec *out);
+
 /* Disables a webhook: its pending deliveries become failed and its due jobs
  * missed, in one transaction. */
 int ledger_disable(struct ledger *L, const char *webhook_id, const char *reason, mtr_time now);
+
+/* The store's integrity check: fn is called per problem; *problems counts them. */
+int ledger_check(struct ledger *L, int (*fn)(void *, const char *), void *arg, uint64_t *problems,
+                 struct diag *d);
 
 const char *webhook_state_name(int state);
 

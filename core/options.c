@@ -236,16 +236,16 @@ static int parse_node(struct optval *v, const struct ynode *node, const char *fi
     v->set = 1;
     if (o->type == MTR_OPT_LIST) {
         if (node->kind != YNODE_SEQ)
-            return diag_at(d, file, node->line, node->col, "'%s' must be a list, not %s", o->name,
-                           ynode_kind_name(node->kind));
+            return ynode_at(d, file, node, "'%s' must be a list, not %s", o->name,
+                            ynode_kind_name(node->kind));
         v->list = calloc(node->n ? node->n : 1, sizeof *v->list);
         if (!v->list)
             return diag_set(d, "out of memory");
         for (size_t i = 0; i < node->n; i++) {
             const struct ynode *it = node->items[i];
             if (it->kind != YNODE_SCALAR)
-                return diag_at(d, file, it->line, it->col, "'%s' items must be scalars, not %s",
-                               o->name, ynode_kind_name(it->kind));
+                return ynode_at(d, file, it, "'%s' items must be scalars, not %s", o->name,
+                                ynode_kind_name(it->kind));
             v->list[i] = strdup(it->value);
             if (!v->list[i])
                 return diag_set(d, "out of memory");
@@ -255,12 +255,12 @@ static int parse_node(struct optval *v, const struct ynode *node, const char *fi
         return 0;
     }
     if (node->kind != YNODE_SCALAR)
-        return diag_at(d, file, node->line, node->col, "'%s' must be %s, not %s", o->name,
-                       type_hint(o->type), ynode_kind_name(node->kind));
+        return ynode_at(d, file, node, "'%s' must be %s, not %s", o->name, type_hint(o->type),
+                        ynode_kind_name(node->kind));
     if (parse_scalar(v, node->value, err, sizeof err) != 0) {
         if (o->type == MTR_OPT_SECRET)
-            return diag_at(d, file, node->line, node->col, "'%s' must not be empty", o->name);
-        return diag_at(d, file, node->line, node->col, "%s", err);
+            return ynode_at(d, file, node, "'%s' must not be empty", o->name);
+        return ynode_at(d, file, node, "%s", err);
     }
     return 0;
 }
@@ -290,9 +290,9 @@ static int unknown_key(const struct mtr_option *decl, size_t n, const struct yno
         names[i] = decl[i].name;
     const char *hint = suggest_closest(key->value, names, m);
     if (hint)
-        return diag_at(d, file, key->line, key->col,
-                       "unknown option '%s' for %s (did you mean '%s'?)", key->value, what, hint);
-    return diag_at(d, file, key->line, key->col, "unknown option '%s' for %s", key->value, what);
+        return ynode_at(d, file, key, "unknown option '%s' for %s (did you mean '%s'?)", key->value,
+                        what, hint);
+    return ynode_at(d, file, key, "unknown option '%s' for %s", key->value, what);
 }
 
 static int apply_default(struct optval *v, struct diag *d)
@@ -316,8 +316,8 @@ int options_parse(const struct mtr_option *decl, const struct ynode *map,
     out->n = 0;
     out->v = NULL;
     if (map && map->kind != YNODE_MAP)
-        return diag_at(d, file, map->line, map->col, "%s must be a mapping, not %s", what,
-                       ynode_kind_name(map->kind));
+        return ynode_at(d, file, map, "%s must be a mapping, not %s", what,
+                        ynode_kind_name(map->kind));
     out->v = calloc(n ? n : 1, sizeof *out->v);
     if (!out->v)
         return diag_set(d, "out of memory");
@@ -343,8 +343,7 @@ int options_parse(const struct mtr_option *decl, const struct ynode *map,
         if (v->set)
             continue;
         if (decl[i].flags & MTR_OPT_REQUIRED) {
-            int line = map ? map->line : 1, col = map ? map->col : 1;
-            diag_at(d, file, line, col, "missing required option '%s' for %s", decl[i].name, what);
+            ynode_at(d, file, map, "missing required option '%s' for %s", decl[i].name, what);
             goto out_free;
         }
         if (apply_default(v, d) != 0)
@@ -367,6 +366,35 @@ void optset_free(struct optset *s)
     free(s->v);
     s->v = NULL;
     s->n = 0;
+}
+
+int optset_copy(const struct optset *src, struct optset *out)
+{
+    out->n = 0;
+    out->v = calloc(src->n ? src->n : 1, sizeof *out->v);
+    if (!out->v)
+        return -1;
+    for (size_t i = 0; i < src->n; i++, out->n++) {
+        const struct optval *a = &src->v[i];
+        struct optval *b = &out->v[i];
+        *b = *a;
+        b->node = NULL; /* positions belong to the tree the original was read from */
+        b->str = NULL;
+        b->list = NULL;
+        b->list_len = 0;
+        if (a->str && !(b->str = strdup(a->str)))
+            goto fail;
+        if (a->list_len && !(b->list = calloc(a->list_len, sizeof *b->list)))
+            goto fail;
+        for (; b->list_len < a->list_len; b->list_len++)
+            if (!(b->list[b->list_len] = strdup(a->list[b->list_len])))
+                goto fail;
+    }
+    return 0;
+fail:
+    out->n++;
+    optset_free(out);
+    return -1;
 }
 
 const struct optval *optset_find(const struct optset *s, const char *name)

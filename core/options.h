@@ -34,6 +34,9 @@ int options_parse(const struct mtr_option *decl, const struct ynode *map,
                   struct optset *out, struct diag *d);
 
 void optset_free(struct optset *s);
+/* A deep copy of src into *out (owned by the caller, optset_free); values
+ * only, without positions. Returns 0 or -1 (out of memory). */
+int optset_copy(const struct optset *src, struct optset *out);
 
 /* The value of a declared option, or NULL if the name is not declared. */
 const struct optval *optset_find(const struct optset *s, const char *name);

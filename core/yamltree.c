@@ -2,6 +2,9 @@
  * interpolation. Recursive descent over the event stream; depth is bounded
  * so a hostile file cannot exhaust the stack. */
 #include "yamltree.h"
+
+#include <jansson.h>
+#include <stdarg.h>
 #include "interp.h"
 
 #include <errno.h>
@@ -33,7 +36,138 @@ void ynode_free(struct ynode *n)
     free(n->pairs);
     free(n->items);
     free(n->value);
+    free(n->path);
     free(n);
+}
+
+int ynode_at(struct diag *d, const char *file, const struct ynode *n, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n && n->path) {
+        diag_set(d, "%s: %s: %s", file, n->path[0] ? n->path : "(the body)", msg);
+        snprintf(d->field, sizeof d->field, "%s", n->path);
+        return -1;
+    }
+    return diag_at(d, file, n ? n->line : 1, n ? n->col : 1, "%s", msg);
+}
+
+/* ---- from JSON ---------------------------------------------------------------------- */
+
+static char *snake_case(const char *key)
+{
+    size_t n = strlen(key), k = 0;
+    char *out = malloc(2 * n + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        char ch = key[i];
+        if (ch >= 'A' && ch <= 'Z') {
+            if (k)
+                out[k++] = '_';
+            ch = (char)(ch - 'A' + 'a');
+        }
+        out[k++] = ch;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+static char *child_path(const char *parent, const char *key, size_t index)
+{
+    char buf[512];
+    if (key)
+        snprintf(buf, sizeof buf, "%s%s%s", parent, *parent ? "." : "", key);
+    else
+        snprintf(buf, sizeof buf, "%s[%zu]", parent, index);
+    return strdup(buf);
+}
+
+static int from_json(const json_t *j, char *path, int depth, struct ynode **out, struct diag *d,
+                     const char *name)
+{
+    struct ynode *n = calloc(1, sizeof *n);
+    char num[32];
+    if (!n) {
+        free(path);
+        return diag_set(d, "out of memory");
+    }
+    n->path = path;
+    *out = n;
+    if (depth > YAML_MAX_DEPTH)
+        return ynode_at(d, name, n, "nesting deeper than %d levels", YAML_MAX_DEPTH);
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *v;
+        n->kind = YNODE_MAP;
+        if (json_object_size(j) > YAML_MAX_KEYS)
+            return ynode_at(d, name, n, "more than %d keys", YAML_MAX_KEYS);
+        n->pairs = calloc(json_object_size(j) + 1, sizeof *n->pairs);
+        if (!n->pairs)
+            return diag_set(d, "out of memory");
+        json_object_foreach((json_t *)j, key, v)
+        {
+            struct ypair *p = &n->pairs[n->n++];
+            if (!(p->key = calloc(1, sizeof *p->key)) || !(p->key->value = snake_case(key)) ||
+                !(p->key->path = child_path(path, key, 0)))
+                return diag_set(d, "out of memory");
+            char *cp = child_path(path, key, 0);
+            if (!cp || from_json(v, cp, depth + 1, &p->value, d, name) != 0)
+                return cp ? -1 : diag_set(d, "out of memory");
+        }
+        return 0;
+    }
+    case JSON_ARRAY:
+        n->kind = YNODE_SEQ;
+        n->items = calloc(json_array_size(j) + 1, sizeof *n->items);
+        if (!n->items)
+            return diag_set(d, "out of memory");
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            char *cp = child_path(path, NULL, i);
+            n->n++;
+            if (!cp || from_json(json_array_get(j, i), cp, depth + 1, &n->items[i], d, name) != 0)
+                return cp ? -1 : diag_set(d, "out of memory");
+        }
+        return 0;
+    case JSON_STRING:
+        n->kind = YNODE_SCALAR;
+        n->value = strndup(json_string_value(j), json_string_length(j));
+        return n->value ? 0 : diag_set(d, "out of memory");
+    case JSON_INTEGER:
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        snprintf(num, sizeof num, "%s", json_is_true(j) ? "true" : "false");
+        break;
+    case JSON_REAL:
+        return ynode_at(d, name, n, "want a whole number or a string, not %g", json_real_value(j));
+    case JSON_NULL:
+        return ynode_at(d, name, n, "null is not a value here; leave the field out instead");
+    }
+    n->kind = YNODE_SCALAR;
+    n->plain = 1;
+    n->value = strdup(num);
+    return n->value ? 0 : diag_set(d, "out of memory");
+}
+
+int ynode_from_json(const struct json_t *json, const char *name, struct ynode **root,
+                    struct diag *d)
+{
+    char *path = strdup("");
+    *root = NULL;
+    if (!path)
+        return diag_set(d, "out of memory");
+    if (from_json(json, path, 0, root, d, name) != 0) {
+        ynode_free(*root);
+        *root = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 const char *ynode_kind_name(enum ynode_kind k)

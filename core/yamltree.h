@@ -35,6 +35,7 @@ struct ynode {
     struct ypair *pairs;  /* YNODE_MAP */
     struct ynode **items; /* YNODE_SEQ */
     size_t n;             /* number of pairs or items */
+    char *path;           /* built from JSON: where it is ("cadence.every"); else NULL */
 };
 
 /* Parses the file at path. On success *root is owned by the caller (free with
@@ -47,6 +48,22 @@ int yaml_load_buffer(const char *name, const char *buf, size_t len, struct ynode
                      struct diag *d);
 
 void ynode_free(struct ynode *n);
+
+/* Builds the same tree from a JSON value (jansson's json_t), for webhooks
+ * defined through the API: object keys in camelCase become the snake_case
+ * names of the pipeline file (callbackUri -> callback_uri), numbers and
+ * booleans become plain scalars, and each node remembers its JSON path for
+ * messages. Refuses null, depth over YAML_MAX_DEPTH and non-integer numbers.
+ * *root is owned by the caller (ynode_free). */
+struct json_t;
+int ynode_from_json(const struct json_t *json, const char *name, struct ynode **root,
+                    struct diag *d);
+
+/* An error about node n: "file:line:col: message" for a node read from a
+ * file, "file: path: message" (and d->field = path) for one built from JSON.
+ * Returns -1. */
+int ynode_at(struct diag *d, const char *file, const struct ynode *n, const char *fmt, ...)
+    MTR_PRINTF(4, 5);
 
 /* The value under key in a map node, or NULL. */
 struct ynode *ynode_get(const struct ynode *map, const char *key);

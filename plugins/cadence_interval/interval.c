@@ -45,9 +45,9 @@ static const struct mtr_option interval_options[] = {
     {.name = "every",
      .type = MTR_OPT_DURATION,
      .flags = MTR_OPT_REQUIRED,
-     .min = 60000,
+     .min = 1000, /* a second: for development against simulated vehicles */
      .max = 366LL * 86400000,
-     .help = "period, aligned to the epoch (1m to 366d)"},
+     .help = "period, aligned to the epoch (1s to 366d)"},
     {0},
 };
 

@@ -90,7 +90,7 @@ Test(commands, unknown_names_and_duplicates)
     unsetenv("METRONOME_SECRET_KEY");
     /* v1 is still subscribed: nothing recorded was lost */
     struct run_result r = sc_run(&s, "webhook", "list", "--json", NULL);
-    cr_expect(strstr(r.out, "\"subscriptions\":1") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "\"vehicles\":1") != NULL, "%s", r.out);
     run_result_free(&r);
     scenario_stop(&s);
 }
@@ -121,7 +121,7 @@ Test(commands, bulk_import_reports_bad_lines_and_imports_the_rest)
               "tokens never printed");
     run_result_free(&r);
     r = sc_run(&s, "webhook", "list", "--json", NULL);
-    cr_expect(strstr(r.out, "\"subscriptions\":3") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "\"vehicles\":3") != NULL, "%s", r.out);
     run_result_free(&r);
     /* the token is sealed at rest, in the database and its write-ahead log */
     const char *files[] = {"ledger.db", "ledger.db-wal"};

@@ -51,7 +51,7 @@ static void webhook_state(struct scenario *s, char *state, size_t len, char *rea
     cr_assert_not_null(v, "%s", r.err);
     json_t *w = json_array_get(v, 0);
     snprintf(state, len, "%s", json_string_value(json_object_get(w, "state")));
-    const char *why = json_string_value(json_object_get(w, "reason"));
+    const char *why = json_string_value(json_object_get(w, "disabledReason"));
     snprintf(reason, rlen, "%s", why ? why : "");
     json_decref(v);
     run_result_free(&r);

@@ -29,17 +29,17 @@ void scenario_start(struct scenario *s, const struct scenario_opts *o)
              "webhooks:\n"
              "  - name: fleet\n"
              "    callback_uri: %s\n"
-             "    cadence: {policy: hourly}\n"
+             "    cadence: %s\n"
              "    endpoints: [/odometer, /location, /tires/pressure]\n"
              "    sinks: [callback]\n%s"
-             "%s%s%s",
+             "%s%s%s%s",
              SCENARIO_TOKEN, MTR_PLUGIN_DIR, s->dir,
              o->source ? o->source : "{name: sim, plugin: simulated, seed: 7",
              o->source_extra ? o->source_extra : "", o->source ? "" : "}",
              o->deny_private ? "false" : "true", o->sink_extra ? o->sink_extra : "",
-             o->callback ? o->callback : callback, o->webhook_extra ? o->webhook_extra : "",
-             o->delivery ? "delivery: " : "", o->delivery ? o->delivery : "",
-             o->delivery ? "\n" : "");
+             o->callback ? o->callback : callback, o->cadence ? o->cadence : "{policy: hourly}",
+             o->webhook_extra ? o->webhook_extra : "", o->delivery ? "delivery: " : "",
+             o->delivery ? o->delivery : "", o->delivery ? "\n" : "", o->extra ? o->extra : "");
     write_file(s->config, text);
 }
 

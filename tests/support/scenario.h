@@ -29,6 +29,8 @@ struct scenario_opts {
     const char *callback; /* override the callback URI */
     int deny_private;     /* leave allow_private_networks at its default (false) */
     const char *source;   /* replaces the simulated source's flow mapping */
+    const char *cadence;  /* replaces {policy: hourly} */
+    const char *extra;    /* top-level sections appended (admin: ...) */
 };
 
 void scenario_start(struct scenario *s, const struct scenario_opts *o);

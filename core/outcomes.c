@@ -1,0 +1,330 @@
+/* Outcomes: attempts -> the ledger, retries, disable. Also where a callback
+ * starting to fail, and recovering, is logged - once each, not once an
+ * attempt - and where the metrics of attempts are counted. */
+#include "outcomes.h"
+#include "log.h"
+#include "scalar.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- retry schedule ----------------------------------------------------------------- */
+
+/* The shape of the default schedule (30s, 1m30s, 3m30s, 6m30s, 10m of 10m),
+ * as a curve from the share of retries made to the share of the window. */
+static double retry_curve(double x)
+{
+    static const double xs[] = {0, 0.2, 0.4, 0.6, 0.8, 1.0};
+    static const double ys[] = {0, 0.05, 0.15, 0.35, 0.65, 1.0};
+    for (int i = 1; i < 6; i++)
+        if (x <= xs[i])
+            return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - xs[i - 1]) / (xs[i] - xs[i - 1]);
+    return 1.0;
+}
+
+mtr_time retry_offset(int k, int n, int64_t window_s, const char *id)
+{
+    double at = retry_curve((double)k / n) * (double)window_s;
+    if (k >= n)
+        return window_s; /* the last retry closes the window */
+    double gap = at - retry_curve((double)(k - 1) / n) * (double)window_s;
+    char salt[16];
+    snprintf(salt, sizeof salt, "%d", k);
+    double u = (double)(stable_hash32(id, salt) % 2001) / 1000.0 - 1.0; /* -1 .. 1 */
+    mtr_time off = (mtr_time)llround(at + u * 0.1 * gap);
+    return off < 1 ? 1 : off > window_s ? window_s : off;
+}
+
+static void disable_webhook(struct engine *e, size_t wh, const char *reason, mtr_time now)
+{
+    struct webhook *w = &e->ws.v[wh];
+    if (w->rec.state == MTR_WEBHOOK_DISABLED)
+        return;
+    if (ledger_disable(&e->L, w->rec.id, reason, now) != 0) {
+        store_failed(e, "disable webhook");
+        return;
+    }
+    w->rec.state = MTR_WEBHOOK_DISABLED;
+    snprintf(w->rec.reason, sizeof w->rec.reason, "%s", reason);
+    e->stats.disabled++;
+    log_msg(MTR_LOG_WARN, w->name,
+            "webhook disabled (%s); `metronome webhook enable %s` and "
+            "`metronome replay --webhook %s` bring it back",
+            reason, w->name, w->name);
+    engine_note_error(e, w->name, "webhook disabled (%s)", reason);
+}
+
+/* What follows an attempt: the new state and the next attempt's time. */
+static int next_step(struct engine *e, struct flight *f, const struct mtr_sink_outcome *o,
+                     mtr_time now, mtr_time *next_at, const char **disable_reason)
+{
+    const struct delivery_cfg *dc = &e->c->delivery;
+    *disable_reason = NULL;
+    *next_at = 0;
+    if (o->status == MTR_OK)
+        return MTR_DELIVERY_DELIVERED;
+    if (f->kind != MTR_DELIVERY_SCHEDULED || f->wh == SIZE_MAX ||
+        e->ws.v[f->wh].rec.state != MTR_WEBHOOK_ACTIVE)
+        return MTR_DELIVERY_FAILED;
+    if (o->http_status == 410) {
+        *disable_reason = "gone";
+        return MTR_DELIVERY_FAILED;
+    }
+    int failures = f->attempts + 1 - f->round_start; /* in this round, this one included */
+    if (failures > dc->retries) {
+        *disable_reason = "retries-exhausted";
+        return MTR_DELIVERY_FAILED;
+    }
+    int64_t window = dc->retry_window_ms / 1000;
+    mtr_time first = f->first_attempt_at ? f->first_attempt_at : now, end = first + window;
+    *next_at = first + retry_offset(failures, dc->retries, window, f->id);
+    if (*next_at <= now) { /* behind the schedule (a Retry-After, a restart) */
+        if (now >= end) {  /* the window is over: no burst of late retries */
+            *disable_reason = "retries-exhausted";
+            return MTR_DELIVERY_FAILED;
+        }
+        /* the retries left, spread evenly over what is left of the window */
+        *next_at = now + (end - now) / (dc->retries - failures + 1);
+    }
+    /* Retry-After (a sink's word, so bounded here too), within the window */
+    int64_t ra = o->retry_after_s;
+    if ((o->http_status == 429 || o->http_status == 503) && ra > 0) {
+        ra = ra > window ? window : ra;
+        if (now + ra > *next_at)
+            *next_at = now + ra < end ? now + ra : end;
+    }
+    if (*next_at <= now)
+        *next_at = now + 1;
+    return MTR_DELIVERY_PENDING;
+}
+
+static double elapsed_s(const struct timespec *from, const struct timespec *to)
+{
+    return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
+}
+
+/* Counts a written batch in the metrics, under one lock. */
+static void count_batch(struct engine *e, double write_s)
+{
+    metrics_lock(&e->metrics);
+    histogram_observe(&e->metrics.ledger_write, write_s);
+    for (size_t i = 0; i < e->n_outcomes; i++) {
+        const struct outcome *x = &e->outcomes[i];
+        struct webhook_metrics *m =
+            x->wh == SIZE_MAX ? NULL : metrics_webhook(&e->metrics, x->wh, wh_name(e, x->wh));
+        if (!m)
+            continue; /* a webhook no longer known has no label to count under */
+        m->attempts[x->error && !x->http_status ? CLASS_ERROR : attempt_class(x->http_status)]++;
+        histogram_observe(&m->latency, (double)x->latency_us / 1e6);
+        m->delivered += x->state == MTR_DELIVERY_DELIVERED;
+        m->failed += x->state == MTR_DELIVERY_FAILED;
+    }
+    metrics_unlock(&e->metrics);
+}
+
+void outcomes_flush(struct engine *e)
+{
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    e->last_flush = start;
+    if (e->n_outcomes == 0)
+        return;
+    int rc = e->L.ops->begin(e->L.st);
+    for (size_t i = 0; i < e->n_outcomes && rc == MTR_OK; i++) {
+        struct outcome *x = &e->outcomes[i];
+        struct mtr_attempt_row a = {.delivery_id = x->id,
+                                    .n = x->n,
+                                    .at = x->at,
+                                    .http_status = x->http_status,
+                                    .error = x->error,
+                                    .latency_us = x->latency_us};
+        rc = e->L.ops->record_attempt(e->L.st, &a, x->state, x->next_at);
+    }
+    if (rc == MTR_OK)
+        rc = e->L.ops->commit(e->L.st);
+    else
+        e->L.ops->rollback(e->L.st);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    if (rc != MTR_OK)
+        store_failed(e, "record attempts");
+    else if (e->first_tick.tv_sec || e->first_tick.tv_nsec)
+        e->stats.tick_to_last_record_s = elapsed_s(&e->first_tick, &end);
+    if (rc == MTR_OK)
+        count_batch(e, elapsed_s(&start, &end));
+    for (size_t i = 0; i < e->n_outcomes; i++)
+        free(e->outcomes[i].error);
+    e->n_outcomes = 0;
+}
+
+static void queue_outcome(struct engine *e, const struct mtr_attempt_row *a, int state,
+                          mtr_time next_at, size_t wh)
+{
+    if (e->n_outcomes == e->cap_outcomes) {
+        size_t cap = e->cap_outcomes ? e->cap_outcomes * 2 : 1024;
+        struct outcome *p = realloc(e->outcomes, cap * sizeof *p);
+        if (!p) {
+            outcomes_flush(e);
+            if (e->n_outcomes == e->cap_outcomes) {
+                store_failed(e, "out of memory");
+                return;
+            }
+        } else {
+            e->outcomes = p;
+            e->cap_outcomes = cap;
+        }
+    }
+    struct outcome *x = &e->outcomes[e->n_outcomes++];
+    snprintf(x->id, sizeof x->id, "%s", a->delivery_id);
+    x->n = a->n;
+    x->at = a->at;
+    x->http_status = a->http_status;
+    x->error = a->error ? strdup(a->error) : NULL;
+    x->latency_us = a->latency_us;
+    x->state = state;
+    x->next_at = next_at;
+    x->wh = wh;
+}
+
+void outcomes_maybe_flush(struct engine *e)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (now.tv_sec - e->last_flush.tv_sec) * 1000 +
+              (now.tv_nsec - e->last_flush.tv_nsec) / 1000000;
+    if (e->n_outcomes >= 8192 || ms >= 250 || e->in_flight == 0)
+        outcomes_flush(e);
+}
+
+/* Logs a webhook's callback starting to fail, and recovering: once each. */
+static void note_health(struct engine *e, size_t wh, const struct mtr_sink_outcome *o,
+                        const char *error)
+{
+    if (wh == SIZE_MAX)
+        return;
+    if (wh >= e->n_failing) {
+        size_t n = e->ws.n + 16;
+        int *p = realloc(e->failing, n * sizeof *p);
+        if (!p)
+            return;
+        memset(p + e->n_failing, 0, (n - e->n_failing) * sizeof *p);
+        e->failing = p;
+        e->n_failing = n;
+    }
+    const char *name = wh_name(e, wh);
+    if (o->status != MTR_OK) {
+        if (e->failing[wh]++ == 0) {
+            log_msg(MTR_LOG_WARN, name, "deliveries are failing: %s (retrying; logged once)",
+                    error);
+            engine_note_error(e, name, "deliveries failing: %s", error);
+        }
+    } else if (e->failing[wh]) {
+        log_msg(MTR_LOG_INFO, name, "deliveries recovered after %d failed attempt(s)",
+                e->failing[wh]);
+        e->failing[wh] = 0;
+    }
+}
+
+/* A verify's or test's flight: its result, and the request done when it was
+ * the last. A verified webhook becomes active. */
+static void answer_request(struct engine *e, struct flight *f, const struct mtr_sink_outcome *o,
+                           const char *error)
+{
+    struct send_request *r = f->req;
+    struct send_sink_result *res = &r->results[f->slot];
+    res->http_status = o->http_status;
+    res->latency_us = o->latency_us;
+    res->ok = o->status == MTR_OK;
+    if (!res->ok)
+        snprintf(res->error, sizeof res->error, "%s", error);
+    else if (f->kind == FLIGHT_VERIFY &&
+             payload_check_challenge(f->ci.response, f->ci.response_len, r->expected, res->error,
+                                     sizeof res->error) != 0)
+        res->ok = 0;
+    if (--r->pending)
+        return;
+    r->status = 0;
+    for (size_t i = 0; i < r->n_results; i++)
+        if (!r->results[i].ok)
+            r->status = -1;
+    if (r->kind == SEND_VERIFY && r->status == 0 && f->wh != SIZE_MAX) {
+        struct webhook *w = &e->ws.v[f->wh];
+        if (e->L.ops->webhook_set_state(e->L.st, w->rec.id, MTR_WEBHOOK_ACTIVE, NULL,
+                                        clock_now(e->clk)) != MTR_OK)
+            store_failed(e, "verify webhook");
+        else if (engine_reread(e, f->wh) == 0)
+            log_msg(MTR_LOG_INFO, w->name, "webhook verified: it is active");
+    }
+    engine_complete(e, r);
+}
+
+/* What an attempt's outcome means: the attempt recorded, the next one
+ * scheduled, or the webhook disabled. */
+static void handle_outcome(struct engine *e, struct flight *f, const struct mtr_sink_outcome *o)
+{
+    mtr_time now = clock_now(e->clk), next_at;
+    char error[600];
+    if (o->status != MTR_OK && !o->error)
+        snprintf(error, sizeof error, "HTTP %d", o->http_status);
+    else
+        snprintf(error, sizeof error, "%s", o->error ? o->error : "");
+    e->in_flight--;
+    if (f->kind == FLIGHT_VERIFY) { /* a challenge: nothing to record */
+        answer_request(e, f, o, error);
+        flight_free(f);
+        return;
+    }
+    const char *disable_reason;
+    int state = next_step(e, f, o, now, &next_at, &disable_reason);
+    struct mtr_attempt_row a = {
+        .delivery_id = f->id,
+        .n = f->attempts + 1,
+        .at = now,
+        .http_status = o->http_status,
+        .error = o->status == MTR_OK ? NULL : error,
+        .latency_us = o->latency_us,
+    };
+    queue_outcome(e, &a, state, next_at, f->wh);
+    e->stats.attempts++;
+    if (a.n - f->round_start > 1)
+        e->stats.retries++;
+    if (state == MTR_DELIVERY_DELIVERED)
+        e->stats.delivered++;
+    if (state != MTR_DELIVERY_PENDING && f->earlier)
+        e->stats.earlier_settled++;
+    if (f->kind == MTR_DELIVERY_SCHEDULED)
+        note_health(e, f->wh, o, error);
+    if (state == MTR_DELIVERY_FAILED) {
+        e->stats.failed++;
+        log_msg(MTR_LOG_WARN, wh_name(e, f->wh),
+                "delivery %s to sink '%s' failed after %d attempt(s): %s", f->id,
+                f->sink == SIZE_MAX ? "?" : sink_name(e, f->sink), a.n, error);
+    }
+    if (disable_reason) {
+        outcomes_flush(e); /* this attempt first, then the webhook */
+        disable_webhook(e, f->wh, disable_reason, now);
+    }
+    if (f->req) {
+        outcomes_flush(e); /* a test's attempt is in the ledger before it is answered */
+        answer_request(e, f, o, error);
+    }
+    flight_free(f);
+}
+
+void outcomes_collect(struct engine *e, int wait_ms)
+{
+    while (e->settled) {
+        struct flight *f = e->settled;
+        e->settled = f->next;
+        handle_outcome(e, f, &f->ci.o);
+    }
+    if (e->in_flight == 0)
+        return;
+    struct courier_item *list = courier_collect(&e->courier, wait_ms);
+    while (list) {
+        struct flight *f = (struct flight *)list; /* ci is the first member */
+        list = list->next;
+        handle_outcome(e, f, &f->ci.o);
+    }
+}

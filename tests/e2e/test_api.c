@@ -1,0 +1,478 @@
+/* The admin API of a running daemon, over real HTTP on loopback: auth and the
+ * 4xx answers to bad requests, webhooks created at run time (validated like
+ * the pipeline's, kept across restarts, listed beside the pipeline's), the
+ * Smartcar-compatible routes' error shape, replay while the daemon runs -
+ * through the API and through the CLI on the same ledger - and /metrics
+ * against the ledger. */
+#include "daemon.h"
+#include "scenario.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ADMIN "admin-secret-token"
+#define ADMIN_PORT0 "admin: {listen: \"127.0.0.1:0\", token: " ADMIN "}\n"
+
+static struct http_reply get(const struct daemon *d, const char *path)
+{
+    return http_call(d, "GET", path, ADMIN, NULL, 0);
+}
+
+static struct http_reply post(const struct daemon *d, const char *path, const char *body)
+{
+    return http_call(d, "POST", path, ADMIN, body, body ? strlen(body) : 0);
+}
+
+/* The reply's status is want and its JSON error is code (when code is set). */
+static void expect_status(struct http_reply r, long want, const char *code, const char *what)
+{
+    cr_expect_eq(r.status, want, "%s: HTTP %ld, want %ld: %s", what, r.status, want, r.body);
+    if (code)
+        cr_expect_str_eq(json_string_value(json_object_get(r.json, "error")) ?: "(none)", code,
+                         "%s: %s", what, r.body);
+    http_reply_free(&r);
+}
+
+static const char *jstr(const json_t *j, const char *key)
+{
+    const char *s = json_string_value(json_object_get(j, key));
+    return s ? s : "";
+}
+
+Test(api, refuses_what_it_should_with_the_right_4xx)
+{
+    struct scenario s;
+    struct daemon d;
+    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0});
+    daemon_start(&d, s.config, ADMIN, NULL);
+
+    struct http_reply r = http_call(&d, "GET", "/api/v1/webhooks", NULL, NULL, 0);
+    cr_expect_eq(r.status, 401, "no token: %ld", r.status);
+    cr_expect(strstr(r.headers, "WWW-Authenticate: Bearer") != NULL, "%s", r.headers);
+    http_reply_free(&r);
+    expect_status(http_call(&d, "GET", "/api/v1/webhooks", "wrong", NULL, 0), 401, "unauthorized",
+                  "a wrong token");
+    expect_status(http_call(&d, "GET", "/api/v1/webhooks", "admin-secret-toke", NULL, 0), 401,
+                  "unauthorized", "a prefix of the token");
+    expect_status(get(&d, "/api/v1/webhooks?token=" ADMIN), 400, "bad_request",
+                  "a token in the query string");
+    expect_status(get(&d, "/api/v1/nothing-here"), 404, "not_found", "an unknown route");
+    r = http_call(&d, "DELETE", "/healthz", NULL, NULL, 0);
+    cr_expect_eq(r.status, 405);
+    cr_expect(strstr(r.headers, "Allow: GET") != NULL, "%s", r.headers);
+    http_reply_free(&r);
+    expect_status(get(&d, "/api/v1/webhooks/../status"), 400, "bad_request", "a .. segment");
+    expect_status(get(&d, "/api/v1/webhooks/%2e%2e/status"), 400, "bad_request",
+                  "an encoded .. segment");
+    expect_status(get(&d, "/api/v1/webhooks/fl%2Feet"), 400, "bad_request", "an encoded slash");
+    expect_status(get(&d, "/api/v1/webhooks/%zz"), 400, "bad_request", "a malformed escape");
+    expect_status(get(&d, "/api/v1/webhooks/fl%00eet"), 400, "bad_request", "an encoded NUL");
+    expect_status(get(&d, "/api/v1/webhooks?limit=0"), 400, "bad_request", "limit 0");
+    expect_status(get(&d, "/api/v1/webhooks?colour=red"), 400, "bad_request", "unknown parameter");
+    expect_status(get(&d, "/api/v1/webhooks?cursor=%21%21"), 400, "bad_request", "a bad cursor");
+    size_t big = (1u << 20) + 100;
+    char *huge = malloc(big);
+    memset(huge, ' ', big);
+    huge[0] = '{';
+    huge[big - 1] = '}';
+    expect_status(http_call(&d, "POST", "/api/v1/webhooks", ADMIN, huge, big), 413,
+                  "payload_too_large", "a body over 1 MiB");
+    free(huge);
+    r = post(&d, "/api/v1/webhooks", "{\"name\": \"x\",");
+    cr_expect_eq(r.status, 400);
+    cr_expect(strstr(jstr(r.json, "message"), "malformed JSON") != NULL, "%s", r.body);
+    http_reply_free(&r);
+    expect_status(post(&d, "/api/v1/webhooks", "[1]"), 400, "bad_request", "a list body");
+    expect_status(get(&d, "/healthz"), 200, NULL, "healthz");
+    expect_status(get(&d, "/readyz"), 200, NULL, "readyz");
+    r = http_call(&d, "GET", "/api/v1/openapi.json", NULL, NULL, 0);
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(jstr(r.json, "openapi"), "3.1.0");
+    http_reply_free(&r);
+    cr_expect_eq(daemon_stop(&d), 0, "SIGTERM stops it cleanly");
+    scenario_stop(&s);
+}
+
+Test(api, webhooks_created_at_run_time_are_validated_listed_and_kept)
+{
+    struct scenario s;
+    struct daemon d;
+    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0});
+    daemon_start(&d, s.config, ADMIN, NULL);
+    char hook[256], body[1024];
+    snprintf(hook, sizeof hook, "http://127.0.0.1:%u/api-hook", s.r.port);
+
+    /* the same checks as the pipeline's, naming the JSON field */
+    snprintf(body, sizeof body,
+             "{\"name\":\"api-hook\",\"callbackUri\":\"%s\",\"cadence\":{\"policy\":\"cron\","
+             "\"expr\":\"61 * * * *\"},\"endpoints\":[\"/odometer\"],\"sinks\":[\"callback\"]}",
+             hook);
+    struct http_reply r = post(&d, "/api/v1/webhooks", body);
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    /* the cron plugin's create() refused it: the field is the cadence, the message says why */
+    cr_expect_str_eq(jstr(r.json, "field"), "cadence", "%s", r.body);
+    cr_expect(strstr(jstr(r.json, "message"), "minute '61' is out of range") != NULL, "%s",
+              r.body);
+    http_reply_free(&r);
+    snprintf(body, sizeof body,
+             "{\"name\":\"api-hook\",\"callbackUri\":\"%s\",\"cadence\":{\"policy\":\"hourly\"},"
+             "\"endpoints\":[\"/odometr\"],\"sinks\":[\"callback\"]}",
+             hook);
+    r = post(&d, "/api/v1/webhooks", body);
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "field"), "endpoints[0]", "%s", r.body);
+    cr_expect(strstr(jstr(r.json, "message"), "did you mean '/odometer'") != NULL, "%s", r.body);
+    http_reply_free(&r);
+    r = post(&d, "/api/v1/webhooks",
+             "{\"name\":\"api-hook\",\"callbackUri\":\"ftp://x\",\"cadence\":{\"policy\":"
+             "\"hourly\"},\"endpoints\":[\"/odometer\"],\"sinks\":[\"callback\"],\"colour\":1}");
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "field"), "colour", "unknown keys first: %s", r.body);
+    http_reply_free(&r);
+    snprintf(body, sizeof body,
+             "{\"name\":\"fleet\",\"callbackUri\":\"%s\",\"cadence\":{\"policy\":\"hourly\"},"
+             "\"endpoints\":[\"/odometer\"],\"sinks\":[\"callback\"]}",
+             hook);
+    expect_status(post(&d, "/api/v1/webhooks", body), 409, "conflict", "the pipeline's name");
+
+    /* a pipeline webhook is read-only: 409 naming where it is defined */
+    r = http_call(&d, "PATCH", "/api/v1/webhooks/fleet", ADMIN, "{\"units\":\"imperial\"}", 20);
+    cr_expect_eq(r.status, 409, "%s", r.body);
+    cr_expect(strstr(jstr(r.json, "message"), "pipeline.yaml:") != NULL, "%s", r.body);
+    http_reply_free(&r);
+    expect_status(http_call(&d, "DELETE", "/api/v1/webhooks/fleet", ADMIN, NULL, 0), 409,
+                  "conflict", "deleting a pipeline webhook");
+
+    /* created */
+    snprintf(body, sizeof body,
+             "{\"name\":\"api-hook\",\"callbackUri\":\"%s\",\"cadence\":{\"policy\":\"daily\","
+             "\"at\":\"06:30\"},\"endpoints\":[\"/odometer\",\"/battery\"],\"units\":\"imperial\","
+             "\"sinks\":[\"callback\"]}",
+             hook);
+    r = post(&d, "/api/v1/webhooks", body);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "origin"), "api");
+    cr_expect_str_eq(jstr(r.json, "state"), "unverified");
+    cr_expect_str_eq(jstr(json_object_get(r.json, "cadence"), "at"), "06:30", "%s", r.body);
+    char id[64];
+    snprintf(id, sizeof id, "%s", jstr(r.json, "id"));
+    http_reply_free(&r);
+    expect_status(post(&d, "/api/v1/webhooks", body), 409, "conflict", "created twice");
+
+    /* a page of one, then the next */
+    r = get(&d, "/api/v1/webhooks?limit=1");
+    cr_expect_eq(json_array_size(json_object_get(r.json, "data")), 1, "%s", r.body);
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(r.json, "data"), 0), "name"), "api-hook");
+    char next[512];
+    snprintf(next, sizeof next, "/api/v1/webhooks?limit=1&cursor=%s", jstr(r.json, "nextCursor"));
+    http_reply_free(&r);
+    r = get(&d, next);
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(r.json, "data"), 0), "name"), "fleet",
+                     "%s", r.body);
+    cr_expect(json_is_null(json_object_get(r.json, "nextCursor")), "%s", r.body);
+    http_reply_free(&r);
+
+    /* changed through the API, and seen by the CLI */
+    r = http_call(&d, "PATCH", "/api/v1/webhooks/api-hook", ADMIN, "{\"units\":\"metric\"}", 18);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "units"), "metric");
+    http_reply_free(&r);
+    struct run_result cli = sc_run(&s, "webhook", "list", "--json", NULL);
+    cr_expect(strstr(cli.out, "\"origin\":\"api\"") && strstr(cli.out, "\"origin\":\"pipeline\""),
+              "%s", cli.out);
+    run_result_free(&cli);
+
+    /* kept across a restart */
+    cr_expect_eq(daemon_stop(&d), 0);
+    daemon_start(&d, s.config, ADMIN, NULL);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/webhooks/%s", id);
+    r = get(&d, path);
+    cr_expect_eq(r.status, 200, "after a restart: %s", r.body);
+    cr_expect_str_eq(jstr(r.json, "name"), "api-hook");
+    http_reply_free(&r);
+    expect_status(http_call(&d, "DELETE", path, ADMIN, NULL, 0), 200, NULL, "delete");
+    expect_status(get(&d, path), 404, "not_found", "deleted");
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}
+
+Test(api, smartcar_routes_answer_in_smartcars_error_shape)
+{
+    struct scenario s;
+    struct daemon d;
+    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0});
+    daemon_start(&d, s.config, ADMIN, NULL);
+    struct http_reply r =
+        http_call(&d, "POST", "/v2.0/vehicles/car-9/webhooks/fleet", NULL, NULL, 0);
+    cr_expect_eq(r.status, 401, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "type"), "AUTHENTICATION", "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(r.json, "statusCode")), 401);
+    cr_expect(strstr(r.headers, "sc-request-id: ") != NULL, "%s", r.headers);
+    cr_expect(*jstr(r.json, "requestId"), "%s", r.body);
+    http_reply_free(&r);
+    r = http_call(&d, "POST", "/v2.0/vehicles/car-9/webhooks/nope", "vehicle-token", NULL, 0);
+    cr_expect_eq(r.status, 404, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "type"), "RESOURCE_NOT_FOUND", "%s", r.body);
+    http_reply_free(&r);
+    r = http_call(&d, "POST", "/v2.0/vehicles/car-9/webhooks/fleet", "vehicle-token", NULL, 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "vehicleId"), "car-9");
+    cr_expect(*jstr(r.json, "webhookId"), "%s", r.body);
+    http_reply_free(&r);
+    r = get(&d, "/api/v1/webhooks/fleet/subscriptions?vehicle=car-9");
+    cr_expect_eq(json_array_size(json_object_get(r.json, "data")), 1, "%s", r.body);
+    http_reply_free(&r);
+    r = http_call(&d, "DELETE", "/v2.0/vehicles/car-9/webhooks/fleet", "vehicle-token", NULL, 0);
+    cr_expect_eq(r.status, 401, "unsubscribing takes the management token: %s", r.body);
+    cr_expect_str_eq(jstr(r.json, "type"), "AUTHENTICATION");
+    http_reply_free(&r);
+    r = http_call(&d, "DELETE", "/v2.0/vehicles/car-9/webhooks/fleet", SCENARIO_TOKEN, "{}", 2);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "status"), "success");
+    http_reply_free(&r);
+    r = get(&d, "/api/v1/webhooks/fleet/subscriptions");
+    cr_expect_eq(json_array_size(json_object_get(r.json, "data")), 0, "%s", r.body);
+    http_reply_free(&r);
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}
+
+/* ---- replay while the daemon runs ---------------------------------------------------------- */
+
+struct wait_state {
+    struct daemon *d;
+    struct scenario *s;
+    const char *want;
+    char found[64];
+};
+
+static int webhook_state_is(void *arg)
+{
+    struct wait_state *w = arg;
+    struct http_reply r = get(w->d, "/api/v1/webhooks/fleet");
+    int ok = strcmp(jstr(r.json, "state"), w->want) == 0;
+    http_reply_free(&r);
+    return ok;
+}
+
+/* A failed delivery of fleet other than w->want, into w->found. */
+static int a_failed_delivery(void *arg)
+{
+    struct wait_state *w = arg;
+    struct http_reply r = get(w->d, "/api/v1/deliveries?webhook=fleet&state=failed");
+    json_t *x;
+    size_t i;
+    json_array_foreach(json_object_get(r.json, "data"), i, x)
+    {
+        if (strcmp(jstr(x, "kind"), "scheduled") == 0 &&
+            (!w->want || strcmp(jstr(x, "id"), w->want) != 0)) {
+            snprintf(w->found, sizeof w->found, "%s", jstr(x, "id"));
+            break;
+        }
+    }
+    http_reply_free(&r);
+    return w->found[0] != 0;
+}
+
+/* The receiver took delivery w->want with a 2xx. */
+static int delivered_to_receiver(void *arg)
+{
+    struct wait_state *w = arg;
+    size_t n = receiver_count(&w->s->r);
+    for (size_t i = 0; i < n; i++) {
+        struct received x;
+        if (receiver_get(&w->s->r, i, &x) != 0)
+            continue;
+        int hit = x.delivery_id && strcmp(x.delivery_id, w->want) == 0 && x.status == 200;
+        received_free(&x);
+        if (hit)
+            return 1;
+    }
+    return 0;
+}
+
+static void fail_until_disabled(struct daemon *d, struct scenario *s, const char *except,
+                                char *id, size_t idlen)
+{
+    receiver_default(&s->r, (struct receiver_rule){.status = 500, .retry_after = -1});
+    struct wait_state w = {.d = d, .s = s, .want = "disabled"};
+    cr_assert(poll_until(webhook_state_is, &w, 20000), "a failing receiver disables the webhook");
+    w.want = except;
+    cr_assert(poll_until(a_failed_delivery, &w, 5000), "its delivery is recorded failed");
+    snprintf(id, idlen, "%s", w.found);
+    receiver_default(&s->r, (struct receiver_rule){.status = 200, .retry_after = -1});
+}
+
+Test(api, a_disabled_webhook_is_enabled_and_replayed_while_running, .timeout = 120)
+{
+    struct scenario s;
+    struct daemon d;
+    char first[64], second[64];
+    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0,
+                                               .cadence = "{policy: interval, every: 1s}",
+                                               .delivery = "{retries: 0, spread: [0s, 0s]}"});
+    sc_ok(&s, "webhook", "verify", "fleet", NULL);
+    sc_ok(&s, "subscribe", "fleet", "v1", NULL);
+    daemon_start(&d, s.config, ADMIN, NULL);
+
+    /* through the API */
+    fail_until_disabled(&d, &s, NULL, first, sizeof first);
+    struct http_reply r = post(&d, "/api/v1/webhooks/fleet/enable", NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "state"), "active");
+    http_reply_free(&r);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/deliveries/%s/replay", first);
+    r = post(&d, path, NULL);
+    cr_expect_eq(json_integer_value(json_object_get(r.json, "replayed")), 1, "%s", r.body);
+    http_reply_free(&r);
+    struct wait_state w = {.d = &d, .s = &s, .want = first};
+    cr_expect(poll_until(delivered_to_receiver, &w, 10000),
+              "the replayed payload arrives with its delivery id %s", first);
+    snprintf(path, sizeof path, "/api/v1/deliveries/%s", first);
+    r = get(&d, path);
+    cr_expect_str_eq(jstr(r.json, "state"), "delivered", "%s", r.body);
+    cr_expect(json_array_size(json_object_get(r.json, "attempts")) >= 2, "%s", r.body);
+    cr_expect(*jstr(r.json, "payload") == '{' && strlen(jstr(r.json, "signature")) == 64, "%s",
+              r.body);
+    http_reply_free(&r);
+
+    /* and through the CLI, on the same ledger, while the daemon runs */
+    fail_until_disabled(&d, &s, first, second, sizeof second);
+    sc_ok(&s, "webhook", "enable", "fleet", NULL);
+    sc_ok(&s, "replay", "--delivery", second, NULL);
+    w.want = second;
+    cr_expect(poll_until(delivered_to_receiver, &w, 10000),
+              "the payload replayed by the CLI arrives with its delivery id %s", second);
+    cr_expect(daemon_logged(&d, "deliveries are failing"), "a failing callback is logged");
+    cr_expect(daemon_logged(&d, "webhook disabled (retries-exhausted)"), "and the disable");
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}
+
+/* ---- metrics -------------------------------------------------------------------------------- */
+
+static int idle(void *arg)
+{
+    struct daemon *d = arg;
+    struct http_reply r = get(d, "/api/v1/status");
+    int ok = r.status == 200 && json_integer_value(json_object_get(r.json, "inFlight")) == 0 &&
+             json_integer_value(json_object_get(r.json, "queuedOutcomes")) == 0 &&
+             json_integer_value(json_object_get(json_object_get(json_object_get(r.json, "ledger"),
+                                                                "deliveries"),
+                                                "pending")) == 0;
+    http_reply_free(&r);
+    return ok;
+}
+
+static int some_payloads(void *arg)
+{
+    return sc_payloads(arg) >= 3;
+}
+
+/* The value of the sample named exactly `series` in Prometheus text. */
+static double sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+Test(api, metrics_parse_as_prometheus_text_and_agree_with_the_ledger, .timeout = 60)
+{
+    struct scenario s;
+    struct daemon d;
+    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0,
+                                               .cadence = "{policy: interval, every: 1s}",
+                                               .delivery = "{spread: [0s, 0s]}"});
+    sc_ok(&s, "webhook", "verify", "fleet", NULL);
+    sc_ok(&s, "subscribe", "fleet", "v1", NULL);
+    daemon_start(&d, s.config, ADMIN, NULL);
+    cr_assert(poll_until(some_payloads, &s, 15000), "payloads arrive");
+    sc_ok(&s, "unsubscribe", "fleet", "v1", NULL); /* no more deliveries: the counts settle */
+    cr_assert(poll_until(idle, &d, 10000), "nothing in flight");
+    struct http_reply m = http_call(&d, "GET", "/metrics", NULL, NULL, 0);
+    cr_assert_eq(m.status, 200);
+    cr_expect(strstr(m.headers, "text/plain; version=0.0.4") != NULL, "%s", m.headers);
+    regex_t line;
+    regcomp(&line,
+            "^(# (HELP|TYPE) [a-z_]+ .+|[a-z_:]+(\\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\\})? "
+            "-?[0-9.e+]+)$",
+            REG_EXTENDED | REG_NOSUB);
+    char *copy = strdup(m.body), *save = NULL;
+    int lines = 0;
+    for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save), lines++)
+        cr_expect_eq(regexec(&line, l, 0, NULL, 0), 0, "not Prometheus text: '%s'", l);
+    free(copy);
+    regfree(&line);
+    cr_expect(lines > 40, "%d lines", lines);
+    struct http_reply led = get(&d, "/api/v1/deliveries?webhook=fleet&state=delivered&limit=1000");
+    double delivered = (double)json_array_size(json_object_get(led.json, "data"));
+    http_reply_free(&led);
+    cr_expect(delivered >= 3);
+    cr_expect_eq(sample(m.body, "metronome_deliveries_total{webhook=\"fleet\",outcome=\"delivered\"}"),
+                 delivered, "delivered counter vs the ledger's %g:\n%s", delivered, m.body);
+    cr_expect_eq(sample(m.body, "metronome_attempts_total{webhook=\"fleet\",class=\"2xx\"}"),
+                 delivered);
+    cr_expect_eq(sample(m.body, "metronome_ledger_deliveries{state=\"delivered\"}"), delivered);
+    cr_expect_eq(sample(m.body, "metronome_attempt_duration_seconds_count{webhook=\"fleet\"}"),
+                 delivered);
+    cr_expect(sample(m.body, "metronome_ticks_fired_total") >= delivered);
+    cr_expect_eq(sample(m.body, "metronome_webhooks{state=\"active\"}"), 1);
+    cr_expect_eq(sample(m.body, "metronome_courier_in_flight"), 0);
+    http_reply_free(&m);
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}
+
+/* ---- metronome status ---------------------------------------------------------------------- */
+
+static unsigned free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+Test(api, status_asks_the_running_daemon)
+{
+    struct scenario s;
+    struct daemon d;
+    char extra[256];
+    snprintf(extra, sizeof extra, "admin: {listen: \"127.0.0.1:%u\", token: %s}\n", free_port(),
+             ADMIN);
+    scenario_start(&s, &(struct scenario_opts){.extra = extra});
+    struct run_result r = sc_run(&s, "status", NULL);
+    cr_expect_eq(r.status, 1, "nothing runs yet: %s", r.err);
+    cr_expect(strstr(r.err, "no metronome answers") != NULL, "%s", r.err);
+    run_result_free(&r);
+    daemon_start(&d, s.config, ADMIN, NULL);
+    r = sc_run(&s, "status", NULL);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, ", ready") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "fleet ") != NULL && strstr(r.out, "(unverified)") != NULL,
+              "next ticks with states: %s", r.out);
+    run_result_free(&r);
+    r = sc_run(&s, "status", "--json", NULL);
+    json_t *j = json_loads(r.out, 0, NULL);
+    cr_expect(json_is_true(json_object_get(j, "ready")), "%s", r.out);
+    cr_expect_eq(json_array_size(json_object_get(j, "nodes")), 1, "%s", r.out);
+    json_decref(j);
+    run_result_free(&r);
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}

@@ -177,8 +177,10 @@ static void on_done(void *core, const struct mtr_sink_outcome *o)
 
 static void refuse(struct courier *k, struct courier_item *it)
 {
-    const char *why =
-        k->faults[it->sink] ? k->faults[it->sink] : k->c->sinks[it->sink].inst->ctx.error;
+    const char *why = k->faults[it->sink] ? k->faults[it->sink]
+                      : k->c->sinks[it->sink].inst->ctx.error[0]
+                          ? k->c->sinks[it->sink].inst->ctx.error
+                          : "the sink refused it (no reason given)";
     struct mtr_sink_outcome o = {.status = MTR_ERR, .retry_after_s = -1, .error = why};
     k->in_sinks++;
     finish_item(k, it, &o);

@@ -118,8 +118,7 @@ Test(api, webhooks_created_at_run_time_are_validated_listed_and_kept)
     cr_expect_eq(r.status, 400, "%s", r.body);
     /* the cron plugin's create() refused it: the field is the cadence, the message says why */
     cr_expect_str_eq(jstr(r.json, "field"), "cadence", "%s", r.body);
-    cr_expect(strstr(jstr(r.json, "message"), "minute '61' is out of range") != NULL, "%s",
-              r.body);
+    cr_expect(strstr(jstr(r.json, "message"), "minute '61' is out of range") != NULL, "%s", r.body);
     http_reply_free(&r);
     snprintf(body, sizeof body,
              "{\"name\":\"api-hook\",\"callbackUri\":\"%s\",\"cadence\":{\"policy\":\"hourly\"},"
@@ -299,8 +298,8 @@ static int delivered_to_receiver(void *arg)
     return 0;
 }
 
-static void fail_until_disabled(struct daemon *d, struct scenario *s, const char *except,
-                                char *id, size_t idlen)
+static void fail_until_disabled(struct daemon *d, struct scenario *s, const char *except, char *id,
+                                size_t idlen)
 {
     receiver_default(&s->r, (struct receiver_rule){.status = 500, .retry_after = -1});
     struct wait_state w = {.d = d, .s = s, .want = "disabled"};
@@ -366,9 +365,8 @@ static int idle(void *arg)
     struct http_reply r = get(d, "/api/v1/status");
     int ok = r.status == 200 && json_integer_value(json_object_get(r.json, "inFlight")) == 0 &&
              json_integer_value(json_object_get(r.json, "queuedOutcomes")) == 0 &&
-             json_integer_value(json_object_get(json_object_get(json_object_get(r.json, "ledger"),
-                                                                "deliveries"),
-                                                "pending")) == 0;
+             json_integer_value(json_object_get(
+                 json_object_get(json_object_get(r.json, "ledger"), "deliveries"), "pending")) == 0;
     http_reply_free(&r);
     return ok;
 }
@@ -420,8 +418,9 @@ Test(api, metrics_parse_as_prometheus_text_and_agree_with_the_ledger, .timeout =
     double delivered = (double)json_array_size(json_object_get(led.json, "data"));
     http_reply_free(&led);
     cr_expect(delivered >= 3);
-    cr_expect_eq(sample(m.body, "metronome_deliveries_total{webhook=\"fleet\",outcome=\"delivered\"}"),
-                 delivered, "delivered counter vs the ledger's %g:\n%s", delivered, m.body);
+    cr_expect_eq(
+        sample(m.body, "metronome_deliveries_total{webhook=\"fleet\",outcome=\"delivered\"}"),
+        delivered, "delivered counter vs the ledger's %g:\n%s", delivered, m.body);
     cr_expect_eq(sample(m.body, "metronome_attempts_total{webhook=\"fleet\",class=\"2xx\"}"),
                  delivered);
     cr_expect_eq(sample(m.body, "metronome_ledger_deliveries{state=\"delivered\"}"), delivered);

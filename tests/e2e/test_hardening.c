@@ -625,3 +625,42 @@ Test(hardening, a_source_with_an_unknown_mode_is_refused, .timeout = 60)
     cr_expect_eq(sc_payloads(&s), 0);
     scenario_stop(&s);
 }
+
+Test(hardening, a_test_payload_a_sink_refuses_is_recorded_failed)
+{
+    /* before, `webhook test` took a refused submit for a delivery (its zeroed
+     * outcome read as OK); now it goes through the courier like any delivery */
+    struct scenario s;
+    scenario_start(&s, NULL);
+    char *conf = read_file(s.config), text[8192], dirs[1024];
+    snprintf(dirs, sizeof dirs, "plugin_path: [\"%s\", \"%s/refuser\"]", MTR_PLUGIN_DIR,
+             MTR_FIXTURE_DIR);
+    char *pp = strstr(conf, "plugin_path:"), *pp_end = strchr(pp, '\n');
+    char *sinks = strstr(conf, "    sinks: [callback]");
+    cr_assert(pp && sinks);
+    snprintf(text, sizeof text,
+             "%.*s%s%.*s  - {name: wall, plugin: refuser}\n%.*s"
+             "    sinks: [callback, wall]%s",
+             (int)(pp - conf), conf, dirs, (int)(strstr(conf, "webhooks:") - pp_end), pp_end,
+             (int)(sinks - strstr(conf, "webhooks:")), strstr(conf, "webhooks:"),
+             sinks + strlen("    sinks: [callback]"));
+    write_file(s.config, text);
+    struct run_result r = sc_run(&s, "webhook", "test", "fleet", NULL);
+    cr_expect_eq(r.status, 1, "a refused test is a failure: %s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "callback: delivered") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "wall: failed") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "the sink refused it") != NULL, "%s", r.out);
+    run_result_free(&r);
+    json_t *d = sc_deliveries(&s);
+    size_t i, refused = 0;
+    json_t *x;
+    json_array_foreach(d, i, x)
+    {
+        if (strcmp(json_string_value(json_object_get(x, "sink")), "wall") == 0)
+            refused += strcmp(json_string_value(json_object_get(x, "state")), "failed") == 0;
+    }
+    cr_expect_eq(refused, 1, "the refused test delivery is recorded failed");
+    json_decref(d);
+    free(conf);
+    scenario_stop(&s);
+}

@@ -62,8 +62,7 @@ static int healthy(void *arg)
     return ok;
 }
 
-void daemon_start(struct daemon *d, const char *config, const char *token,
-                  const char *const *extra)
+void daemon_start(struct daemon *d, const char *config, const char *token, const char *const *extra)
 {
     const char *argv[24] = {MTR_BIN, "run", "--config", config};
     size_t n = 4;

@@ -10,8 +10,8 @@
 
 struct daemon {
     pid_t pid;
-    char *log;        /* the file its stdout and stderr go to */
-    char base[96];    /* http://127.0.0.1:PORT */
+    char *log;         /* the file its stdout and stderr go to */
+    char base[96];     /* http://127.0.0.1:PORT */
     const char *token; /* the admin token */
 };
 

@@ -4,7 +4,10 @@
 #  2. random doubles round-trip through metronome's JSON writer byte for byte;
 #  3. a Node receiver verifies the callback (hashChallenge) and every payload
 #     metronome sends (verifyPayload) - floats, imperial units, non-ASCII text
-#     and error elements included.
+#     and error elements included;
+#  4. the SDK as the client of a running metronome's Smartcar-compatible
+#     endpoints (SMARTCAR_API_ORIGIN): subscribe, payloads on the next tick,
+#     unsubscribe, nothing after, errors as SmartcarError.
 set -eu
 build=$1
 src=$2
@@ -12,8 +15,9 @@ here="$src/tests/interop"
 cd "$here"
 [ -d node_modules/smartcar ] || npm install --no-audit --no-fund --silent >/dev/null
 tmp=$(mktemp -d)
-trap 'kill "$node_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'kill "$node_pid" "$daemon_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 node_pid=
+daemon_pid=
 
 node vectors.mjs "$src/tests/vectors/signature-vectors.json"
 
@@ -78,4 +82,45 @@ if (!s.errors) fail("no error element was sent");
 if (!s.floats) fail("no float was sent");
 console.log(`sdk: ${s.verified} payloads verified by smartcar.verifyPayload, 0 rejected; 2 challenges answered by hashChallenge`);
 ' "$tmp/stats.json"
-echo "3 passed, 0 failed"
+
+# 4. the SDK as a client of the admin API's /v2.0 routes, on the wall clock. The
+# SDK sends the management token in a header, which Node writes as Latin-1: a
+# real token is ASCII, so this one is too.
+amt="interop-amt-$(date +%s)"
+node subscribe.mjs "$amt" "$tmp/sdk-port" "$tmp/go" &
+node_pid=$!
+for _ in $(seq 1 100); do [ -s "$tmp/sdk-port" ] && break; sleep 0.1; done
+cat >"$tmp/live.yaml" <<YAML
+version: 1
+application: { management_token: "$amt" }
+plugin_path: ["$build/plugins"]
+store: { plugin: sqlite, path: "$tmp/live.db" }
+sources: [{ name: sim, plugin: simulated }]
+sinks: [{ name: cb, plugin: http, allow_private_networks: true }]
+webhooks:
+  - name: every-second
+    callback_uri: http://127.0.0.1:$(cat "$tmp/sdk-port")/hook
+    cadence: { policy: interval, every: 1s }
+    endpoints: [/odometer, /battery]
+    sinks: [cb]
+delivery: { spread: [0s, 0s] }
+admin: { listen: "127.0.0.1:0", token: interop-admin }
+YAML
+live="--config $tmp/live.yaml"
+$m webhook verify every-second $live >/dev/null
+webhook_id=$($m webhook show every-second $live |
+    node -e 'process.stdin.on("data", (d) => console.log(JSON.parse(d).id))')
+$m run $live >"$tmp/run.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 1 200); do grep -q 'API listening on' "$tmp/run.log" && break; sleep 0.1; done
+origin=$(sed -n 's/.*API listening on \(http[^ ]*\).*/\1/p' "$tmp/run.log")
+[ -n "$origin" ] || { echo "FAIL: metronome run did not start its API"; cat "$tmp/run.log"; exit 1; }
+printf '%s %s\n' "$origin" "$webhook_id" >"$tmp/go"
+status=0
+wait "$node_pid" || status=$?
+node_pid=
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" || { echo "FAIL: metronome run did not stop cleanly"; tail "$tmp/run.log"; exit 1; }
+daemon_pid=
+[ "$status" -eq 0 ] || { tail -20 "$tmp/run.log"; exit 1; }
+echo "4 passed, 0 failed"

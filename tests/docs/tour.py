@@ -7,7 +7,8 @@ where `...` inside a line matches any text and a line of only `...` matches
 any number of lines. A command exits 0 unless its line says
 `# exit status N`. A command ending in `&` runs in the background until the
 tour ends; the tour waits for it to print `listening`. The receiver's fixed
-port (8845) is replaced by a free one, in commands and expected output alike."""
+port (8845) and the admin API's (8844) are replaced by free ones, in commands
+and expected output alike. examples/ is there too, for the SDK client."""
 import os, re, shutil, socket, subprocess, sys, tempfile, time
 
 
@@ -56,14 +57,17 @@ def main():
     work = tempfile.mkdtemp(prefix="metronome-tour-")
     os.symlink(build, os.path.join(work, "build"))
     os.symlink(os.path.join(src, "configs"), os.path.join(work, "configs"))
-    port = str(free_port())
+    os.symlink(os.path.join(src, "examples"), os.path.join(work, "examples"))
+    port, admin = str(free_port()), str(free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("METRONOME_")}
     env["TOUR_PORT"] = port
+    env["TOUR_ADMIN_PORT"] = admin
+    ports = lambda text: text.replace("8845", port).replace("8844", admin)
     background, failures = [], 0
     try:
         for n, step in enumerate(steps, 1):
-            cmd = step["cmd"].replace("8845", port)
-            want = [l.replace("8845", port) for l in step["out"]]
+            cmd = ports(step["cmd"])
+            want = [ports(l) for l in step["out"]]
             status = 0
             m = re.search(r"\s+# exit status (\d+)$", cmd)
             if m:

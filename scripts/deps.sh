@@ -3,7 +3,7 @@
 # Run as root on Debian 12; it does nothing when everything is there.
 set -eu
 packages="build-essential cmake pkg-config libyaml-dev libjansson-dev libsodium-dev
-libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libcriterion-dev"
+libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libcriterion-dev openssl"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

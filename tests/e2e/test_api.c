@@ -352,6 +352,7 @@ Test(api, a_disabled_webhook_is_enabled_and_replayed_while_running, .timeout = 1
     cr_expect(poll_until(delivered_to_receiver, &w, 10000),
               "the payload replayed by the CLI arrives with its delivery id %s", second);
     cr_expect(daemon_logged(&d, "deliveries are failing"), "a failing callback is logged");
+    cr_expect(daemon_logged(&d, "deliveries recovered after"), "and its recovery");
     cr_expect(daemon_logged(&d, "webhook disabled (retries-exhausted)"), "and the disable");
     cr_expect_eq(daemon_stop(&d), 0);
     scenario_stop(&s);
@@ -473,5 +474,87 @@ Test(api, status_asks_the_running_daemon)
     json_decref(j);
     run_result_free(&r);
     cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}
+
+/* ---- TLS, metrics_auth, logs ------------------------------------------------------------------
+ */
+
+Test(api, speaks_https_with_tls_cert_and_key_and_guards_metrics_on_request)
+{
+    struct scenario s;
+    struct daemon d;
+    char *dir = make_tmpdir(), cmd[1024], extra[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext "
+             "subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem 2>/dev/null",
+             dir, dir);
+    cr_assert_eq(system(cmd), 0, "openssl makes a certificate");
+    snprintf(extra, sizeof extra,
+             "admin: {listen: \"127.0.0.1:%u\", token: %s, metrics_auth: true, tls_cert: "
+             "\"%s/cert.pem\", tls_key: \"%s/key.pem\"}\n",
+             free_port(), ADMIN, dir, dir);
+    scenario_start(&s, &(struct scenario_opts){.extra = extra});
+    char *ca = path_join(dir, "cert.pem");
+    daemon_start_tls(&d, s.config, ADMIN, ca);
+    cr_expect(strncmp(d.base, "https://", 8) == 0, "%s", d.base);
+    /* the daemon's own certificate is what `status` trusts */
+    struct run_result r = sc_run(&s, "status", NULL);
+    cr_expect_eq(r.status, 0, "status over HTTPS: %s", r.err);
+    run_result_free(&r);
+    struct http_reply h = http_call(&d, "GET", "/metrics", ADMIN, NULL, 0);
+    cr_expect_eq(h.status, 200, "over HTTPS: %ld", h.status);
+    http_reply_free(&h);
+    /* a client that does not trust the certificate is refused the connection */
+    d.ca = NULL;
+    h = http_call(&d, "GET", "/healthz", NULL, NULL, 0);
+    cr_expect_eq(h.status, 0, "no certificate check was skipped: %ld", h.status);
+    http_reply_free(&h);
+    free(ca);
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+
+    scenario_start(&s,
+                   &(struct scenario_opts){.extra = "admin: {listen: \"127.0.0.1:0\", token: " ADMIN
+                                                    ", metrics_auth: true}\n"});
+    daemon_start(&d, s.config, ADMIN, NULL);
+    expect_status(http_call(&d, "GET", "/metrics", NULL, NULL, 0), 401, "unauthorized",
+                  "metrics_auth: no token");
+    expect_status(http_call(&d, "GET", "/metrics", ADMIN, NULL, 0), 200, NULL, "with the token");
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}
+
+Test(api, logs_are_json_lines_on_request_and_filtered_by_level)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    sc_setup(&s, "2030-03-01T15:45:00Z", (const char *const[]){"v1", NULL});
+    struct run_result r = sc_run(&s, "run", "--clock", "virtual", "--start", "2030-03-01T15:45:00Z",
+                                 "--until", "2030-03-01T17:10:00Z", "--log-format", "json", NULL);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    int lines = 0, ticks = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(r.err, "\n", &save); l; l = strtok_r(NULL, "\n", &save), lines++) {
+        json_t *j = json_loads(l, 0, NULL);
+        cr_expect(j && json_is_string(json_object_get(j, "time")) &&
+                      json_is_string(json_object_get(j, "level")) &&
+                      json_is_string(json_object_get(j, "message")),
+                  "not a JSON log line: %s", l);
+        ticks += j && strstr(jstr(j, "message"), "fired: 1 job(s)") != NULL &&
+                 strcmp(jstr(j, "origin"), "fleet") == 0;
+        json_decref(j);
+    }
+    cr_expect(lines >= 4 && ticks == 2, "%d lines, %d ticks", lines, ticks);
+    run_result_free(&r);
+    r = sc_run(&s, "run", "--clock", "virtual", "--start", "2030-03-01T17:10:00Z", "--until",
+               "2030-03-01T19:10:00Z", "--log-level", "warn", NULL);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "info") == NULL, "warn hides info: %s", r.err);
+    run_result_free(&r);
+    r = sc_run(&s, "run", "--log-level", "loud", NULL);
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "--log-level: want error, warn, info or debug") != NULL, "%s", r.err);
+    run_result_free(&r);
     scenario_stop(&s);
 }

@@ -62,7 +62,8 @@ static int healthy(void *arg)
     return ok;
 }
 
-void daemon_start(struct daemon *d, const char *config, const char *token, const char *const *extra)
+static void start(struct daemon *d, const char *config, const char *token, const char *const *extra,
+                  const char *ca)
 {
     const char *argv[24] = {MTR_BIN, "run", "--config", config};
     size_t n = 4;
@@ -71,6 +72,7 @@ void daemon_start(struct daemon *d, const char *config, const char *token, const
     argv[n] = NULL;
     memset(d, 0, sizeof *d);
     d->token = token;
+    d->ca = ca;
     d->log = path_join(make_tmpdir(), "daemon.log");
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -81,6 +83,16 @@ void daemon_start(struct daemon *d, const char *config, const char *token, const
     cr_assert(poll_until(find_address, d, 20000) && d->base[0], "the daemon never said where "
                                                                 "its API listens");
     cr_assert(poll_until(healthy, d, 20000), "the API never answered /healthz");
+}
+
+void daemon_start(struct daemon *d, const char *config, const char *token, const char *const *extra)
+{
+    start(d, config, token, extra, NULL);
+}
+
+void daemon_start_tls(struct daemon *d, const char *config, const char *token, const char *ca)
+{
+    start(d, config, token, NULL, ca);
 }
 
 int daemon_stop(struct daemon *d)
@@ -138,6 +150,8 @@ struct http_reply http_call(const struct daemon *d, const char *method, const ch
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L); /* send ../ and %2F as written */
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (d->ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, d->ca);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);

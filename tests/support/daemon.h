@@ -13,12 +13,15 @@ struct daemon {
     char *log;         /* the file its stdout and stderr go to */
     char base[96];     /* http://127.0.0.1:PORT */
     const char *token; /* the admin token */
+    const char *ca;    /* a certificate http_call trusts (HTTPS), or NULL */
 };
 
 /* Starts metronome run --config config [extra args, NULL-terminated];
  * returns once its API answers /healthz (aborts the test after 20 s). */
 void daemon_start(struct daemon *d, const char *config, const char *token,
                   const char *const *extra);
+/* The same for an API on HTTPS whose certificate is ca. */
+void daemon_start_tls(struct daemon *d, const char *config, const char *token, const char *ca);
 /* SIGTERM, then waits (at most 30 s); returns the exit status. */
 int daemon_stop(struct daemon *d);
 /* Whether the log holds text. */

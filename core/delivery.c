@@ -102,6 +102,7 @@ int delivery_dispatch(struct engine *e, mtr_time now)
         return store_failed(e, "claim deliveries");
     int n = 0;
     struct courier_item *list = NULL;
+
     while (ds.list) {
         struct flight *f = ds.list;
         ds.list = f->next;

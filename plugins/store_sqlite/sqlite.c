@@ -291,6 +291,10 @@ struct sqlite_store {
 
 static int fail(struct sqlite_store *s, const char *what)
 {
+    if (s->db && sqlite3_errcode(s->db) == SQLITE_NOTADB) {
+        s->host->set_error(s->ctx, "%s: not a metronome ledger (not an SQLite database)", s->path);
+        return MTR_ERR;
+    }
     s->host->set_error(s->ctx, "%s: %s: %s", s->path, what, s->db ? sqlite3_errmsg(s->db) : "");
     return MTR_ERR;
 }
@@ -449,20 +453,16 @@ static int check_file(struct sqlite_store *s, int *exists)
                            s->path, (unsigned)sb.st_uid);
         return MTR_ERR;
     }
-    char head[16] = {0};
-    FILE *f = fopen(s->path, "rb");
-    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
-    if (f)
-        fclose(f);
+    /* the file is not opened here: closing a descriptor of it would drop the
+     * POSIX locks every other connection of this process holds on it (a daemon
+     * has several), and SQLite would then take this process's WAL for
+     * abandoned. A file that is not SQLite's is found when SQLite first reads
+     * it (fail(): SQLITE_NOTADB). */
     if (sb.st_size == 0) {
         s->host->set_error(s->ctx,
                            "%s: the file is empty, not a metronome ledger (truncated?); restore "
                            "it from a backup, or move it away to start a new ledger",
                            s->path);
-        return MTR_ERR;
-    }
-    if (n < sizeof head || memcmp(head, "SQLite format 3", 16) != 0) {
-        s->host->set_error(s->ctx, "%s: not a metronome ledger (not an SQLite database)", s->path);
         return MTR_ERR;
     }
     return MTR_OK;

@@ -349,8 +349,15 @@ Test(api, a_disabled_webhook_is_enabled_and_replayed_while_running, .timeout = 1
     sc_ok(&s, "webhook", "enable", "fleet", NULL);
     sc_ok(&s, "replay", "--delivery", second, NULL);
     w.want = second;
-    cr_expect(poll_until(delivered_to_receiver, &w, 10000),
-              "the payload replayed by the CLI arrives with its delivery id %s", second);
+    if (!poll_until(delivered_to_receiver, &w, 10000)) {
+        snprintf(path, sizeof path, "/api/v1/deliveries/%s", second);
+        r = get(&d, path);
+        char *log = read_file(d.log);
+        cr_expect(0, "the payload replayed by the CLI arrives with its delivery id %s: %s\n%s",
+                  second, r.body, log);
+        free(log);
+        http_reply_free(&r);
+    }
     cr_expect(daemon_logged(&d, "deliveries are failing"), "a failing callback is logged");
     cr_expect(daemon_logged(&d, "deliveries recovered after"), "and its recovery");
     cr_expect(daemon_logged(&d, "webhook disabled (retries-exhausted)"), "and the disable");
@@ -477,8 +484,7 @@ Test(api, status_asks_the_running_daemon)
     scenario_stop(&s);
 }
 
-/* ---- TLS, metrics_auth, logs ------------------------------------------------------------------
- */
+/* ---- TLS, metrics_auth, logs ---------------------------------------------------------- */
 
 Test(api, speaks_https_with_tls_cert_and_key_and_guards_metrics_on_request)
 {
@@ -513,6 +519,7 @@ Test(api, speaks_https_with_tls_cert_and_key_and_guards_metrics_on_request)
     free(ca);
     cr_expect_eq(daemon_stop(&d), 0);
     scenario_stop(&s);
+    free(dir);
 
     scenario_start(&s,
                    &(struct scenario_opts){.extra = "admin: {listen: \"127.0.0.1:0\", token: " ADMIN
@@ -556,5 +563,53 @@ Test(api, logs_are_json_lines_on_request_and_filtered_by_level)
     cr_expect_eq(r.status, 2);
     cr_expect(strstr(r.err, "--log-level: want error, warn, info or debug") != NULL, "%s", r.err);
     run_result_free(&r);
+    scenario_stop(&s);
+}
+
+/* ---- one ledger, several connections ----------------------------------------------------------
+ */
+
+struct payloads_after {
+    struct scenario *s;
+    size_t at_least;
+};
+
+static int payloads_at_least(void *arg)
+{
+    struct payloads_after *p = arg;
+    return sc_payloads(p->s) >= p->at_least;
+}
+
+Test(api, the_daemons_writes_stay_visible_while_commands_come_and_go, .timeout = 60)
+{
+    /* The API's store connections live in the daemon's process beside the
+     * engine's. Opening and closing the ledger file behind SQLite's back there
+     * (a header check did) drops the process's POSIX locks; the next command
+     * to close then takes itself for the last user and removes the WAL the
+     * daemon is still writing to: from then on nothing the daemon records
+     * reaches the file. */
+    struct scenario s;
+    struct daemon d;
+    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0,
+                                               .cadence = "{policy: interval, every: 1s}",
+                                               .delivery = "{spread: [0s, 0s]}"});
+    sc_ok(&s, "webhook", "verify", "fleet", NULL);
+    sc_ok(&s, "subscribe", "fleet", "v1", NULL);
+    daemon_start(&d, s.config, ADMIN, NULL);
+    struct payloads_after p = {.s = &s, .at_least = 1};
+    cr_assert(poll_until(payloads_at_least, &p, 15000));
+    sc_ok(&s, "subscribe", "fleet", "v2", NULL); /* commands open, write and close the ledger */
+    sc_ok(&s, "unsubscribe", "fleet", "v2", NULL);
+    p.at_least = sc_payloads(&s) + 3;
+    cr_assert(poll_until(payloads_at_least, &p, 15000), "the daemon keeps delivering");
+    size_t sent = sc_payloads(&s);
+    json_t *all = sc_deliveries(&s); /* another process, reading the file */
+    size_t delivered = 0, i;
+    json_t *x;
+    json_array_foreach(all, i, x) delivered += strcmp(jstr(x, "state"), "delivered") == 0;
+    json_decref(all);
+    cr_expect(delivered + 1 >= sent, "a command reads %zu delivered of the %zu sent", delivered,
+              sent);
+    cr_expect_eq(daemon_stop(&d), 0);
     scenario_stop(&s);
 }

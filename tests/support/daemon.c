@@ -73,7 +73,9 @@ static void start(struct daemon *d, const char *config, const char *token, const
     memset(d, 0, sizeof *d);
     d->token = token;
     d->ca = ca;
-    d->log = path_join(make_tmpdir(), "daemon.log");
+    char *dir = make_tmpdir();
+    d->log = path_join(dir, "daemon.log");
+    free(dir);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -107,6 +109,8 @@ int daemon_stop(struct daemon *d)
         }
         sleep_ms(50);
     }
+    free(d->log);
+    d->log = NULL;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

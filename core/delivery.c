@@ -29,6 +29,14 @@ static void prepare_launch(struct engine *e, struct flight *f)
     e->in_flight++;
 }
 
+/* Prepares f and puts it in front of the list handed to the courier. */
+static void push_launch(struct engine *e, struct flight *f, struct courier_item **list)
+{
+    prepare_launch(e, f);
+    f->ci.next = *list;
+    *list = &f->ci;
+}
+
 void delivery_launch_ready(struct engine *e)
 {
     struct courier_item *list = NULL;
@@ -36,13 +44,10 @@ void delivery_launch_ready(struct engine *e)
         struct flight *f = e->ready;
         e->ready = f->next;
         f->next = NULL;
-        if (e->failed || f->sink == SIZE_MAX) {
+        if (e->failed || f->sink == SIZE_MAX)
             flight_free(f);
-            continue;
-        }
-        prepare_launch(e, f);
-        f->ci.next = list;
-        list = &f->ci;
+        else
+            push_launch(e, f, &list);
     }
     courier_send_list(&e->courier, list);
 }
@@ -121,9 +126,7 @@ int delivery_dispatch(struct engine *e, mtr_time now)
             flight_free(f);
             continue;
         }
-        prepare_launch(e, f);
-        f->ci.next = list;
-        list = &f->ci;
+        push_launch(e, f, &list);
     }
     courier_send_list(&e->courier, list);
     return e->failed ? -1 : n;
@@ -277,9 +280,7 @@ void delivery_start_send(struct engine *e, struct send_request *r, mtr_time now)
         if (r->kind == SEND_TEST)
             snprintf(res->delivery_id, sizeof res->delivery_id, "%s", f->id);
         r->pending++;
-        prepare_launch(e, f);
-        f->ci.next = list;
-        list = &f->ci;
+        push_launch(e, f, &list);
     }
     free(body);
     if (!r->pending) {

@@ -213,6 +213,22 @@ static json_t *paged(json_t *items, const char *last_key, int more)
     return out;
 }
 
+/* A page read with limit + 1 items: the extra one only says that another
+ * page follows, and the cursor is the key_field of the last item kept. */
+static json_t *page_of(json_t *items, size_t limit, const char *key_field)
+{
+    int more = json_array_size(items) > limit;
+    if (more)
+        json_array_remove(items, limit);
+    size_t n = json_array_size(items);
+    const char *last =
+        n ? json_string_value(json_object_get(json_array_get(items, n - 1), key_field)) : NULL;
+    char *copy = last ? strdup(last) : NULL; /* paged() takes items, and last is inside it */
+    json_t *out = paged(items, copy, more);
+    free(copy);
+    return out;
+}
+
 /* ---- webhooks ------------------------------------------------------------------------------ */
 
 static json_t *option_json(const struct optval *v)
@@ -775,20 +791,13 @@ int ops_unsubscribe(struct ops *o, const char *ref, const char *vehicle_id, json
     return *out ? 0 : oom(err);
 }
 
-struct sub_list {
-    json_t *items;
-    char last[160];
-};
-
 static int sub_row(void *arg, const struct mtr_subscription_row *r)
 {
-    struct sub_list *l = arg;
     json_array_append_new(
-        l->items, json_pack("{s:s,s:s,s:o,s:b,s:b,s:o}", "vehicleId", r->vehicle_id, "source",
-                            r->source ? r->source : "", "subscribedAt", iso_json(r->made_at),
-                            "live", r->live, "needsReauthentication", r->needs_reauth,
-                            "accessExpiresAt", iso_json(r->live ? r->access_expires : 0)));
-    snprintf(l->last, sizeof l->last, "%s", r->vehicle_id);
+        arg, json_pack("{s:s,s:s,s:o,s:b,s:b,s:o}", "vehicleId", r->vehicle_id, "source",
+                       r->source ? r->source : "", "subscribedAt", iso_json(r->made_at), "live",
+                       r->live, "needsReauthentication", r->needs_reauth, "accessExpiresAt",
+                       iso_json(r->live ? r->access_expires : 0)));
     return 0;
 }
 
@@ -804,20 +813,14 @@ int ops_subscriptions_list(struct ops *o, const char *ref, const char *vehicle_i
     if (!o->L.ops->subscriptions_list)
         return fail(err, OP_RUNTIME, NULL, "the store plugin '%s' cannot list subscriptions",
                     o->c->store_plugin);
-    struct sub_list l = {.items = json_array()};
+    json_t *items = json_array();
     if (o->L.ops->subscriptions_list(o->L.st, o->ws.v[wh].rec.id, vehicle_id,
-                                     after[0] ? after : NULL, limit + 1, sub_row, &l) != MTR_OK) {
-        json_decref(l.items);
+                                     after[0] ? after : NULL, limit + 1, sub_row,
+                                     items) != MTR_OK) {
+        json_decref(items);
         return store_fail(o, err);
     }
-    int more = json_array_size(l.items) > limit;
-    if (more) {
-        json_array_remove(l.items, limit);
-        snprintf(
-            l.last, sizeof l.last, "%s",
-            json_string_value(json_object_get(json_array_get(l.items, limit - 1), "vehicleId")));
-    }
-    *out = paged(l.items, l.last, more);
+    *out = page_of(items, limit, "vehicleId");
     return *out ? 0 : oom(err);
 }
 
@@ -1295,21 +1298,13 @@ int ops_ledger_totals(struct ops *o, const char *ref, json_t **out, struct op_er
 /* ---- vehicles, status, metrics ------------------------------------------------------------------
  */
 
-struct vehicle_list {
-    json_t *items;
-    char last[160];
-};
-
 static int vehicle_row(void *arg, const struct mtr_vehicle_row *v)
 {
-    struct vehicle_list *l = arg;
     int live = v->access_token || v->refresh_token;
-    json_array_append_new(l->items,
-                          json_pack("{s:s,s:s,s:b,s:b,s:o}", "vehicleId", v->id, "source",
-                                    v->source ? v->source : "", "live", live,
-                                    "needsReauthentication", v->needs_reauth, "accessExpiresAt",
-                                    iso_json(live ? v->access_expires : 0)));
-    snprintf(l->last, sizeof l->last, "%s", v->id);
+    json_array_append_new(
+        arg, json_pack("{s:s,s:s,s:b,s:b,s:o}", "vehicleId", v->id, "source",
+                       v->source ? v->source : "", "live", live, "needsReauthentication",
+                       v->needs_reauth, "accessExpiresAt", iso_json(live ? v->access_expires : 0)));
     return 0;
 }
 
@@ -1323,20 +1318,13 @@ int ops_vehicles_list(struct ops *o, int needs_reauth_only, const struct page *p
     if (!o->L.ops->vehicles_list)
         return fail(err, OP_RUNTIME, NULL, "the store plugin '%s' cannot list vehicles",
                     o->c->store_plugin);
-    struct vehicle_list l = {.items = json_array()};
+    json_t *items = json_array();
     if (o->L.ops->vehicles_list(o->L.st, needs_reauth_only, after[0] ? after : NULL, limit + 1,
-                                vehicle_row, &l) != MTR_OK) {
-        json_decref(l.items);
+                                vehicle_row, items) != MTR_OK) {
+        json_decref(items);
         return store_fail(o, err);
     }
-    int more = json_array_size(l.items) > limit;
-    if (more) {
-        json_array_remove(l.items, limit);
-        snprintf(
-            l.last, sizeof l.last, "%s",
-            json_string_value(json_object_get(json_array_get(l.items, limit - 1), "vehicleId")));
-    }
-    *out = paged(l.items, l.last, more);
+    *out = page_of(items, limit, "vehicleId");
     return *out ? 0 : oom(err);
 }
 

@@ -244,6 +244,18 @@ Test(api, smartcar_routes_answer_in_smartcars_error_shape)
     scenario_stop(&s);
 }
 
+/* A pipeline whose webhook ticks every second, verified, with v1 subscribed,
+ * and the daemon running it. */
+static void start_ticking(struct scenario *s, struct daemon *d, const char *delivery)
+{
+    scenario_start(s, &(struct scenario_opts){.extra = ADMIN_PORT0,
+                                              .cadence = "{policy: interval, every: 1s}",
+                                              .delivery = delivery});
+    sc_ok(s, "webhook", "verify", "fleet", NULL);
+    sc_ok(s, "subscribe", "fleet", "v1", NULL);
+    daemon_start(d, s->config, ADMIN, NULL);
+}
+
 /* ---- replay while the daemon runs ---------------------------------------------------------- */
 
 struct wait_state {
@@ -315,12 +327,7 @@ Test(api, a_disabled_webhook_is_enabled_and_replayed_while_running, .timeout = 1
     struct scenario s;
     struct daemon d;
     char first[64], second[64];
-    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0,
-                                               .cadence = "{policy: interval, every: 1s}",
-                                               .delivery = "{retries: 0, spread: [0s, 0s]}"});
-    sc_ok(&s, "webhook", "verify", "fleet", NULL);
-    sc_ok(&s, "subscribe", "fleet", "v1", NULL);
-    daemon_start(&d, s.config, ADMIN, NULL);
+    start_ticking(&s, &d, "{retries: 0, spread: [0s, 0s]}");
 
     /* through the API */
     fail_until_disabled(&d, &s, NULL, first, sizeof first);
@@ -398,12 +405,7 @@ Test(api, metrics_parse_as_prometheus_text_and_agree_with_the_ledger, .timeout =
 {
     struct scenario s;
     struct daemon d;
-    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0,
-                                               .cadence = "{policy: interval, every: 1s}",
-                                               .delivery = "{spread: [0s, 0s]}"});
-    sc_ok(&s, "webhook", "verify", "fleet", NULL);
-    sc_ok(&s, "subscribe", "fleet", "v1", NULL);
-    daemon_start(&d, s.config, ADMIN, NULL);
+    start_ticking(&s, &d, "{spread: [0s, 0s]}");
     cr_assert(poll_until(some_payloads, &s, 15000), "payloads arrive");
     sc_ok(&s, "unsubscribe", "fleet", "v1", NULL); /* no more deliveries: the counts settle */
     cr_assert(poll_until(idle, &d, 10000), "nothing in flight");
@@ -590,12 +592,7 @@ Test(api, the_daemons_writes_stay_visible_while_commands_come_and_go, .timeout =
      * reaches the file. */
     struct scenario s;
     struct daemon d;
-    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0,
-                                               .cadence = "{policy: interval, every: 1s}",
-                                               .delivery = "{spread: [0s, 0s]}"});
-    sc_ok(&s, "webhook", "verify", "fleet", NULL);
-    sc_ok(&s, "subscribe", "fleet", "v1", NULL);
-    daemon_start(&d, s.config, ADMIN, NULL);
+    start_ticking(&s, &d, "{spread: [0s, 0s]}");
     struct payloads_after p = {.s = &s, .at_least = 1};
     cr_assert(poll_until(payloads_at_least, &p, 15000));
     sc_ok(&s, "subscribe", "fleet", "v2", NULL); /* commands open, write and close the ledger */

@@ -136,25 +136,34 @@ Test(hardening, retry_after_http_date_is_honoured, .timeout = 60)
     scenario_stop(&s);
 }
 
+/* Adds a fixture sink (the plugin built into MTR_FIXTURE_DIR/dir) to the
+ * scenario's pipeline, beside the callback, as a second sink of the webhook. */
+static void add_fixture_sink(struct scenario *s, const char *dir, const char *name,
+                             const char *plugin)
+{
+    char *conf = read_file(s->config), text[8192], dirs[1024];
+    snprintf(dirs, sizeof dirs, "plugin_path: [\"%s\", \"%s/%s\"]", MTR_PLUGIN_DIR, MTR_FIXTURE_DIR,
+             dir);
+    char *pp = strstr(conf, "plugin_path:"), *pp_end = strchr(pp, '\n');
+    char *sinks = strstr(conf, "    sinks: [callback]");
+    cr_assert(pp && sinks);
+    snprintf(text, sizeof text,
+             "%.*s%s%.*s  - {name: %s, plugin: %s}\n%.*s"
+             "    sinks: [callback, %s]%s",
+             (int)(pp - conf), conf, dirs, (int)(strstr(conf, "webhooks:") - pp_end), pp_end, name,
+             plugin, (int)(sinks - strstr(conf, "webhooks:")), strstr(conf, "webhooks:"), name,
+             sinks + strlen("    sinks: [callback]"));
+    write_file(s->config, text);
+    free(conf);
+}
+
 Test(hardening, a_sink_that_loses_the_cookie_is_quarantined, .timeout = 60)
 {
     /* the webhook posts to the receiver (so it verifies) and to a sink that
      * never hands back the cookie: the daemon must name it, not crash */
     struct scenario s;
     scenario_start(&s, NULL);
-    char *conf = read_file(s.config), text[8192], dirs[1024];
-    snprintf(dirs, sizeof dirs, "plugin_path: [\"%s\", \"%s/bad_cookie\"]", MTR_PLUGIN_DIR,
-             MTR_FIXTURE_DIR);
-    char *pp = strstr(conf, "plugin_path:"), *pp_end = strchr(pp, '\n');
-    char *sinks = strstr(conf, "    sinks: [callback]");
-    cr_assert(pp && sinks);
-    snprintf(text, sizeof text,
-             "%.*s%s%.*s  - {name: lossy, plugin: nocookie}\n%.*s"
-             "    sinks: [callback, lossy]%s",
-             (int)(pp - conf), conf, dirs, (int)(strstr(conf, "webhooks:") - pp_end), pp_end,
-             (int)(sinks - strstr(conf, "webhooks:")), strstr(conf, "webhooks:"),
-             sinks + strlen("    sinks: [callback]"));
-    write_file(s.config, text);
+    add_fixture_sink(&s, "bad_cookie", "lossy", "nocookie");
     sc_setup(&s, "2030-03-01T15:45:00Z", one);
     struct run_result r = sc_run(&s, "run", "--clock", "virtual", "--start", "2030-03-01T15:45:00Z",
                                  "--until", "2030-03-01T16:20:00Z", NULL);
@@ -172,7 +181,6 @@ Test(hardening, a_sink_that_loses_the_cookie_is_quarantined, .timeout = 60)
         lossy += strcmp(json_string_value(json_object_get(x, "state")), "delivered") != 0;
     cr_expect_eq(lossy, 1, "the lossy sink's delivery is not recorded delivered");
     json_decref(d);
-    free(conf);
     scenario_stop(&s);
 }
 
@@ -632,19 +640,7 @@ Test(hardening, a_test_payload_a_sink_refuses_is_recorded_failed)
      * outcome read as OK); now it goes through the courier like any delivery */
     struct scenario s;
     scenario_start(&s, NULL);
-    char *conf = read_file(s.config), text[8192], dirs[1024];
-    snprintf(dirs, sizeof dirs, "plugin_path: [\"%s\", \"%s/refuser\"]", MTR_PLUGIN_DIR,
-             MTR_FIXTURE_DIR);
-    char *pp = strstr(conf, "plugin_path:"), *pp_end = strchr(pp, '\n');
-    char *sinks = strstr(conf, "    sinks: [callback]");
-    cr_assert(pp && sinks);
-    snprintf(text, sizeof text,
-             "%.*s%s%.*s  - {name: wall, plugin: refuser}\n%.*s"
-             "    sinks: [callback, wall]%s",
-             (int)(pp - conf), conf, dirs, (int)(strstr(conf, "webhooks:") - pp_end), pp_end,
-             (int)(sinks - strstr(conf, "webhooks:")), strstr(conf, "webhooks:"),
-             sinks + strlen("    sinks: [callback]"));
-    write_file(s.config, text);
+    add_fixture_sink(&s, "refuser", "wall", "refuser");
     struct run_result r = sc_run(&s, "webhook", "test", "fleet", NULL);
     cr_expect_eq(r.status, 1, "a refused test is a failure: %s%s", r.out, r.err);
     cr_expect(strstr(r.out, "callback: delivered") != NULL, "%s", r.out);
@@ -661,6 +657,5 @@ Test(hardening, a_test_payload_a_sink_refuses_is_recorded_failed)
     }
     cr_expect_eq(refused, 1, "the refused test delivery is recorded failed");
     json_decref(d);
-    free(conf);
     scenario_stop(&s);
 }

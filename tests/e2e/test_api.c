@@ -610,3 +610,94 @@ Test(api, the_daemons_writes_stay_visible_while_commands_come_and_go, .timeout =
     cr_expect_eq(daemon_stop(&d), 0);
     scenario_stop(&s);
 }
+
+/* ---- a webhook's whole life through the API -----------------------------------------------------
+ */
+
+struct payload_of {
+    struct scenario *s;
+    const char *webhook_id;
+};
+
+/* A scheduled payload for the webhook arrived. */
+static int payload_of_webhook(void *arg)
+{
+    struct payload_of *p = arg;
+    size_t n = receiver_count(&p->s->r);
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        struct received x;
+        if (receiver_get(&p->s->r, i, &x) != 0)
+            continue;
+        found = x.event && strcmp(x.event, "scheduled") == 0 && x.body &&
+                strstr(x.body, p->webhook_id) && strstr(x.body, "\"mode\":\"simulated\"");
+        received_free(&x);
+    }
+    return found;
+}
+
+Test(api, a_webhook_made_through_the_api_is_verified_tested_subscribed_and_delivered, .timeout = 60)
+{
+    struct scenario s;
+    struct daemon d;
+    char body[1024], id[64], path[160];
+    scenario_start(&s,
+                   &(struct scenario_opts){.extra = ADMIN_PORT0, .delivery = "{spread: [0s, 0s]}"});
+    daemon_start(&d, s.config, ADMIN, NULL);
+    snprintf(body, sizeof body,
+             "{\"name\":\"every-second\",\"callbackUri\":\"http://127.0.0.1:%u/hook\","
+             "\"cadence\":{\"policy\":\"interval\",\"every\":\"1s\"},\"endpoints\":[\"/odometer\"],"
+             "\"sinks\":[\"callback\"]}",
+             s.r.port);
+    struct http_reply r = post(&d, "/api/v1/webhooks", body);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    snprintf(id, sizeof id, "%s", jstr(r.json, "id"));
+    http_reply_free(&r);
+
+    /* verify and test go through the running engine's courier */
+    snprintf(path, sizeof path, "/api/v1/webhooks/%s/verify", id);
+    r = post(&d, path, NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect(json_is_true(json_object_get(r.json, "verified")), "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "state"), "active", "%s", r.body);
+    http_reply_free(&r);
+    snprintf(path, sizeof path, "/api/v1/webhooks/%s/test", id);
+    r = post(&d, path, NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    json_t *sink = json_array_get(json_object_get(r.json, "sinks"), 0);
+    cr_expect(json_is_true(json_object_get(sink, "ok")), "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(sink, "httpStatus")), 200, "%s", r.body);
+    char test_id[64];
+    snprintf(test_id, sizeof test_id, "%s", jstr(sink, "deliveryId"));
+    http_reply_free(&r);
+    snprintf(path, sizeof path, "/api/v1/deliveries/%s", test_id);
+    r = get(&d, path);
+    cr_expect_str_eq(jstr(r.json, "kind"), "test", "the test is in the ledger: %s", r.body);
+    cr_expect_str_eq(jstr(r.json, "state"), "delivered", "%s", r.body);
+    http_reply_free(&r);
+
+    /* a failing verify says why, sink by sink, with 502 */
+    receiver_verify_rule(&s.r, (struct receiver_rule){.mode = RECV_WRONG_CHALLENGE});
+    snprintf(path, sizeof path, "/api/v1/webhooks/%s/verify", id);
+    r = post(&d, path, NULL);
+    cr_expect_eq(r.status, 502, "%s", r.body);
+    cr_expect(
+        strstr(jstr(json_array_get(json_object_get(json_object_get(r.json, "details"), "sinks"), 0),
+                    "error"),
+               "challenge") != NULL,
+        "%s", r.body);
+    http_reply_free(&r);
+
+    /* subscribed through the API, delivered on the next tick */
+    snprintf(path, sizeof path, "/api/v1/webhooks/%s/subscriptions", id);
+    r = post(&d, path,
+             "{\"subscriptions\":[{\"vehicleId\":\"car-1\"},{\"vehicleId\":\"bad id\"}]}");
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(r.json, "subscribed")), 1, "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(r.json, "failed")), 1, "%s", r.body);
+    http_reply_free(&r);
+    struct payload_of p = {.s = &s, .webhook_id = id};
+    cr_expect(poll_until(payload_of_webhook, &p, 15000), "a payload of the new webhook arrives");
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}

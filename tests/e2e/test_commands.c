@@ -337,3 +337,54 @@ Test(commands, a_receiver_with_huge_headers_is_named_as_such, .timeout = 60)
     garbage_stop(&g);
     free(reply);
 }
+
+Test(commands, a_run_that_delivers_nothing_says_why)
+{
+    struct scenario s;
+    scenario_start(&s, NULL);
+    struct run_result r = sc_run(&s, "run", "--clock", "virtual", "--start", "2030-03-01T15:45:00Z",
+                                 "--until", "2030-03-01T17:10:00Z", NULL);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "nothing was delivered:") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "fleet is not verified (metronome webhook verify fleet)") != NULL, "%s",
+              r.out);
+    run_result_free(&r);
+    sc_ok(&s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:45:00Z", NULL);
+    r = sc_run(&s, "run", "--clock", "virtual", "--start", "2030-03-01T17:10:00Z", "--until",
+               "2030-03-01T18:10:00Z", NULL);
+    cr_expect(strstr(r.out, "fleet has no subscribed vehicles") != NULL, "%s", r.out);
+    run_result_free(&r);
+    sc_ok(&s, "subscribe", "fleet", "v1", "--now", "2030-03-01T18:10:00Z", NULL);
+    sc_virtual(&s, "2030-03-01T18:10:00Z", "2030-03-01T19:10:00Z");
+    r = sc_run(&s, "run", "--clock", "virtual", "--start", "2030-03-01T18:10:00Z", "--until",
+               "2030-03-01T19:10:00Z", NULL);
+    cr_expect(strstr(r.out, "ticks up to 2030-03-01T19:00:00Z were recorded already") != NULL,
+              "a rerun of the same hour: %s", r.out);
+    run_result_free(&r);
+    r = sc_run(&s, "run", "--clock", "virtual", "--start", "2030-03-01T19:10:00Z", "--until",
+               "2030-03-01T19:40:00Z", NULL);
+    cr_expect(strstr(r.out, "no tick was due from the run's start to its end") != NULL, "%s",
+              r.out);
+    run_result_free(&r);
+    scenario_stop(&s);
+}
+
+Test(commands, validate_warns_when_the_spread_outlasts_the_period)
+{
+    struct scenario s;
+    scenario_start(&s, &(struct scenario_opts){.cadence = "{policy: interval, every: 30s}"});
+    struct run_result r = sc_run(&s, "validate", NULL);
+    cr_expect_eq(r.status, 0, "a warning, not an error: %s", r.err);
+    cr_expect(strstr(r.out, "ok") != NULL);
+    cr_expect(strstr(r.err, "pipeline.yaml:") && strstr(r.err, "warning: webhook 'fleet' ticks "
+                                                               "every 30s but delivery.spread "
+                                                               "reaches 300s"),
+              "%s", r.err);
+    run_result_free(&r);
+    scenario_stop(&s);
+    scenario_start(&s, NULL);
+    r = sc_run(&s, "validate", NULL);
+    cr_expect(strstr(r.err, "warning") == NULL, "hourly with the default spread: %s", r.err);
+    run_result_free(&r);
+    scenario_stop(&s);
+}

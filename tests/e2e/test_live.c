@@ -3,6 +3,7 @@
  * before expiry and after a 401 (stored before use), a rejected refresh, 429
  * with retry-after, an asleep vehicle, malformed answers, the app-wide rate
  * limit, and the Connect flow (subscribe --all, connect --code). */
+#include "daemon.h"
 #include "fake_smartcar.h"
 #include "scenario.h"
 
@@ -362,4 +363,65 @@ Test(live, the_demo_pipeline_with_its_source_switched, .timeout = 60)
     receiver_stop(&r);
     fake_stop(&f);
     free(dir);
+}
+
+static int file_has(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "rb");
+    char buf[65536];
+    size_t n, len = strlen(text);
+    int found = 0;
+    while (f && !found && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i + len <= n && !found; i++)
+            found = memcmp(buf + i, text, len) == 0;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+Test(live, smartcar_subscribe_checks_the_token_through_the_source, .timeout = 60)
+{
+    /* POST /v2.0/vehicles/{id}/webhooks/{id} for a live source: the access
+     * token must grant the vehicle (asked of Smartcar's vehicle list), and it
+     * is stored sealed */
+    struct live l;
+    struct daemon d;
+    char source[1024];
+    cr_assert_eq(fake_start(&l.f), 0);
+    fake_add(&l.f, "car-1");
+    fake_add(&l.f, "car-2");
+    snprintf(source, sizeof source,
+             "{name: live, plugin: smartcar, api_url: \"http://127.0.0.1:%u/v2.0\", "
+             "auth_url: \"http://127.0.0.1:%u/oauth/token\", client_id: %s, client_secret: %s, "
+             "allow_private_networks: true}",
+             l.f.port, l.f.port, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET);
+    setenv("METRONOME_SECRET_KEY", KEY, 1);
+    scenario_start(&l.s, &(struct scenario_opts){
+                             .source = source,
+                             .extra = "admin: {listen: \"127.0.0.1:0\", token: admin-token}\n"});
+    daemon_start(&d, l.s.config, "admin-token", NULL);
+    struct http_reply r =
+        http_call(&d, "POST", "/v2.0/vehicles/car-1/webhooks/fleet", "at-car-1", NULL, 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    http_reply_free(&r);
+    r = http_call(&d, "POST", "/v2.0/vehicles/car-2/webhooks/fleet", "not-a-token", NULL, 0);
+    cr_expect_eq(r.status, 401, "a token Smartcar refuses: %s", r.body);
+    cr_expect_str_eq(json_string_value(json_object_get(r.json, "type")), "AUTHENTICATION");
+    http_reply_free(&r);
+    r = http_call(&d, "POST", "/v2.0/vehicles/car-9/webhooks/fleet", "at-car-1", NULL, 0);
+    cr_expect_eq(r.status, 404, "a vehicle the token does not grant: %s", r.body);
+    http_reply_free(&r);
+    r = http_call(&d, "GET", "/api/v1/vehicles", "admin-token", NULL, 0);
+    json_t *v = json_array_get(json_object_get(r.json, "data"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(v, "vehicleId")), "car-1", "%s", r.body);
+    cr_expect(json_is_true(json_object_get(v, "live")), "stored with its token: %s", r.body);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "data")), 1, "%s", r.body);
+    http_reply_free(&r);
+    cr_expect_eq(daemon_stop(&d), 0);
+    char *db = path_join(l.s.dir, "ledger.db"), *wal = path_join(l.s.dir, "ledger.db-wal");
+    cr_expect(!file_has(db, "at-car-1") && !file_has(wal, "at-car-1"), "the token is sealed");
+    free(db);
+    free(wal);
+    unsetenv("METRONOME_SECRET_KEY");
+    live_stop(&l);
 }

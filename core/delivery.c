@@ -10,13 +10,16 @@
 /* Makes a flight ready to hand to the courier, and counts it in flight. */
 static void prepare_launch(struct engine *e, struct flight *f)
 {
+    /* the set may grow (and move) while the courier holds the flight; the
+     * definition it points into stays (webhooks.h: retired) */
     const struct webhook_cfg *w = e->ws.v[f->wh].cfg;
+    memcpy(f->webhook_id, e->ws.v[f->wh].rec.id, sizeof f->webhook_id);
     payload_headers(&f->ph, &e->signer, f->body, f->body_len, f->id);
     f->ci.sink = f->sink;
     f->ci.keep_response = f->kind == FLIGHT_VERIFY;
     f->ci.d = (struct mtr_delivery){
         .delivery_id = f->id,
-        .webhook_id = e->ws.v[f->wh].rec.id,
+        .webhook_id = f->webhook_id,
         .target = w->callback_uri,
         .body = f->body,
         .body_len = f->body_len,

@@ -31,12 +31,13 @@
 struct flight {
     struct courier_item ci; /* first: the courier hands it back */
     char id[UUID_LEN + 1];
-    size_t wh;       /* index into e->ws, or SIZE_MAX for an unknown webhook */
-    size_t sink;     /* index into config sinks */
-    int kind;        /* enum mtr_delivery_kind, or FLIGHT_VERIFY */
-    int attempts;    /* made before this one */
-    int earlier;     /* made before this run (resumed from the ledger) */
-    int round_start; /* attempts before this round */
+    char webhook_id[UUID_LEN + 1]; /* the sink reads it on the courier's thread: a copy */
+    size_t wh;                     /* index into e->ws, or SIZE_MAX for an unknown webhook */
+    size_t sink;                   /* index into config sinks */
+    int kind;                      /* enum mtr_delivery_kind, or FLIGHT_VERIFY */
+    int attempts;                  /* made before this one */
+    int earlier;                   /* made before this run (resumed from the ledger) */
+    int round_start;               /* attempts before this round */
     mtr_time first_attempt_at;
     char *body;
     size_t body_len;

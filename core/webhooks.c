@@ -79,12 +79,33 @@ static struct webhook_cfg *build_api(struct config *c, const struct clock *clk, 
     return w;
 }
 
-static void drop_definition(struct webhook *w)
+static void free_cfg(struct webhook_cfg *c)
 {
-    if (w->own) {
-        webhook_cfg_free(w->own);
-        free(w->own);
+    if (c) {
+        webhook_cfg_free(c);
+        free(c);
     }
+}
+
+/* Puts an API webhook's definition aside (or frees it when out of memory:
+ * nothing better can be done). */
+static void retire(struct webhook_set *s, struct webhook_cfg *c)
+{
+    struct webhook_cfg **p = c ? realloc(s->retired, (s->n_retired + 1) * sizeof *p) : NULL;
+    if (!p) {
+        free_cfg(c);
+        return;
+    }
+    s->retired = p;
+    s->retired[s->n_retired++] = c;
+}
+
+static void drop_definition(struct webhook_set *s, struct webhook *w)
+{
+    if (s)
+        retire(s, w->own);
+    else
+        free_cfg(w->own);
     w->own = NULL;
     free(w->definition);
     w->definition = NULL;
@@ -92,8 +113,8 @@ static void drop_definition(struct webhook *w)
 }
 
 /* Points entry w at its definition: the pipeline's by name, or its own. */
-static void attach(struct webhook *w, struct config *c, const struct clock *clk,
-                   const struct row_copy *row)
+static void attach(struct webhook_set *s, struct webhook *w, struct config *c,
+                   const struct clock *clk, const struct row_copy *row)
 {
     if (!is_api_definition(row->definition)) {
         w->origin = ORIGIN_PIPELINE;
@@ -103,7 +124,7 @@ static void attach(struct webhook *w, struct config *c, const struct clock *clk,
     w->origin = ORIGIN_API;
     if (w->definition && strcmp(w->definition, row->definition) == 0)
         return; /* unchanged */
-    drop_definition(w);
+    drop_definition(s, w);
     w->definition = strdup(row->definition);
     w->own = build_api(c, clk, w->name, row->definition);
     w->cfg = w->own;
@@ -152,12 +173,12 @@ int webhooks_refresh(struct webhook_set *s, struct config *c, struct ledger *L,
         }
         struct webhook *w = &s->v[i];
         w->rec = r.v[k].rec;
-        attach(w, c, clk, &r.v[k]);
+        attach(s, w, c, clk, &r.v[k]);
         w->gone = w->cfg == NULL;
     }
     for (size_t i = 0; i < s->n; i++)
         if (s->v[i].gone && s->v[i].origin == ORIGIN_API && s->v[i].own)
-            drop_definition(&s->v[i]);
+            drop_definition(s, &s->v[i]);
     rows_free(&r);
     return rc;
 }
@@ -199,9 +220,12 @@ char *webhook_definition_json(const struct json_t *body)
 void webhooks_free(struct webhook_set *s)
 {
     for (size_t i = 0; i < s->n; i++) {
-        drop_definition(&s->v[i]);
+        drop_definition(NULL, &s->v[i]);
         free(s->v[i].name);
     }
+    for (size_t i = 0; i < s->n_retired; i++)
+        free_cfg(s->retired[i]);
+    free(s->retired);
     free(s->v);
     memset(s, 0, sizeof *s);
 }

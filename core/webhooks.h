@@ -32,8 +32,12 @@ struct webhook {
 };
 
 struct webhook_set {
-    struct webhook *v;
+    struct webhook *v; /* grows: hold indices, not pointers into it */
     size_t n, cap;
+    /* definitions of API webhooks that changed or went: kept until the set is
+     * freed, so a delivery in flight can still read its callback URI */
+    struct webhook_cfg **retired;
+    size_t n_retired;
 };
 
 /* Reads every webhook row and brings the set up to date: rows updated, new

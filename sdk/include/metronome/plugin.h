@@ -98,10 +98,16 @@ enum mtr_log_level {
  * Option getters read the validated value (or the declared default); the
  * strings they return live as long as the instance.
  *
- * Threads: every call of a source and store, and create/start/stop/destroy of
- * every plugin, happen on the daemon's engine thread. A sink's submit() and
- * poll() run on the delivery thread (the courier), one call at a time, never
- * at the same time as each other; a sink needs no locks of its own. log() and
+ * Threads: an instance of a source or a store is called by one thread at a
+ * time, create() to destroy(): the engine thread, or - for the instances the
+ * admin API creates from the same options (a second connection to the same
+ * ledger, in the same process) - one of the API's threads. So a store keeps
+ * no process-wide state and never opens its files behind its database's back
+ * (closing a descriptor drops every POSIX lock the process holds on the
+ * file). create/start/stop/destroy of sinks happen on the engine thread. A
+ * sink's submit() and poll() run on the delivery thread (the courier), one
+ * call at a time, never at the same time as each other; a sink needs no locks
+ * of its own. log() and
  * set_error() may be called from any thread (log() writes whole lines under
  * a lock; set_error() writes the calling instance's own buffer). The option
  * getters, now() and instance_name() only read and are safe from any thread. */

@@ -94,6 +94,10 @@ static enum MHD_Result send_response(struct MHD_Connection *con, const struct ap
     MHD_add_response_header(r, "Content-Type", rs->content_type);
     MHD_add_response_header(r, "Cache-Control", rs->cache_control ? rs->cache_control : "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            rs->csp ? rs->csp : "default-src 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     if (rs->request_id[0])
         MHD_add_response_header(r, "sc-request-id", rs->request_id);
     if (rs->www_authenticate)
@@ -130,7 +134,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         x->headers_seen = 1;
         if (!announced_too_large(con))
             return MHD_YES;
-        x->too_large = 1; /* answered now, the body never read */
+        x->too_large = 1;           /* answered now, the body never read */
     } else if (*upload_data_size) { /* part of the body: keep it (or count it as too much) */
         int rc = keep_body(x, upload_data, *upload_data_size);
         *upload_data_size = 0;

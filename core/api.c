@@ -253,8 +253,8 @@ static int parse_target(struct call *x)
         const char *stop = slash ? slash : end;
         if (x->n_seg == MAX_SEGMENTS || stop - p > SEGMENT_MAX)
             return fail_with(x, 404, NULL, NULL, "no such route"), -1;
-        if (stop == p && !slash && x->n_seg > 0)
-            break; /* a trailing slash */
+        if (stop == p && !slash)
+            break; /* "/" itself, or a trailing slash */
         char *seg = decode(p, (size_t)(stop - p), 0, 1);
         if (!seg || strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0 || (stop == p && slash)) {
             free(seg);
@@ -390,6 +390,79 @@ static void h_openapi(struct call *x)
         memcpy(copy, api_openapi_json, api_openapi_json_len + 1);
     respond_text(x, copy ? 200 : 500, "application/json", copy, copy ? api_openapi_json_len : 0);
     x->rs->cache_control = "public, max-age=300";
+}
+
+/* The dashboard: static files, compiled in; the page asks for the token. */
+#define PAGE_CSP                                                                                   \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src "        \
+    "'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+static void serve_file(struct call *x, const char *data, size_t len, const char *type)
+{
+    char *copy = malloc(len + 1);
+    if (copy)
+        memcpy(copy, data, len + 1);
+    respond_text(x, copy ? 200 : 500, type, copy, copy ? len : 0);
+    x->rs->csp = PAGE_CSP;
+    x->rs->cache_control = "no-cache";
+}
+
+static void h_page(struct call *x)
+{
+    serve_file(x, web_index_html, web_index_html_len, "text/html; charset=utf-8");
+}
+
+static void h_page_js(struct call *x)
+{
+    serve_file(x, web_app_js, web_app_js_len, "text/javascript; charset=utf-8");
+}
+
+static void h_page_css(struct call *x)
+{
+    serve_file(x, web_app_css, web_app_css_len, "text/css; charset=utf-8");
+}
+
+/* Browsers ask for it; there is none (204, so nothing is logged as missing). */
+static void h_favicon(struct call *x)
+{
+    respond_text(x, 204, "image/x-icon", strdup(""), 0);
+    x->rs->cache_control = "public, max-age=86400";
+}
+
+static void h_catalog(struct call *x)
+{
+    json_t *out = NULL;
+    struct op_error err;
+    int rc = ops_catalog(x->o, &out, &err);
+    answer(x, rc, 200, out, &err);
+}
+
+static void h_cadence_preview(struct call *x)
+{
+    json_t *body, *out = NULL;
+    struct op_error err;
+    int64_t count = 5;
+    mtr_time from = 0;
+    if (json_body(x, &body, 0) != 0)
+        return;
+    json_t *c = json_object_get(body, "count"), *f = json_object_get(body, "from");
+    if (c && (!json_is_integer(c) || (count = json_integer_value(c)) < 1 || count > 100)) {
+        json_decref(body);
+        return fail_with(x, 400, "count", NULL, "count: want a whole number from 1 to 100");
+    }
+    if (f && (!json_is_string(f) || parse_iso8601(json_string_value(f), &from) != 0)) {
+        json_decref(body);
+        return fail_with(x, 400, "from", NULL, "from: want an instant like 2030-03-01T15:45:00Z");
+    }
+    json_t *cadence = json_object_get(body, "cadence");
+    if (!json_is_object(cadence)) {
+        json_decref(body);
+        return fail_with(x, 400, "cadence", NULL,
+                         "cadence: want an object like {\"policy\": \"hourly\"}");
+    }
+    int rc = ops_cadence_preview(x->o, cadence, from, (size_t)count, &out, &err);
+    answer(x, rc, 200, out, &err);
+    json_decref(body);
 }
 
 static void h_metrics(struct call *x)
@@ -621,7 +694,10 @@ static void h_deliveries(struct call *x)
 {
     struct page p;
     struct delivery_filter f = {.webhook = query(x, "webhook"), .state = -1, .with_attempts = 0};
-    const char *state = query(x, "state");
+    const char *state = query(x, "state"), *attempts = query(x, "attempts");
+    if (attempts && strcmp(attempts, "true") != 0 && strcmp(attempts, "false") != 0)
+        return fail_with(x, 400, "attempts", NULL, "attempts: want true or false");
+    f.with_attempts = attempts && strcmp(attempts, "true") == 0;
     json_t *out = NULL;
     struct op_error err;
     if (state && (f.state = delivery_state_parse(state)) < 0)
@@ -709,7 +785,8 @@ static const struct route routes[] = {
      h_subscriptions},
     {"POST", "/api/v1/webhooks/{id}/subscriptions", AUTH_ADMIN, "", h_subscribe},
     {"DELETE", "/api/v1/webhooks/{id}/subscriptions/{vehicle_id}", AUTH_ADMIN, "", h_unsubscribe},
-    {"GET", "/api/v1/deliveries", AUTH_ADMIN, "webhook,state,from,to,cursor,limit", h_deliveries},
+    {"GET", "/api/v1/deliveries", AUTH_ADMIN, "webhook,state,from,to,cursor,limit,attempts",
+     h_deliveries},
     {"GET", "/api/v1/deliveries/{id}", AUTH_ADMIN, "", h_delivery},
     {"POST", "/api/v1/deliveries/{id}/replay", AUTH_ADMIN, "", h_delivery_replay},
     {"GET", "/api/v1/vehicles", AUTH_ADMIN, "needsReauthentication,cursor,limit", h_vehicles},
@@ -718,6 +795,12 @@ static const struct route routes[] = {
     {"GET", "/metrics", AUTH_METRICS, "", h_metrics},
     {"GET", "/healthz", AUTH_NONE, "", h_health},
     {"GET", "/readyz", AUTH_NONE, "", h_ready},
+    {"GET", "/api/v1/catalog", AUTH_ADMIN, "", h_catalog},
+    {"POST", "/api/v1/plan", AUTH_ADMIN, "", h_cadence_preview},
+    {"GET", "/", AUTH_NONE, "", h_page},
+    {"GET", "/app.js", AUTH_NONE, "", h_page_js},
+    {"GET", "/app.css", AUTH_NONE, "", h_page_css},
+    {"GET", "/favicon.ico", AUTH_NONE, "", h_favicon},
 };
 
 #define N_ROUTES (sizeof routes / sizeof *routes)
@@ -881,7 +964,8 @@ void api_handle(struct api *a, const struct api_request *rq, struct api_response
         fail_with(&x, 413, NULL, NULL, "the body is larger than %u bytes", API_MAX_BODY);
         goto out;
     }
-    if (r->handle != h_health && r->handle != h_openapi)
+    if (r->handle != h_health && r->handle != h_openapi && r->handle != h_page &&
+        r->handle != h_page_js && r->handle != h_page_css && r->handle != h_favicon)
         x.o = borrow(a, &slot);
     r->handle(&x);
 out:

@@ -34,6 +34,7 @@ struct api_response {
     int www_authenticate;      /* a 401 that names the Bearer scheme */
     char allow[48];            /* a 405's Allow header, or "" */
     const char *cache_control; /* NULL: no-store */
+    const char *csp;           /* Content-Security-Policy; NULL: nothing may load */
 };
 
 struct api;
@@ -54,8 +55,11 @@ struct api_route_info {
 };
 size_t api_route_list(struct api_route_info *out, size_t max);
 
-/* The OpenAPI 3.1 document served at /api/v1/openapi.json (compiled in). */
+/* Files compiled in (cmake/embed.cmake): the OpenAPI 3.1 document served at
+ * /api/v1/openapi.json and the dashboard's page, script and style. */
 extern const char api_openapi_json[];
 extern const size_t api_openapi_json_len;
+extern const char web_index_html[], web_app_js[], web_app_css[];
+extern const size_t web_index_html_len, web_app_js_len, web_app_css_len;
 
 #endif

@@ -322,6 +322,34 @@ static json_t *webhook_json(struct ops *o, size_t i)
         iso_json(next), "lastTick", iso_json(w->rec.last_tick));
 }
 
+/* The webhook's last 24 hours of scheduled deliveries and its newest one's
+ * outcome, for the page (null where the store cannot say). */
+static void add_recent(struct ops *o, size_t i, json_t *j)
+{
+    struct mtr_delivery_counts dc;
+    if (!o->L.ops->delivery_counts ||
+        o->L.ops->delivery_counts(o->L.st, o->ws.v[i].rec.id, clock_now(o->clk) - 86400, &dc) !=
+            MTR_OK) {
+        json_object_set_new(j, "last24h", json_null());
+        json_object_set_new(j, "lastOutcome", json_null());
+        return;
+    }
+    uint64_t settled = dc.by_state[MTR_DELIVERY_DELIVERED] + dc.by_state[MTR_DELIVERY_FAILED];
+    json_object_set_new(
+        j, "last24h",
+        json_pack("{s:I,s:I,s:I,s:o}", "delivered", (json_int_t)dc.by_state[MTR_DELIVERY_DELIVERED],
+                  "failed", (json_int_t)dc.by_state[MTR_DELIVERY_FAILED], "pending",
+                  (json_int_t)dc.by_state[MTR_DELIVERY_PENDING], "successRate",
+                  settled ? json_real((double)dc.by_state[MTR_DELIVERY_DELIVERED] / (double)settled)
+                          : json_null()));
+    json_object_set_new(
+        j, "lastOutcome",
+        dc.has_last ? json_pack("{s:s,s:o,s:o}", "state", delivery_state_name(dc.last_state), "at",
+                                iso_json(dc.last_at), "httpStatus",
+                                dc.last_status ? json_integer(dc.last_status) : json_null())
+                    : json_null());
+}
+
 /* Sorts indices of s by name (insertion sort: a few hundred webhooks at
  * most, and qsort has no argument for the set). */
 static void sort_by_name(const struct webhook_set *s, size_t *order, size_t m)
@@ -352,8 +380,11 @@ int ops_webhook_list(struct ops *o, const struct page *p, json_t **out, struct o
     sort_by_name(&o->ws, order, m);
     size_t limit = page_limit(p), n = m < limit ? m : limit;
     json_t *items = json_array();
-    for (size_t k = 0; k < n; k++)
-        json_array_append_new(items, webhook_json(o, order[k]));
+    for (size_t k = 0; k < n; k++) {
+        json_t *w = webhook_json(o, order[k]);
+        add_recent(o, order[k], w);
+        json_array_append_new(items, w);
+    }
     *out = paged(items, n ? o->ws.v[order[n - 1]].name : NULL, m > n);
     free(order);
     return *out ? 0 : oom(err);
@@ -365,6 +396,8 @@ int ops_webhook_get(struct ops *o, const char *ref, json_t **out, struct op_erro
     if (find(o, ref, "id", &i, err) != 0)
         return -1;
     *out = webhook_json(o, i);
+    if (*out)
+        add_recent(o, i, *out);
     return *out ? 0 : oom(err);
 }
 
@@ -606,6 +639,61 @@ int ops_webhook_plan(struct ops *o, const char *ref, mtr_time from, size_t count
     for (size_t k = 0; k < count && webhook_next_tick(o->ws.v[i].cfg, t, &t, &d) == 0; k++)
         json_array_append_new(ticks, iso_json(t));
     *out = json_pack("{s:s,s:o}", "webhook", o->ws.v[i].name, "ticks", ticks);
+    return *out ? 0 : oom(err);
+}
+
+int ops_catalog(struct ops *o, json_t **out, struct op_error *err)
+{
+    json_t *endpoints = json_array(), *sinks = json_array(), *srcs = json_array();
+    json_t *policies = json_array();
+    for (size_t i = 0; smartcar_endpoints[i]; i++)
+        json_array_append_new(endpoints, json_string(smartcar_endpoints[i]));
+    for (size_t i = 0; i < o->c->n_sinks; i++)
+        json_array_append_new(sinks, json_pack("{s:s,s:s}", "name", o->c->sinks[i].name, "plugin",
+                                               o->c->sinks[i].inst->ctx.pf->desc.name));
+    for (size_t i = 0; i < o->c->n_sources; i++) {
+        const struct instance *in = sources(o)[i].inst;
+        json_array_append_new(srcs, json_pack("{s:s,s:s}", "name", o->c->sources[i].name, "mode",
+                                              in->ctx.pf->desc.source->mode(in->state)));
+    }
+    for (size_t i = 0; i < o->c->registry.n; i++) {
+        const struct plugin_file *pf = &o->c->registry.files[i];
+        if (pf->desc.kind == MTR_KIND_CADENCE && !pf->shadowed)
+            json_array_append_new(policies, json_string(pf->desc.name));
+    }
+    *out = json_pack("{s:o,s:o,s:o,s:o}", "endpoints", endpoints, "sinks", sinks, "sources", srcs,
+                     "cadencePolicies", policies);
+    return *out ? 0 : oom(err);
+}
+
+int ops_cadence_preview(struct ops *o, const json_t *cadence, mtr_time from, size_t count,
+                        json_t **out, struct op_error *err)
+{
+    struct webhook_cfg cfg;
+    struct diag d;
+    if (count < 1 || count > 100)
+        return fail(err, OP_BAD_INPUT, "count", "count must be 1 to 100");
+    if (!o->c->n_sinks)
+        return fail(err, OP_RUNTIME, NULL, "the pipeline declares no sinks");
+    /* a webhook that only carries the cadence, checked as any webhook's is */
+    json_t *def = json_pack("{s:s,s:s,s:O,s:[s],s:[s]}", "name", "preview", "callbackUri",
+                            "https://preview.invalid/", "cadence", cadence, "endpoints",
+                            "/odometer", "sinks", o->c->sinks[0].name);
+    if (!def)
+        return fail(err, OP_BAD_INPUT, "cadence",
+                    "cadence must be an object like {\"policy\": \"hourly\"}");
+    int rc = config_webhook_from_json(o->c, def, "request body", o->clk, &cfg, &d);
+    json_decref(def);
+    if (rc != 0)
+        return fail(err, OP_BAD_INPUT, d.field[0] ? d.field : "cadence", "%s", d.text);
+    json_t *ticks = json_array();
+    mtr_time t = from ? from : clock_now(o->clk);
+    for (size_t k = 0; k < count && webhook_next_tick(&cfg, t, &t, &d) == 0; k++)
+        json_array_append_new(ticks, iso_json(t));
+    char words[256];
+    cadence_words(&cfg, words, sizeof words);
+    webhook_cfg_free(&cfg);
+    *out = json_pack("{s:o,s:s}", "ticks", ticks, "words", words);
     return *out ? 0 : oom(err);
 }
 

@@ -82,6 +82,15 @@ int ops_webhook_enable(struct ops *o, const char *ref, int enable, json_t **out,
 int ops_webhook_plan(struct ops *o, const char *ref, mtr_time from, size_t count, json_t **out,
                      struct op_error *err);
 
+/* What a webhook can be made of: Smartcar endpoints, the pipeline's sinks
+ * and sources, the cadence policies loaded. */
+int ops_catalog(struct ops *o, json_t **out, struct op_error *err);
+
+/* The next count ticks of a cadence not yet saved ({"policy", ...options}),
+ * checked as a webhook's would be: the page's preview as an operator types. */
+int ops_cadence_preview(struct ops *o, const json_t *cadence, mtr_time from, size_t count,
+                        json_t **out, struct op_error *err);
+
 /* ---- subscriptions ---- */
 struct sub_request {
     const char *vehicle_id;

@@ -1,9 +1,14 @@
 #!/bin/sh
-# Installs the Debian packages metronome builds and tests with, if missing.
-# Run as root on Debian 12; it does nothing when everything is there.
+# Installs the Debian packages metronome builds with, if missing; with
+# --tests, also what its tests need (Criterion, openssl for a test
+# certificate, chromium for the dashboard's browser test). Run as root on
+# Debian 12; it does nothing when everything is there.
 set -eu
 packages="build-essential cmake pkg-config libyaml-dev libjansson-dev libsodium-dev
-libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libcriterion-dev openssl"
+libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libcriterion-dev"
+if [ "${1:-}" = "--tests" ]; then
+    packages="$packages openssl chromium"
+fi
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

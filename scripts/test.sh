@@ -3,7 +3,7 @@
 # build-asan with AddressSanitizer and UndefinedBehaviorSanitizer instead.
 set -eu
 cd "$(dirname "$0")/.."
-sh scripts/deps.sh
+sh scripts/deps.sh --tests
 dir=build
 flags=""
 if [ "${1:-}" = "--sanitize" ]; then

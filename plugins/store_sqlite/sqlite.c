@@ -1492,6 +1492,45 @@ static int sqlite_webhook_delete(void *state, const char *id, mtr_time now)
     return MTR_OK;
 }
 
+static int sqlite_delivery_counts(void *state, const char *webhook_id, mtr_time since,
+                                  struct mtr_delivery_counts *out)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (prepare(s,
+                "SELECT state, count(*) FROM deliveries WHERE webhook_id = ?1 AND tick >= ?2 "
+                "AND kind = 0 GROUP BY state",
+                &st) != MTR_OK)
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    sqlite3_bind_int64(st, 2, since);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int k = sqlite3_column_int(st, 0);
+        if (k >= 0 && k < 3)
+            out->by_state[k] = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fail(s, "count deliveries");
+    /* the newest: rows are inserted in time order, so the scan from the end is short */
+    if (prepare(s,
+                "SELECT state, last_status, updated_at FROM deliveries WHERE webhook_id = ?1 AND "
+                "kind = 0 ORDER BY rowid DESC LIMIT 1",
+                &st) != MTR_OK)
+        return MTR_ERR;
+    bind_text(st, 1, webhook_id);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        out->has_last = 1;
+        out->last_state = sqlite3_column_int(st, 0);
+        out->last_status = sqlite3_column_int(st, 1);
+        out->last_at = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "read deliveries");
+}
+
 static const struct mtr_store_ops sqlite_ops = {
     .struct_size = sizeof(struct mtr_store_ops),
     .begin = sqlite_begin,
@@ -1528,6 +1567,7 @@ static const struct mtr_store_ops sqlite_ops = {
     .vehicles_list = sqlite_vehicles_list,
     .deliveries_query = sqlite_deliveries_query,
     .webhook_delete = sqlite_webhook_delete,
+    .delivery_counts = sqlite_delivery_counts,
 };
 
 static const struct mtr_option sqlite_options[] = {

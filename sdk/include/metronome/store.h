@@ -136,6 +136,16 @@ struct mtr_delivery_query {
     size_t limit;
 };
 
+/* A webhook's recent deliveries (ABI 1.2): counts by state of those whose
+ * tick is at or after `since`, and its newest delivery's state. */
+struct mtr_delivery_counts {
+    uint64_t by_state[3]; /* enum mtr_delivery_state */
+    int has_last;
+    int last_state;
+    int last_status;
+    mtr_time last_at; /* its last update */
+};
+
 struct mtr_store_stats {
     uint64_t jobs[4];       /* by enum mtr_job_state */
     uint64_t deliveries[3]; /* by enum mtr_delivery_state */
@@ -260,6 +270,8 @@ struct mtr_store_ops {
      * its due jobs become missed and its pending deliveries failed; deliveries
      * and attempts stay as history. */
     int (*webhook_delete)(void *state, const char *id, mtr_time now);
+    int (*delivery_counts)(void *state, const char *webhook_id, mtr_time since,
+                           struct mtr_delivery_counts *out);
 };
 
 /* The frozen layout of ABI 1.0, 1.1 and 1.2 (LP64): these only grow at the end. A core reading a
@@ -271,7 +283,7 @@ _Static_assert(offsetof(struct mtr_store_ops, prune) == 208, "ABI: store prune")
 _Static_assert(offsetof(struct mtr_store_ops, read_only) == 224, "ABI 1.1: store read_only");
 _Static_assert(offsetof(struct mtr_store_ops, subscriptions_list) == 248,
                "ABI 1.2: store subscriptions_list");
-_Static_assert(sizeof(struct mtr_store_ops) == 280, "ABI 1.2 store ops size");
+_Static_assert(sizeof(struct mtr_store_ops) == 288, "ABI 1.2 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

@@ -701,3 +701,49 @@ Test(api, a_webhook_made_through_the_api_is_verified_tested_subscribed_and_deliv
     cr_expect_eq(daemon_stop(&d), 0);
     scenario_stop(&s);
 }
+
+Test(api, the_page_is_served_with_a_strict_policy_and_no_cors)
+{
+    struct scenario s;
+    struct daemon d;
+    scenario_start(&s, &(struct scenario_opts){.extra = ADMIN_PORT0});
+    daemon_start(&d, s.config, ADMIN, NULL);
+    struct http_reply r = http_call(&d, "GET", "/", NULL, NULL, 0);
+    cr_expect_eq(r.status, 200);
+    cr_expect(strstr(r.headers, "Content-Type: text/html") != NULL, "%s", r.headers);
+    cr_expect(strstr(r.headers, "script-src 'self'") && strstr(r.headers, "frame-ancestors 'none'"),
+              "%s", r.headers);
+    cr_expect(strstr(r.body, "<script src=\"/app.js\"") != NULL, "the script is a file");
+    cr_expect(strstr(r.body, "<script>") == NULL, "no inline script");
+    http_reply_free(&r);
+    r = http_call(&d, "GET", "/app.js", NULL, NULL, 0);
+    cr_expect_eq(r.status, 200);
+    cr_expect(strstr(r.body, "innerHTML") == NULL, "values are set as text, never as HTML");
+    http_reply_free(&r);
+    r = http_call(&d, "GET", "/api/v1/webhooks", ADMIN, NULL, 0);
+    cr_expect(strstr(r.headers, "Access-Control-") == NULL, "no CORS: %s", r.headers);
+    cr_expect(strstr(r.headers, "Content-Security-Policy: default-src 'none'") != NULL, "%s",
+              r.headers);
+    http_reply_free(&r);
+    r = http_call(&d, "OPTIONS", "/api/v1/webhooks", NULL, NULL, 0);
+    cr_expect_eq(r.status, 405, "no preflight is answered");
+    cr_expect(strstr(r.headers, "Access-Control-") == NULL, "%s", r.headers);
+    http_reply_free(&r);
+    r = post(&d, "/api/v1/plan",
+             "{\"cadence\":{\"policy\":\"daily\",\"at\":\"06:30\"},\"count\":3,"
+             "\"from\":\"2030-03-01T07:00:00Z\"}");
+    cr_expect_eq(json_array_size(json_object_get(r.json, "ticks")), 3, "%s", r.body);
+    cr_expect_str_eq(json_string_value(json_array_get(json_object_get(r.json, "ticks"), 0)),
+                     "2030-03-02T06:30:00Z");
+    http_reply_free(&r);
+    r = post(&d, "/api/v1/plan", "{\"cadence\":{\"policy\":\"daily\",\"at\":\"25:00\"}}");
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    cr_expect(strncmp(jstr(r.json, "field"), "cadence", 7) == 0, "%s", r.body);
+    http_reply_free(&r);
+    r = get(&d, "/api/v1/catalog");
+    cr_expect(json_array_size(json_object_get(r.json, "endpoints")) > 10, "%s", r.body);
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(r.json, "sinks"), 0), "name"), "callback");
+    http_reply_free(&r);
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}

@@ -104,9 +104,9 @@ int delivery_dispatch(struct engine *e, mtr_time now)
     size_t room = MAX_IN_FLIGHT - e->in_flight;
     struct dispatch ds = {.e = e};
     e->gen++;
-    if (e->L.ops->claim_deliveries(e->L.st, e->owner, now, now + LEASE_SECONDS,
-                                   room < DELIVERY_BATCH ? room : DELIVERY_BATCH, on_delivery,
-                                   &ds) != MTR_OK)
+    if (ledger_claim_deliveries(&e->L, e->owner, now, now + LEASE_SECONDS,
+                                room < DELIVERY_BATCH ? room : DELIVERY_BATCH, on_delivery,
+                                &ds) != MTR_OK)
         return store_failed(e, "claim deliveries");
     int n = 0;
     struct courier_item *list = NULL;
@@ -123,8 +123,8 @@ int delivery_dispatch(struct engine *e, mtr_time now)
         if (f->kind == MTR_DELIVERY_SCHEDULED && !engine_active_now(e, f->wh)) {
             /* never send for a disabled webhook: what it has pending fails */
             uint64_t failed;
-            if (!e->failed && e->L.ops->fail_pending(e->L.st, e->ws.v[f->wh].rec.id,
-                                                     "webhook disabled", now, &failed) != MTR_OK)
+            if (!e->failed && ledger_fail_pending(&e->L, e->ws.v[f->wh].rec.id, "webhook disabled",
+                                                  now, &failed) != MTR_OK)
                 store_failed(e, "fail pending");
             flight_free(f);
             continue;
@@ -241,7 +241,7 @@ static int record_test(struct engine *e, const struct flight *f, mtr_time now)
                                    .body_len = f->body_len,
                                    .vehicles = 1,
                                    .updated_at = now};
-    if (e->L.ops->deliveries_insert(e->L.st, &row, 1, NULL, 0, NULL) != MTR_OK)
+    if (ledger_deliveries_insert(&e->L, &row, 1, NULL, 0, NULL) != MTR_OK)
         return store_failed(e, "store test delivery");
     return 0;
 }

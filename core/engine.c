@@ -263,13 +263,13 @@ static int second_passed(const struct timespec *since)
 static void prune(struct engine *e, mtr_time now)
 {
     const struct retention_cfg *r = &e->c->retention;
-    if (!e->L.ops->prune || now - e->last_prune < 60)
+    if (!ledger_has_prune(&e->L) || now - e->last_prune < 60)
         return;
     e->last_prune = now;
     uint64_t total = 0, n;
     for (int round = 0; round < 10; round++) {
-        if (e->L.ops->prune(e->L.st, now - r->delivered_ms / 1000, now - r->failed_ms / 1000,
-                            now - r->history_ms / 1000, 1000, &n) != MTR_OK) {
+        if (ledger_prune(&e->L, now - r->delivered_ms / 1000, now - r->failed_ms / 1000,
+                         now - r->history_ms / 1000, 1000, &n) != MTR_OK) {
             log_msg(MTR_LOG_WARN, "retention", "%s", ledger_error(&e->L));
             return;
         }
@@ -287,7 +287,7 @@ static mtr_time next_wakeup(struct engine *e)
 {
     mtr_time at = ticks_next(e), due;
     int found;
-    if (e->L.ops->next_due(e->L.st, &due, &found) != MTR_OK) {
+    if (ledger_next_due(&e->L, &due, &found) != MTR_OK) {
         store_failed(e, "next due");
         return 0;
     }

@@ -84,7 +84,7 @@ static int refuse_claim(struct engine *e, struct fetch_item *items, size_t n, mt
     if (bad == n)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (e->L.ops->job_retry(e->L.st, &items[i].key, now, NULL) != MTR_OK)
+        if (ledger_job_retry(&e->L, &items[i].key, now, NULL) != MTR_OK)
             return store_failed(e, "release jobs"), 1;
     diag_set(e->d,
              "vehicle %s: its stored credentials do not open with %s; start metronome with the "
@@ -212,7 +212,7 @@ static size_t store_refreshed(struct engine *e, struct fetch_item *items, size_t
                                     .refresh_token = r,
                                     .refresh_len = rlen,
                                     .access_expires = it->new_expires};
-        int ok = a && r && e->L.ops->vehicle_upsert(e->L.st, &v) == MTR_OK;
+        int ok = a && r && ledger_vehicle_upsert(&e->L, &v) == MTR_OK;
         free(a);
         free(r);
         it->refreshed = 0;
@@ -255,7 +255,7 @@ static void fetch_all(struct engine *e, struct fetch_item *items, size_t n)
             struct mtr_vehicle_row v = {.id = items[i].vehicle_id,
                                         .source = e->c->sources[items[i].source].name,
                                         .needs_reauth = 1};
-            if (e->L.ops->vehicle_upsert(e->L.st, &v) != MTR_OK)
+            if (ledger_vehicle_upsert(&e->L, &v) != MTR_OK)
                 store_failed(e, "mark vehicle");
         }
 }
@@ -365,7 +365,7 @@ static char *settle(struct engine *e, struct fetch_item *it, size_t *len)
     struct diag ignored;
     int has_next = webhook_next_tick(e->ws.v[it->wh].cfg, it->key.tick, &next_tick, &ignored) == 0;
     if (has_next && slot < next_tick) {
-        if (e->L.ops->job_retry(e->L.st, &it->key, slot, it->error) != MTR_OK)
+        if (ledger_job_retry(&e->L, &it->key, slot, it->error) != MTR_OK)
             store_failed(e, "reschedule job");
         e->stats.fetch_retries++;
         count_fetch_error(e, it->malformed ? FETCH_MALFORMED : FETCH_TRANSIENT);
@@ -499,8 +499,8 @@ static int store_group(struct engine *e, struct entry *ent, size_t n)
     for (size_t i = 0; rc == 0 && i < n; i++)
         keys[i] = ent[i].item->key;
     int *inserted = rc == 0 ? calloc(n_rows ? n_rows : 1, sizeof *inserted) : NULL;
-    if (rc == 0 && (!inserted || e->L.ops->deliveries_insert(e->L.st, rows, n_rows, keys, n,
-                                                             inserted) != MTR_OK))
+    if (rc == 0 &&
+        (!inserted || ledger_deliveries_insert(&e->L, rows, n_rows, keys, n, inserted) != MTR_OK))
         rc = store_failed(e, "store deliveries");
     for (size_t i = 0; rc == 0 && i < n_rows; i++)
         if (inserted[i] && rows[i].state == MTR_DELIVERY_PENDING &&
@@ -572,7 +572,7 @@ int fetch_jobs(struct engine *e, mtr_time now)
     struct claim cl = {.e = e, .items = calloc(JOB_BATCH, sizeof(struct fetch_item))};
     if (!cl.items)
         return -1;
-    if (e->L.ops->claim_jobs(e->L.st, e->owner, now, now + LEASE_SECONDS, JOB_BATCH, on_job, &cl) !=
+    if (ledger_claim_jobs(&e->L, e->owner, now, now + LEASE_SECONDS, JOB_BATCH, on_job, &cl) !=
         MTR_OK) {
         for (size_t i = 0; i < cl.n; i++) /* what was claimed before the store failed */
             fetch_item_free(&cl.items[i]);
@@ -591,7 +591,7 @@ int fetch_jobs(struct engine *e, mtr_time now)
         if (!engine_active_now(e, it->wh)) {
             it->done = 1;
             it->wh = SIZE_MAX;
-            if (e->L.ops->job_set_state(e->L.st, &it->key, MTR_JOB_MISSED) != MTR_OK)
+            if (ledger_job_set_state(&e->L, &it->key, MTR_JOB_MISSED) != MTR_OK)
                 store_failed(e, "mark job missed");
             e->stats.jobs_missed++;
             metrics_lock(&e->metrics);
@@ -605,18 +605,17 @@ int fetch_jobs(struct engine *e, mtr_time now)
     fetch_all(e, cl.items, n);
     struct entry *ent = calloc(n ? n : 1, sizeof *ent);
     int rc = ent ? 0 : -1;
-    if (rc == 0 && e->L.ops->begin(e->L.st) != MTR_OK)
+    if (rc == 0 && ledger_begin(&e->L) != MTR_OK)
         rc = store_failed(e, "begin");
     for (size_t i = 0; rc == 0 && i < n; i++) {
         ent[i].item = &cl.items[i];
         if (cl.items[i].wh != SIZE_MAX)
             ent[i].text = settle(e, &cl.items[i], &ent[i].len);
     }
-    if (rc == 0 && store_entries(e, ent, n) == 0 && !e->failed &&
-        e->L.ops->commit(e->L.st) != MTR_OK)
+    if (rc == 0 && store_entries(e, ent, n) == 0 && !e->failed && ledger_commit(&e->L) != MTR_OK)
         rc = store_failed(e, "commit");
     else if (rc == 0 && e->failed)
-        e->L.ops->rollback(e->L.st);
+        ledger_rollback(&e->L);
     /* what was stored waits on e->ready for the delivery stage, which drops
      * it if the transaction failed */
     for (size_t i = 0; i < n; i++) {
@@ -654,9 +653,9 @@ static int probe_vehicle(void *arg, const struct mtr_vehicle_row *v)
 int fetch_check_key(struct engine *e)
 {
     struct key_probe p = {.e = e};
-    if (!e->L.ops->vehicle_sample)
+    if (!ledger_has_vehicle_sample(&e->L))
         return 0;
-    if (e->L.ops->vehicle_sample(e->L.st, probe_vehicle, &p) != MTR_OK)
+    if (ledger_vehicle_sample(&e->L, probe_vehicle, &p) != MTR_OK)
         return diag_set(e->d, "store: %s", ledger_error(&e->L));
     if (p.refused)
         return diag_set(e->d,

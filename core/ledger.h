@@ -28,6 +28,9 @@ struct webhook_rec {
 
 /* Starts the store plugin (opening and migrating its database). */
 int ledger_open(struct ledger *L, const struct config *c, struct diag *d);
+/* Starts another instance of the store (a second connection to the same
+ * ledger, for the admin API): inst is not owned. */
+int ledger_open_instance(struct ledger *L, struct instance *inst, struct diag *d);
 /* Starts it for a command that only reads: nothing is created, upgraded or
  * written, so a read-only ledger file can be read. */
 int ledger_open_read_only(struct ledger *L, const struct config *c, struct diag *d);
@@ -56,5 +59,65 @@ int ledger_check(struct ledger *L, int (*fn)(void *, const char *), void *arg, u
                  struct diag *d);
 
 const char *webhook_state_name(int state);
+
+/* ---- the store's operations (metronome/store.h says what each does): the
+ * rest of the core calls these, never the plugin's ops table. Each returns
+ * the store's MTR_OK or MTR_ERR; an operation the plugin lacks is MTR_ERR
+ * with ledger_error naming it. ---- */
+int ledger_has_prune(const struct ledger *L);
+int ledger_has_vehicle_sample(const struct ledger *L);
+int ledger_has_delivery_counts(const struct ledger *L);
+int ledger_begin(struct ledger *L);
+int ledger_commit(struct ledger *L);
+int ledger_rollback(struct ledger *L);
+int ledger_webhook_upsert(struct ledger *L, const struct mtr_webhook_row *w, mtr_time now);
+int ledger_webhook_list(struct ledger *L, const char *name, mtr_webhook_fn fn, void *arg);
+int ledger_webhook_set_state(struct ledger *L, const char *id, int new_state, const char *reason,
+                             mtr_time now);
+int ledger_webhook_set_last_tick(struct ledger *L, const char *id, mtr_time tick);
+int ledger_vehicle_upsert(struct ledger *L, const struct mtr_vehicle_row *v);
+int ledger_vehicle_get(struct ledger *L, const char *id,
+                       int (*fn)(void *, const struct mtr_vehicle_row *), void *arg);
+int ledger_subscribe(struct ledger *L, const char *webhook_id, const char *vehicle_id, mtr_time now,
+                     uint32_t spread_key, int *created);
+int ledger_unsubscribe(struct ledger *L, const char *webhook_id, const char *vehicle_id,
+                       mtr_time now, int *removed);
+int ledger_materialize_tick(struct ledger *L, const char *webhook_id, mtr_time tick, int job_state,
+                            int64_t spread_min, int64_t spread_max, uint64_t *count);
+int ledger_claim_jobs(struct ledger *L, const char *owner, mtr_time now, mtr_time lease_until,
+                      size_t max, mtr_job_fn fn, void *arg);
+int ledger_job_retry(struct ledger *L, const struct mtr_job_key *key, mtr_time due_at,
+                     const char *error);
+int ledger_job_set_state(struct ledger *L, const struct mtr_job_key *key, int new_state);
+int ledger_jobs_miss_pending(struct ledger *L, const char *webhook_id, uint64_t *count);
+int ledger_deliveries_insert(struct ledger *L, const struct mtr_delivery_row *rows, size_t n,
+                             const struct mtr_job_key *jobs, size_t n_jobs, int *inserted);
+int ledger_claim_deliveries(struct ledger *L, const char *owner, mtr_time now, mtr_time lease_until,
+                            size_t max, mtr_delivery_fn fn, void *arg);
+int ledger_record_attempt(struct ledger *L, const struct mtr_attempt_row *a, int new_state,
+                          mtr_time next_attempt_at);
+int ledger_fail_pending(struct ledger *L, const char *webhook_id, const char *reason, mtr_time now,
+                        uint64_t *count);
+int ledger_replay(struct ledger *L, const char *delivery_id, const char *webhook_id, int from_state,
+                  mtr_time now, uint64_t *count);
+int ledger_next_due(struct ledger *L, mtr_time *at, int *found);
+int ledger_list_deliveries(struct ledger *L, const char *webhook_id, int delivery_state,
+                           size_t limit, mtr_delivery_fn fn, void *arg);
+int ledger_list_attempts(struct ledger *L, const char *delivery_id, mtr_attempt_fn fn, void *arg);
+int ledger_delivery_get(struct ledger *L, const char *delivery_id, mtr_delivery_fn fn, void *arg);
+int ledger_prune(struct ledger *L, mtr_time delivered_before, mtr_time failed_before,
+                 mtr_time history_before, size_t max, uint64_t *pruned);
+int ledger_stats(struct ledger *L, const char *webhook_id, struct mtr_store_stats *out);
+int ledger_vehicle_sample(struct ledger *L, int (*fn)(void *, const struct mtr_vehicle_row *),
+                          void *arg);
+int ledger_subscriptions_list(struct ledger *L, const char *webhook_id, const char *vehicle_id,
+                              const char *after, size_t limit, mtr_subscription_fn fn, void *arg);
+int ledger_vehicles_list(struct ledger *L, int needs_reauth_only, const char *after, size_t limit,
+                         mtr_vehicle_fn fn, void *arg);
+int ledger_deliveries_query(struct ledger *L, const struct mtr_delivery_query *q,
+                            mtr_delivery_fn fn, void *arg);
+int ledger_webhook_delete(struct ledger *L, const char *id, mtr_time now);
+int ledger_delivery_counts(struct ledger *L, const char *webhook_id, mtr_time since,
+                           struct mtr_delivery_counts *out);
 
 #endif

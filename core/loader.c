@@ -77,27 +77,58 @@ static const void **kind_ops_slot(struct mtr_plugin *p)
     return NULL;
 }
 
-/* The calls the core makes without checking for NULL. */
-static int has_required_ops(const struct mtr_plugin *p)
+/* The calls the core makes of every plugin of a kind: the first one missing,
+ * or NULL when none is. (The store's others - prune, check, read_only,
+ * vehicle_sample and ABI 1.2's listings - are optional: the ledger names them
+ * when a command needs one.) */
+static const char *missing_op(const struct mtr_plugin *p)
 {
+#define NEED(ops, name)                                                                            \
+    if (!(ops)->name)                                                                              \
+        return #name;
     const struct mtr_store_ops *st = p->store;
     switch (p->kind) {
     case MTR_KIND_CADENCE:
-        return p->cadence->next_fire != NULL;
+        NEED(p->cadence, next_fire);
+        return NULL;
     case MTR_KIND_SOURCE:
-        return p->source->mode && p->source->submit;
+        NEED(p->source, mode);
+        NEED(p->source, submit);
+        return NULL;
     case MTR_KIND_STORE:
-        return st->begin && st->commit && st->rollback && st->webhook_upsert && st->webhook_list &&
-               st->webhook_set_state && st->webhook_set_last_tick && st->vehicle_upsert &&
-               st->subscribe && st->unsubscribe && st->materialize_tick && st->claim_jobs &&
-               st->job_retry && st->job_set_state && st->jobs_miss_pending &&
-               st->deliveries_insert && st->claim_deliveries && st->record_attempt &&
-               st->fail_pending && st->replay && st->next_due && st->list_deliveries &&
-               st->list_attempts && st->delivery_get && st->stats;
+        NEED(st, begin);
+        NEED(st, commit);
+        NEED(st, rollback);
+        NEED(st, webhook_upsert);
+        NEED(st, webhook_list);
+        NEED(st, webhook_set_state);
+        NEED(st, webhook_set_last_tick);
+        NEED(st, vehicle_upsert);
+        NEED(st, vehicle_get);
+        NEED(st, subscribe);
+        NEED(st, unsubscribe);
+        NEED(st, materialize_tick);
+        NEED(st, claim_jobs);
+        NEED(st, job_retry);
+        NEED(st, job_set_state);
+        NEED(st, jobs_miss_pending);
+        NEED(st, deliveries_insert);
+        NEED(st, claim_deliveries);
+        NEED(st, record_attempt);
+        NEED(st, fail_pending);
+        NEED(st, replay);
+        NEED(st, next_due);
+        NEED(st, list_deliveries);
+        NEED(st, list_attempts);
+        NEED(st, delivery_get);
+        NEED(st, stats);
+        return NULL;
     case MTR_KIND_SINK:
-        return p->sink->submit != NULL;
+        NEED(p->sink, submit);
+        return NULL;
     }
-    return 0;
+#undef NEED
+    return "?";
 }
 
 /* Replaces the plugin's kind ops table with a zero-extended copy of it (so
@@ -121,9 +152,11 @@ static int copy_kind_ops(const char *path, struct mtr_plugin *p, const void *raw
         return diag_set(d, "out of memory");
     memcpy(copy, raw, size < ops_size[p->kind] ? size : ops_size[p->kind]);
     *slot = copy;
-    if (!has_required_ops(p))
-        return diag_set(d, "%s: %s plugin '%s' lacks a required operation (see metronome/%s.h)",
-                        path, kind_name(p->kind), p->name, kind_name(p->kind));
+    const char *op = missing_op(p);
+    if (op)
+        return diag_set(d,
+                        "%s: %s plugin '%s' lacks the required operation '%s' (see metronome/%s.h)",
+                        path, kind_name(p->kind), p->name, op, kind_name(p->kind));
     return 0;
 }
 

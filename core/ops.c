@@ -81,10 +81,7 @@ static int open_daemon_instances(struct ops *o, struct op_error *err)
     struct diag d;
     if (instance_clone(o->c->store, "store (admin API)", &o->own_store, e, sizeof e) != 0)
         return fail(err, OP_RUNTIME, NULL, "store: %s", e);
-    o->L.inst = o->own_store;
-    o->L.ops = o->own_store->ctx.pf->desc.store;
-    o->L.st = o->own_store->state;
-    if (instance_start(o->own_store, &d) != 0)
+    if (ledger_open_instance(&o->L, o->own_store, &d) != 0)
         return fail(err, OP_RUNTIME, NULL, "%s", d.text);
     o->owned = calloc(o->c->n_sources ? o->c->n_sources : 1, sizeof *o->owned);
     if (!o->owned)
@@ -296,7 +293,7 @@ static json_t *webhook_json(struct ops *o, size_t i)
     const struct webhook *w = &o->ws.v[i];
     const struct webhook_cfg *cfg = w->cfg;
     struct mtr_store_stats st;
-    if (o->L.ops->stats(o->L.st, w->rec.id, &st) != MTR_OK)
+    if (ledger_stats(&o->L, w->rec.id, &st) != MTR_OK)
         memset(&st, 0, sizeof st);
     json_t *endpoints = json_array(), *sinks = json_array();
     for (size_t k = 0; k < cfg->n_endpoints; k++)
@@ -327,8 +324,8 @@ static json_t *webhook_json(struct ops *o, size_t i)
 static void add_recent(struct ops *o, size_t i, json_t *j)
 {
     struct mtr_delivery_counts dc;
-    if (!o->L.ops->delivery_counts ||
-        o->L.ops->delivery_counts(o->L.st, o->ws.v[i].rec.id, clock_now(o->clk) - 86400, &dc) !=
+    if (!ledger_has_delivery_counts(&o->L) ||
+        ledger_delivery_counts(&o->L, o->ws.v[i].rec.id, clock_now(o->clk) - 86400, &dc) !=
             MTR_OK) {
         json_object_set_new(j, "last24h", json_null());
         json_object_set_new(j, "lastOutcome", json_null());
@@ -429,9 +426,8 @@ static int save_definition(struct ops *o, const json_t *def, const char *id, str
     }
     struct mtr_webhook_row row = {
         .id = id, .name = cfg.name, .callback_uri = cfg.callback_uri, .definition = text};
-    int rc = o->L.ops->webhook_upsert(o->L.st, &row, clock_now(o->clk)) == MTR_OK
-                 ? 0
-                 : store_fail(o, err);
+    int rc =
+        ledger_webhook_upsert(&o->L, &row, clock_now(o->clk)) == MTR_OK ? 0 : store_fail(o, err);
     free(text);
     webhook_cfg_free(&cfg);
     return rc;
@@ -499,17 +495,14 @@ int ops_webhook_delete(struct ops *o, const char *ref, json_t **out, struct op_e
     size_t i;
     if (find(o, ref, "id", &i, err) != 0 || read_only_webhook(o, i, err) != 0)
         return -1;
-    if (!o->L.ops->webhook_delete)
-        return fail(err, OP_RUNTIME, NULL, "the store plugin '%s' cannot delete webhooks",
-                    o->c->store_plugin);
     const struct webhook *w = &o->ws.v[i];
-    int rc = o->L.ops->begin(o->L.st);
+    int rc = ledger_begin(&o->L);
     if (rc == MTR_OK)
-        rc = o->L.ops->webhook_delete(o->L.st, w->rec.id, clock_now(o->clk));
+        rc = ledger_webhook_delete(&o->L, w->rec.id, clock_now(o->clk));
     if (rc == MTR_OK)
-        rc = o->L.ops->commit(o->L.st);
+        rc = ledger_commit(&o->L);
     else
-        o->L.ops->rollback(o->L.st);
+        ledger_rollback(&o->L);
     if (rc != MTR_OK)
         return store_fail(o, err);
     log_msg(MTR_LOG_INFO, w->name, "webhook deleted through the API");
@@ -614,7 +607,7 @@ int ops_webhook_enable(struct ops *o, const char *ref, int enable, json_t **out,
                     "'%s' is not verified yet; verify it first (metronome webhook verify %s)",
                     w->name, w->name);
     if (enable && w->rec.state != MTR_WEBHOOK_ACTIVE &&
-        o->L.ops->webhook_set_state(o->L.st, w->rec.id, MTR_WEBHOOK_ACTIVE, NULL, now) != MTR_OK)
+        ledger_webhook_set_state(&o->L, w->rec.id, MTR_WEBHOOK_ACTIVE, NULL, now) != MTR_OK)
         return store_fail(o, err);
     if (!enable && ledger_disable(&o->L, w->rec.id, "operator", now) != 0)
         return store_fail(o, err);
@@ -768,9 +761,9 @@ static int subscribe_one(struct ops *o, size_t wh, const struct sub_request *r, 
                                                                       : now + 7200};
     int created = 0;
     const char *wid = o->ws.v[wh].rec.id;
-    int ok = o->L.ops->vehicle_upsert(o->L.st, &v) == MTR_OK &&
-             o->L.ops->subscribe(o->L.st, wid, r->vehicle_id, now,
-                                 stable_hash32(wid, r->vehicle_id), &created) == MTR_OK;
+    int ok = ledger_vehicle_upsert(&o->L, &v) == MTR_OK &&
+             ledger_subscribe(&o->L, wid, r->vehicle_id, now, stable_hash32(wid, r->vehicle_id),
+                              &created) == MTR_OK;
     free(a);
     free(rt);
     if (!ok) {
@@ -789,7 +782,7 @@ int ops_subscribe(struct ops *o, const char *ref, const struct sub_request *item
     mtr_time now = clock_now(o->clk);
     json_t *results = json_array();
     size_t created = 0, existing = 0, failed = 0;
-    int rc = o->L.ops->begin(o->L.st) == MTR_OK ? 0 : store_fail(o, err);
+    int rc = ledger_begin(&o->L) == MTR_OK ? 0 : store_fail(o, err);
     for (size_t k = 0; rc == 0 && k < n; k++) {
         char msg[512];
         int r = subscribe_one(o, wh, &items[k], now, msg, sizeof msg);
@@ -807,10 +800,10 @@ int ops_subscribe(struct ops *o, const char *ref, const struct sub_request *item
                                                           : "error",
                                                  "error", str_or_null(r < 0 ? msg : NULL)));
     }
-    if (rc == 0 && o->L.ops->commit(o->L.st) != MTR_OK)
+    if (rc == 0 && ledger_commit(&o->L) != MTR_OK)
         rc = store_fail(o, err);
     else if (rc != 0)
-        o->L.ops->rollback(o->L.st);
+        ledger_rollback(&o->L);
     mtr_time first = 0;
     struct diag ignored;
     if (webhook_next_tick(o->ws.v[wh].cfg, now, &first, &ignored) != 0)
@@ -868,8 +861,8 @@ int ops_unsubscribe(struct ops *o, const char *ref, const char *vehicle_id, json
     int removed = 0;
     if (find(o, ref, "webhookId", &wh, err) != 0)
         return -1;
-    if (o->L.ops->unsubscribe(o->L.st, o->ws.v[wh].rec.id, vehicle_id, clock_now(o->clk),
-                              &removed) != MTR_OK)
+    if (ledger_unsubscribe(&o->L, o->ws.v[wh].rec.id, vehicle_id, clock_now(o->clk), &removed) !=
+        MTR_OK)
         return store_fail(o, err);
     if (!removed)
         return fail(err, OP_NOT_FOUND, "vehicleId", "vehicle %.128s is not subscribed to %s",
@@ -898,13 +891,9 @@ int ops_subscriptions_list(struct ops *o, const char *ref, const char *vehicle_i
         return -1;
     if (p && p->cursor && cursor_read(p->cursor, after, sizeof after, err) != 0)
         return -1;
-    if (!o->L.ops->subscriptions_list)
-        return fail(err, OP_RUNTIME, NULL, "the store plugin '%s' cannot list subscriptions",
-                    o->c->store_plugin);
     json_t *items = json_array();
-    if (o->L.ops->subscriptions_list(o->L.st, o->ws.v[wh].rec.id, vehicle_id,
-                                     after[0] ? after : NULL, limit + 1, sub_row,
-                                     items) != MTR_OK) {
+    if (ledger_subscriptions_list(&o->L, o->ws.v[wh].rec.id, vehicle_id, after[0] ? after : NULL,
+                                  limit + 1, sub_row, items) != MTR_OK) {
         json_decref(items);
         return store_fail(o, err);
     }
@@ -973,7 +962,7 @@ static int on_listed_vehicle(void *arg, const char *vehicle_id)
                                     .refresh_len = rlen,
                                     .access_expires = tv->expires};
         r = valid_vehicle_id(vehicle_id) && a && rt &&
-                    tv->o->L.ops->vehicle_upsert(tv->o->L.st, &v) == MTR_OK
+                    ledger_vehicle_upsert(&tv->o->L, &v) == MTR_OK
                 ? 1
                 : -1;
         if (r < 0)
@@ -1126,12 +1115,11 @@ int ops_sc_subscribe(struct ops *o, const char *webhook_ref, const char *vehicle
     }
     char msg[512];
     mtr_time now = clock_now(o->clk);
-    int r =
-        o->L.ops->begin(o->L.st) == MTR_OK ? subscribe_one(o, wh, &req, now, msg, sizeof msg) : -2;
-    if (r >= 0 && o->L.ops->commit(o->L.st) != MTR_OK)
+    int r = ledger_begin(&o->L) == MTR_OK ? subscribe_one(o, wh, &req, now, msg, sizeof msg) : -2;
+    if (r >= 0 && ledger_commit(&o->L) != MTR_OK)
         r = -2;
     else if (r < 0)
-        o->L.ops->rollback(o->L.st);
+        ledger_rollback(&o->L);
     if (r == -2)
         return store_fail(o, err);
     if (r < 0)
@@ -1164,8 +1152,8 @@ int ops_sc_unsubscribe(struct ops *o, const char *webhook_ref, const char *vehic
                     "unsubscribing takes the application management token as the bearer");
     if (find(o, webhook_ref, "webhookId", &wh, err) != 0)
         return -1;
-    if (o->L.ops->unsubscribe(o->L.st, o->ws.v[wh].rec.id, vehicle_id, clock_now(o->clk),
-                              &removed) != MTR_OK)
+    if (ledger_unsubscribe(&o->L, o->ws.v[wh].rec.id, vehicle_id, clock_now(o->clk), &removed) !=
+        MTR_OK)
         return store_fail(o, err);
     if (removed)
         log_msg(MTR_LOG_INFO, o->ws.v[wh].name, "vehicle %.128s unsubscribed (Smartcar API)",
@@ -1228,7 +1216,7 @@ static int delivery_row(void *arg, const struct mtr_delivery_row *d)
     json_t *j = delivery_json(l, d);
     if (l->with_attempts) {
         json_t *attempts = json_array();
-        if (l->o->L.ops->list_attempts(l->o->L.st, d->id, attempt_row, attempts) != MTR_OK)
+        if (ledger_list_attempts(&l->o->L, d->id, attempt_row, attempts) != MTR_OK)
             l->failed = 1;
         json_object_set_new(j, "attempts", attempts);
     }
@@ -1272,9 +1260,6 @@ int ops_deliveries_list(struct ops *o, const struct delivery_filter *f, const st
         q.after_tick = t;
         q.after_id = dot + 1;
     }
-    if (!o->L.ops->deliveries_query)
-        return fail(err, OP_RUNTIME, NULL, "the store plugin '%s' cannot query deliveries",
-                    o->c->store_plugin);
     struct delivery_list l = {.o = o,
                               .items = json_array(),
                               .with_attempts = f->with_attempts,
@@ -1283,7 +1268,7 @@ int ops_deliveries_list(struct ops *o, const struct delivery_filter *f, const st
     if (p && p->limit > PAGE_MAX) /* the command line reads more than a page at once */
         l.limit = p->limit;
     q.limit = l.limit + 1;
-    if (o->L.ops->deliveries_query(o->L.st, &q, delivery_row, &l) != MTR_OK || l.failed) {
+    if (ledger_deliveries_query(&o->L, &q, delivery_row, &l) != MTR_OK || l.failed) {
         json_decref(l.items);
         return store_fail(o, err);
     }
@@ -1295,7 +1280,7 @@ int ops_deliveries_list(struct ops *o, const struct delivery_filter *f, const st
 int ops_delivery_get(struct ops *o, const char *id, json_t **out, struct op_error *err)
 {
     struct delivery_list l = {.o = o, .items = json_array(), .with_attempts = 1, .with_payload = 1};
-    if (refresh(o, err) != 0 || o->L.ops->delivery_get(o->L.st, id, delivery_row, &l) != MTR_OK) {
+    if (refresh(o, err) != 0 || ledger_delivery_get(&o->L, id, delivery_row, &l) != MTR_OK) {
         json_decref(l.items);
         return err->kind ? -1 : store_fail(o, err);
     }
@@ -1334,7 +1319,7 @@ int ops_replay(struct ops *o, const char *delivery_id, const char *ref, int from
     if (delivery_id) {
         if (refresh(o, err) != 0)
             return -1;
-        if (o->L.ops->delivery_get(o->L.st, delivery_id, find_delivery, &fd) != MTR_OK)
+        if (ledger_delivery_get(&o->L, delivery_id, find_delivery, &fd) != MTR_OK)
             return store_fail(o, err);
         if (!fd.found)
             return fail(err, OP_NOT_FOUND, "id", "no delivery %.64s", delivery_id);
@@ -1354,8 +1339,7 @@ int ops_replay(struct ops *o, const char *delivery_id, const char *ref, int from
     }
     uint64_t n = 0;
     const char *webhook_id = delivery_id ? NULL : o->ws.v[wh].rec.id;
-    if (o->L.ops->replay(o->L.st, delivery_id, webhook_id, from_state, clock_now(o->clk), &n) !=
-        MTR_OK)
+    if (ledger_replay(&o->L, delivery_id, webhook_id, from_state, clock_now(o->clk), &n) != MTR_OK)
         return store_fail(o, err);
     if (n)
         log_msg(MTR_LOG_INFO, wh == SIZE_MAX ? NULL : o->ws.v[wh].name,
@@ -1370,7 +1354,7 @@ int ops_ledger_totals(struct ops *o, const char *ref, json_t **out, struct op_er
     struct mtr_store_stats st;
     if (ref && find(o, ref, "webhook", &wh, err) != 0)
         return -1;
-    if (o->L.ops->stats(o->L.st, ref ? o->ws.v[wh].rec.id : NULL, &st) != MTR_OK)
+    if (ledger_stats(&o->L, ref ? o->ws.v[wh].rec.id : NULL, &st) != MTR_OK)
         return store_fail(o, err);
     *out = json_pack(
         "{s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I},s:I,s:I,s:I}", "jobs", "due",
@@ -1403,12 +1387,9 @@ int ops_vehicles_list(struct ops *o, int needs_reauth_only, const struct page *p
     size_t limit = page_limit(p);
     if (p && p->cursor && cursor_read(p->cursor, after, sizeof after, err) != 0)
         return -1;
-    if (!o->L.ops->vehicles_list)
-        return fail(err, OP_RUNTIME, NULL, "the store plugin '%s' cannot list vehicles",
-                    o->c->store_plugin);
     json_t *items = json_array();
-    if (o->L.ops->vehicles_list(o->L.st, needs_reauth_only, after[0] ? after : NULL, limit + 1,
-                                vehicle_row, items) != MTR_OK) {
+    if (ledger_vehicles_list(&o->L, needs_reauth_only, after[0] ? after : NULL, limit + 1,
+                             vehicle_row, items) != MTR_OK) {
         json_decref(items);
         return store_fail(o, err);
     }
@@ -1490,7 +1471,7 @@ int ops_metrics(struct ops *o, char **text, struct op_error *err)
         return fail(err, OP_UNAVAILABLE, NULL, "metronome is not running");
     if (refresh(o, err) != 0)
         return -1;
-    if (o->L.ops->stats(o->L.st, NULL, &st) != MTR_OK)
+    if (ledger_stats(&o->L, NULL, &st) != MTR_OK)
         return store_fail(o, err);
     memcpy(g.jobs, st.jobs, sizeof g.jobs);
     memcpy(g.deliveries, st.deliveries, sizeof g.deliveries);
@@ -1519,7 +1500,7 @@ int ops_ready(struct ops *o, struct op_error *err)
     if (!es.ready)
         return fail(err, OP_UNAVAILABLE, NULL, "not ready: %s",
                     es.n_errors ? es.errors[es.n_errors - 1].text : "starting");
-    if (o->L.ops->next_due(o->L.st, &at, &found) != MTR_OK)
+    if (ledger_next_due(&o->L, &at, &found) != MTR_OK)
         return fail(err, OP_UNAVAILABLE, NULL, "the store does not answer: %s",
                     ledger_error(&o->L));
     return 0;

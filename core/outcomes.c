@@ -131,7 +131,7 @@ void outcomes_flush(struct engine *e)
     e->last_flush = start;
     if (e->n_outcomes == 0)
         return;
-    int rc = e->L.ops->begin(e->L.st);
+    int rc = ledger_begin(&e->L);
     for (size_t i = 0; i < e->n_outcomes && rc == MTR_OK; i++) {
         struct outcome *x = &e->outcomes[i];
         struct mtr_attempt_row a = {.delivery_id = x->id,
@@ -140,12 +140,12 @@ void outcomes_flush(struct engine *e)
                                     .http_status = x->http_status,
                                     .error = x->error,
                                     .latency_us = x->latency_us};
-        rc = e->L.ops->record_attempt(e->L.st, &a, x->state, x->next_at);
+        rc = ledger_record_attempt(&e->L, &a, x->state, x->next_at);
     }
     if (rc == MTR_OK)
-        rc = e->L.ops->commit(e->L.st);
+        rc = ledger_commit(&e->L);
     else
-        e->L.ops->rollback(e->L.st);
+        ledger_rollback(&e->L);
     clock_gettime(CLOCK_MONOTONIC, &end);
     if (rc != MTR_OK)
         store_failed(e, "record attempts");
@@ -250,8 +250,8 @@ static void answer_request(struct engine *e, struct flight *f, const struct mtr_
             r->status = -1;
     if (r->kind == SEND_VERIFY && r->status == 0 && f->wh != SIZE_MAX) {
         struct webhook *w = &e->ws.v[f->wh];
-        if (e->L.ops->webhook_set_state(e->L.st, w->rec.id, MTR_WEBHOOK_ACTIVE, NULL,
-                                        clock_now(e->clk)) != MTR_OK)
+        if (ledger_webhook_set_state(&e->L, w->rec.id, MTR_WEBHOOK_ACTIVE, NULL,
+                                     clock_now(e->clk)) != MTR_OK)
             store_failed(e, "verify webhook");
         else if (engine_reread(e, f->wh) == 0)
             log_msg(MTR_LOG_INFO, w->name, "webhook verified: it is active");

@@ -17,9 +17,9 @@ static int record_tick(struct engine *e, size_t i, mtr_time tick, int job_state)
     struct webhook *w = &e->ws.v[i];
     if (job_state == MTR_JOB_DUE && !e->first_tick.tv_sec && !e->first_tick.tv_nsec)
         clock_gettime(CLOCK_MONOTONIC, &e->first_tick); /* before its jobs are written */
-    if (e->L.ops->materialize_tick(e->L.st, w->rec.id, tick, job_state, dc->spread_min_ms / 1000,
-                                   dc->spread_max_ms / 1000, &n) != MTR_OK ||
-        e->L.ops->webhook_set_last_tick(e->L.st, w->rec.id, tick) != MTR_OK)
+    if (ledger_materialize_tick(&e->L, w->rec.id, tick, job_state, dc->spread_min_ms / 1000,
+                                dc->spread_max_ms / 1000, &n) != MTR_OK ||
+        ledger_webhook_set_last_tick(&e->L, w->rec.id, tick) != MTR_OK)
         return store_failed(e, "record tick");
     w->rec.last_tick = tick;
     metrics_lock(&e->metrics);

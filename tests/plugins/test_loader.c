@@ -72,6 +72,11 @@ Test(loader, refuses_what_is_not_a_regular_file)
     free(dir);
 }
 
+Test(loader, names_the_required_operation_a_plugin_lacks)
+{
+    expect_refused("no_submit", "sink plugin 'nosubmit' lacks the required operation 'submit'");
+}
+
 Test(loader, refuses_wrong_magic)
 {
     expect_refused("bad_magic", "wrong magic 0xdeadbeef");

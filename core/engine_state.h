@@ -59,7 +59,8 @@ struct outcome {
     int64_t latency_us;
     int state;
     mtr_time next_at;
-    size_t wh; /* for the metrics */
+    size_t wh;  /* for the metrics */
+    int fenced; /* the store refused it: another node holds the lease */
 };
 
 /* Requests from other threads (the admin API): one-shot sends. */

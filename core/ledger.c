@@ -388,3 +388,13 @@ int ledger_delivery_counts(struct ledger *L, const char *webhook_id, mtr_time si
     return L->ops->delivery_counts ? L->ops->delivery_counts(L->st, webhook_id, since, out)
                                    : missing(L, "delivery_counts");
 }
+
+int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
+                                 const struct mtr_attempt_row *a, int new_state,
+                                 mtr_time next_attempt_at, int *fenced)
+{
+    *fenced = 0;
+    if (!L->ops->record_attempt_as) /* an older store: no fencing */
+        return L->ops->record_attempt(L->st, a, new_state, next_attempt_at);
+    return L->ops->record_attempt_as(L->st, owner, a, new_state, next_attempt_at, fenced);
+}

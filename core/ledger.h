@@ -64,6 +64,12 @@ const char *webhook_state_name(int state);
  * rest of the core calls these, never the plugin's ops table. Each returns
  * the store's MTR_OK or MTR_ERR; an operation the plugin lacks is MTR_ERR
  * with ledger_error naming it. ---- */
+/* An attempt recorded by the node owner (fenced: refused, *fenced = 1, when
+ * another node holds the delivery's lease); plain record_attempt on a store
+ * without fencing. */
+int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
+                                 const struct mtr_attempt_row *a, int new_state,
+                                 mtr_time next_attempt_at, int *fenced);
 int ledger_has_prune(const struct ledger *L);
 int ledger_has_vehicle_sample(const struct ledger *L);
 int ledger_has_delivery_counts(const struct ledger *L);

@@ -476,7 +476,7 @@ int ops_webhook_update(struct ops *o, const char *ref, const json_t *patch, json
                         "a webhook's name cannot change; create a new webhook instead");
         }
         if (json_is_null(v))
-            json_object_del(def, key); /* JSON merge patch: null removes */
+            json_object_del(def, key); /* top-level fields replace; null removes */
         else
             json_object_set(def, key, v);
     }

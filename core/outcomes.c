@@ -114,8 +114,8 @@ static void count_batch(struct engine *e, double write_s)
         const struct outcome *x = &e->outcomes[i];
         struct webhook_metrics *m =
             x->wh == SIZE_MAX ? NULL : metrics_webhook(&e->metrics, x->wh, wh_name(e, x->wh));
-        if (!m)
-            continue; /* a webhook no longer known has no label to count under */
+        if (!m || x->fenced)
+            continue; /* no label to count under, or not this node's to count */
         m->attempts[x->error && !x->http_status ? CLASS_ERROR : attempt_class(x->http_status)]++;
         histogram_observe(&m->latency, (double)x->latency_us / 1e6);
         m->delivered += x->state == MTR_DELIVERY_DELIVERED;
@@ -140,7 +140,15 @@ void outcomes_flush(struct engine *e)
                                     .http_status = x->http_status,
                                     .error = x->error,
                                     .latency_us = x->latency_us};
-        rc = ledger_record_attempt(&e->L, &a, x->state, x->next_at);
+        int fenced;
+        rc = ledger_record_attempt_fenced(&e->L, e->owner, &a, x->state, x->next_at, &fenced);
+        if (rc == MTR_OK && fenced) {
+            x->fenced = 1;
+            log_msg(MTR_LOG_WARN, wh_name(e, x->wh),
+                    "delivery %s: another node holds its lease now (this node's ran out); its "
+                    "outcome here is not recorded, and the receiver saw a same-id redelivery",
+                    x->id);
+        }
     }
     if (rc == MTR_OK)
         rc = ledger_commit(&e->L);
@@ -185,6 +193,7 @@ static void queue_outcome(struct engine *e, const struct mtr_attempt_row *a, int
     x->state = state;
     x->next_at = next_at;
     x->wh = wh;
+    x->fenced = 0;
 }
 
 void outcomes_maybe_flush(struct engine *e)

@@ -50,6 +50,7 @@ enum stmt_id {
     S_LEASE_DELIVERY,
     S_ATTEMPT_INSERT,
     S_DELIVERY_UPDATE,
+    S_DELIVERY_UPDATE_FENCED,
     S_FAIL_PENDING,
     S_REPLAY_ONE,
     S_REPLAY_WEBHOOK,
@@ -166,6 +167,12 @@ static const char *const sql_text[S_COUNT] = {
         "last_error = ?6, first_attempt_at = CASE WHEN first_attempt_at = 0 THEN ?7 ELSE "
         "first_attempt_at END, updated_at = ?7, lease_owner = NULL, lease_until = NULL "
         "WHERE id = ?1",
+    /* the same, only by the node that holds the lease (or when nobody does) */
+    [S_DELIVERY_UPDATE_FENCED] =
+        "UPDATE deliveries SET attempts = ?2, state = ?3, next_attempt_at = ?4, last_status = ?5, "
+        "last_error = ?6, first_attempt_at = CASE WHEN first_attempt_at = 0 THEN ?7 ELSE "
+        "first_attempt_at END, updated_at = ?7, lease_owner = NULL, lease_until = NULL "
+        "WHERE id = ?1 AND (lease_owner IS NULL OR lease_owner = ?8)",
     [S_FAIL_PENDING] = "UPDATE deliveries SET state = 2, last_error = ?2, updated_at = ?3, "
                        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND state = 0",
     [S_REPLAY_ONE] = "UPDATE deliveries SET state = 0, round_start = attempts, "
@@ -1135,36 +1142,68 @@ static int sqlite_claim_deliveries(void *state, const char *owner, mtr_time now,
     return tx_leave(s, own, rc);
 }
 
-static int sqlite_record_attempt(void *state, const struct mtr_attempt_row *a, int new_state,
-                                 mtr_time next_attempt_at)
+static int insert_attempt(struct sqlite_store *s, const struct mtr_attempt_row *a)
 {
-    struct sqlite_store *s = state;
-    int own, rc;
-    if (tx_enter(s, &own) != MTR_OK)
-        return MTR_ERR;
     sqlite3_stmt *st = stmt(s, S_ATTEMPT_INSERT);
     if (!st)
-        return tx_leave(s, own, MTR_ERR);
+        return MTR_ERR;
     bind_text(st, 1, a->delivery_id);
     sqlite3_bind_int(st, 2, a->n);
     sqlite3_bind_int64(st, 3, a->at);
     sqlite3_bind_int(st, 4, a->http_status);
     bind_text(st, 5, a->error);
     sqlite3_bind_int64(st, 6, a->latency_us);
-    rc = run(s, st, "insert attempt");
-    if (rc == MTR_OK && (st = stmt(s, S_DELIVERY_UPDATE)) != NULL) {
-        bind_text(st, 1, a->delivery_id);
-        sqlite3_bind_int(st, 2, a->n);
-        sqlite3_bind_int(st, 3, new_state);
-        sqlite3_bind_int64(st, 4, next_attempt_at);
-        sqlite3_bind_int(st, 5, a->http_status);
-        bind_text(st, 6, a->error);
-        sqlite3_bind_int64(st, 7, a->at);
-        rc = run(s, st, "update delivery");
-    } else if (rc == MTR_OK) {
-        rc = MTR_ERR;
-    }
+    return run(s, st, "insert attempt");
+}
+
+/* The delivery's new state; with an owner, only while no other node holds
+ * its lease (*fenced = 1 and nothing written otherwise). */
+static int update_delivery(struct sqlite_store *s, const char *owner,
+                           const struct mtr_attempt_row *a, int new_state, mtr_time next_attempt_at,
+                           int *fenced)
+{
+    sqlite3_stmt *st = stmt(s, owner ? S_DELIVERY_UPDATE_FENCED : S_DELIVERY_UPDATE);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, a->delivery_id);
+    sqlite3_bind_int(st, 2, a->n);
+    sqlite3_bind_int(st, 3, new_state);
+    sqlite3_bind_int64(st, 4, next_attempt_at);
+    sqlite3_bind_int(st, 5, a->http_status);
+    bind_text(st, 6, a->error);
+    sqlite3_bind_int64(st, 7, a->at);
+    if (owner)
+        bind_text(st, 8, owner);
+    if (run(s, st, "update delivery") != MTR_OK)
+        return MTR_ERR;
+    *fenced = owner && sqlite3_changes(s->db) == 0;
+    return MTR_OK;
+}
+
+static int record(struct sqlite_store *s, const char *owner, const struct mtr_attempt_row *a,
+                  int new_state, mtr_time next_attempt_at, int *fenced)
+{
+    int own, rc;
+    *fenced = 0;
+    if (tx_enter(s, &own) != MTR_OK)
+        return MTR_ERR;
+    rc = update_delivery(s, owner, a, new_state, next_attempt_at, fenced);
+    if (rc == MTR_OK && !*fenced)
+        rc = insert_attempt(s, a);
     return tx_leave(s, own, rc);
+}
+
+static int sqlite_record_attempt(void *state, const struct mtr_attempt_row *a, int new_state,
+                                 mtr_time next_attempt_at)
+{
+    int fenced;
+    return record(state, NULL, a, new_state, next_attempt_at, &fenced);
+}
+
+static int sqlite_record_attempt_as(void *state, const char *owner, const struct mtr_attempt_row *a,
+                                    int new_state, mtr_time next_attempt_at, int *fenced)
+{
+    return record(state, owner, a, new_state, next_attempt_at, fenced);
 }
 
 static int sqlite_fail_pending(void *state, const char *webhook_id, const char *reason,
@@ -1568,6 +1607,7 @@ static const struct mtr_store_ops sqlite_ops = {
     .deliveries_query = sqlite_deliveries_query,
     .webhook_delete = sqlite_webhook_delete,
     .delivery_counts = sqlite_delivery_counts,
+    .record_attempt_as = sqlite_record_attempt_as,
 };
 
 static const struct mtr_option sqlite_options[] = {

@@ -272,6 +272,13 @@ struct mtr_store_ops {
     int (*webhook_delete)(void *state, const char *id, mtr_time now);
     int (*delivery_counts)(void *state, const char *webhook_id, mtr_time since,
                            struct mtr_delivery_counts *out);
+    /* Fencing: record_attempt by the node `owner`, which took the delivery
+     * under its lease. When another node holds the delivery's lease now (the
+     * lease ran out and was taken over), nothing is written and *fenced = 1:
+     * the new owner's work stands, and this node's outcome was a same-id
+     * redelivery. A delivery no node holds (a test's) takes anyone's. */
+    int (*record_attempt_as)(void *state, const char *owner, const struct mtr_attempt_row *a,
+                             int new_state, mtr_time next_attempt_at, int *fenced);
 };
 
 /* The frozen layout of ABI 1.0, 1.1 and 1.2 (LP64): these only grow at the end. A core reading a
@@ -283,7 +290,7 @@ _Static_assert(offsetof(struct mtr_store_ops, prune) == 208, "ABI: store prune")
 _Static_assert(offsetof(struct mtr_store_ops, read_only) == 224, "ABI 1.1: store read_only");
 _Static_assert(offsetof(struct mtr_store_ops, subscriptions_list) == 248,
                "ABI 1.2: store subscriptions_list");
-_Static_assert(sizeof(struct mtr_store_ops) == 288, "ABI 1.2 store ops size");
+_Static_assert(sizeof(struct mtr_store_ops) == 296, "ABI 1.2 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

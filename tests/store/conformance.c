@@ -1,0 +1,365 @@
+/* The store conformance suite: the contract of metronome/store.h written as
+ * tests, run through a store plugin's ops table with two instances on one
+ * database acting as two nodes. Any store plugin can be run through it:
+ *
+ *   METRONOME_STORE_PLUGIN=name          the plugin (default: sqlite)
+ *   METRONOME_STORE_PLUGIN_DIR=dir       where its .so is (default: the build's plugins)
+ *   METRONOME_STORE_OPTIONS='{...}'      its options as a YAML flow mapping; %DIR% becomes a
+ *                                        fresh directory for each test (default for sqlite:
+ *                                        {path: "%DIR%/ledger.db"})
+ *
+ * Each test starts on an empty database (a fresh %DIR%; a server store's
+ * options should name a database made fresh per test, from %DIR%'s name). */
+#include "host.h"
+#include "loader.h"
+#include "options.h"
+#include "support.h"
+#include "yamltree.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct node {
+    struct registry reg;
+    struct instance *inst;
+    const struct mtr_store_ops *ops;
+    void *st;
+    struct clock clk;
+};
+
+static char *options_for(const char *dir)
+{
+    const char *tmpl = getenv("METRONOME_STORE_OPTIONS");
+    if (!tmpl || !*tmpl)
+        tmpl = "{path: \"%DIR%/ledger.db\"}";
+    char *out = malloc(strlen(tmpl) + 16 * strlen(dir) + 1), *o = out;
+    cr_assert_not_null(out);
+    for (const char *p = tmpl; *p;) {
+        if (strncmp(p, "%DIR%", 5) == 0) {
+            o += sprintf(o, "%s", dir);
+            p += 5;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void node_open(struct node *n, const char *dir, const char *name)
+{
+    const char *plugin = getenv("METRONOME_STORE_PLUGIN");
+    const char *pdir = getenv("METRONOME_STORE_PLUGIN_DIR");
+    const char *dirs[] = {pdir && *pdir ? pdir : MTR_PLUGIN_DIR};
+    struct diag d;
+    char err[1024];
+    memset(n, 0, sizeof *n);
+    clock_init_fixed(&n->clk, 1000);
+    cr_assert_eq(registry_scan(&n->reg, dirs, 1, &d), 0, "%s", d.text);
+    const struct plugin_file *pf = registry_find(&n->reg, plugin && *plugin ? plugin : "sqlite");
+    cr_assert(pf && pf->desc.kind == MTR_KIND_STORE, "no store plugin %s in %s",
+              plugin ? plugin : "sqlite", dirs[0]);
+    char *text = options_for(dir);
+    struct ynode *root = NULL;
+    struct optset opts;
+    cr_assert_eq(yaml_load_buffer("options", text, strlen(text), &root, &d), 0, "%s", d.text);
+    cr_assert_eq(options_parse(pf->desc.options, root, NULL, "options", "store", &opts, &d), 0,
+                 "%s", d.text);
+    ynode_free(root);
+    free(text);
+    cr_assert_eq(instance_create(pf, name, &opts, &n->clk, &n->inst, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(instance_start(n->inst, &d), 0, "%s", d.text);
+    n->ops = pf->desc.store;
+    n->st = n->inst->state;
+}
+
+static void node_close(struct node *n)
+{
+    instance_destroy(n->inst);
+    registry_free(&n->reg);
+}
+
+/* Two nodes on one fresh database. */
+static void two_nodes(struct node *a, struct node *b)
+{
+    char *dir = make_tmpdir();
+    node_open(a, dir, "node a");
+    node_open(b, dir, "node b");
+    free(dir);
+}
+
+#define OK(n, call) cr_assert_eq((n)->ops->call, MTR_OK, "%s: %s", #call, (n)->inst->ctx.error)
+
+static const char *const WEBHOOK = "0a0a0a0a-0000-4000-8000-000000000001";
+
+/* A webhook with vehicles v0000 .. v(n-1) subscribed at t = 100. */
+static void fleet(struct node *n, int vehicles)
+{
+    struct mtr_webhook_row w = {
+        .id = WEBHOOK, .name = "fleet", .callback_uri = "http://x/", .definition = "hourly"};
+    OK(n, webhook_upsert(n->st, &w, 50));
+    OK(n, begin(n->st));
+    for (int i = 0; i < vehicles; i++) {
+        char id[16];
+        int created;
+        snprintf(id, sizeof id, "v%04d", i);
+        struct mtr_vehicle_row v = {.id = id, .source = "sim"};
+        OK(n, vehicle_upsert(n->st, &v));
+        OK(n, subscribe(n->st, WEBHOOK, id, 100, (uint32_t)i * 7919u, &created));
+    }
+    OK(n, commit(n->st));
+}
+
+static uint64_t jobs_in(struct node *n, int state)
+{
+    struct mtr_store_stats st;
+    OK(n, stats(n->st, WEBHOOK, &st));
+    return st.jobs[state];
+}
+
+struct race {
+    struct node *n;
+    uint64_t count;
+    int rc;
+};
+
+static void *materialize(void *arg)
+{
+    struct race *r = arg;
+    r->rc = r->n->ops->materialize_tick(r->n->st, WEBHOOK, 3600, MTR_JOB_DUE, 0, 0, &r->count);
+    return NULL;
+}
+
+Test(store, a_tick_is_materialized_once_when_two_nodes_race)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    fleet(&a, 300);
+    struct race ra = {.n = &a}, rb = {.n = &b};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, materialize, &ra);
+    pthread_create(&tb, NULL, materialize, &rb);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    cr_expect(ra.rc == MTR_OK && rb.rc == MTR_OK, "both calls succeed: %d %d", ra.rc, rb.rc);
+    cr_expect_eq(ra.count + rb.count, 300, "one of them wrote the tick: %llu + %llu",
+                 (unsigned long long)ra.count, (unsigned long long)rb.count);
+    cr_expect_eq(jobs_in(&a, MTR_JOB_DUE), 300, "300 jobs, not 600");
+    uint64_t again = 99;
+    OK(&b, materialize_tick(b.st, WEBHOOK, 3600, MTR_JOB_DUE, 0, 0, &again));
+    cr_expect_eq(again, 0, "materializing a tick again is a no-op");
+    node_close(&b);
+    node_close(&a);
+}
+
+struct claimed {
+    size_t n;
+    char first[32];
+};
+
+static int on_job(void *arg, const struct mtr_job *j)
+{
+    struct claimed *c = arg;
+    if (c->n++ == 0)
+        snprintf(c->first, sizeof c->first, "%s", j->key.vehicle_id);
+    return 0;
+}
+
+static size_t claim(struct node *n, const char *owner, mtr_time now)
+{
+    struct claimed c = {0};
+    OK(n, claim_jobs(n->st, owner, now, now + 600, 10000, on_job, &c));
+    return c.n;
+}
+
+Test(store, claims_are_exclusive_under_a_lease_and_an_expired_lease_is_taken_over)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    fleet(&a, 50);
+    uint64_t n;
+    OK(&a, materialize_tick(a.st, WEBHOOK, 3600, MTR_JOB_DUE, 0, 0, &n));
+    cr_expect_eq(claim(&a, "node-a", 3600), 50, "node a claims every due job");
+    cr_expect_eq(claim(&b, "node-b", 3600), 0, "node b gets none of a's leased jobs");
+    cr_expect_eq(claim(&b, "node-b", 3600 + 599), 0, "nor before the lease ends");
+    cr_expect_eq(claim(&b, "node-b", 3600 + 601), 50, "the expired lease is taken over");
+    cr_expect_eq(claim(&a, "node-a", 3600 + 601), 0, "and is node b's now");
+    node_close(&b);
+    node_close(&a);
+}
+
+static struct mtr_delivery_row delivery(const char *id, mtr_time tick, const char *owner)
+{
+    return (struct mtr_delivery_row){.id = id,
+                                     .webhook_id = WEBHOOK,
+                                     .sink = "callback",
+                                     .tick = tick,
+                                     .kind = MTR_DELIVERY_SCHEDULED,
+                                     .state = MTR_DELIVERY_PENDING,
+                                     .created_at = tick,
+                                     .next_attempt_at = tick + 600,
+                                     .body = "{\"payload\":1}",
+                                     .body_len = 13,
+                                     .vehicles = 1,
+                                     .updated_at = tick,
+                                     .lease_owner = owner,
+                                     .lease_until = tick + 600};
+}
+
+Test(store, inserts_are_idempotent_across_nodes)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    fleet(&a, 1);
+    struct mtr_delivery_row row = delivery("11111111-0000-4000-8000-000000000001", 3600, "node-a");
+    int inserted = -1;
+    OK(&a, deliveries_insert(a.st, &row, 1, NULL, 0, &inserted));
+    cr_expect_eq(inserted, 1);
+    OK(&b, deliveries_insert(b.st, &row, 1, NULL, 0, &inserted));
+    cr_expect_eq(inserted, 0, "the same delivery id from another node is left alone");
+    struct mtr_store_stats st;
+    OK(&b, stats(b.st, WEBHOOK, &st));
+    cr_expect_eq(st.deliveries[MTR_DELIVERY_PENDING], 1);
+    node_close(&b);
+    node_close(&a);
+}
+
+struct page {
+    char ids[64][40];
+    size_t n;
+    mtr_time last_tick;
+};
+
+static int on_row(void *arg, const struct mtr_delivery_row *d)
+{
+    struct page *p = arg;
+    if (p->n < 64)
+        snprintf(p->ids[p->n], sizeof p->ids[0], "%s", d->id);
+    p->n++;
+    p->last_tick = d->tick;
+    return 0;
+}
+
+Test(store, a_cursor_pages_through_every_delivery_once_in_order)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    fleet(&a, 1);
+    OK(&a, begin(a.st));
+    for (int i = 0; i < 25; i++) {
+        char id[40];
+        snprintf(id, sizeof id, "22222222-0000-4000-8000-%012d", 24 - i); /* ids against ticks */
+        struct mtr_delivery_row row = delivery(id, 3600 * (1 + i % 5), NULL);
+        int ins;
+        OK(&a, deliveries_insert(a.st, &row, 1, NULL, 0, &ins));
+    }
+    OK(&a, commit(a.st));
+    char seen[25][40], after[40] = "";
+    size_t total = 0;
+    mtr_time after_tick = 0, prev_tick = 0;
+    for (int round = 0; round < 10; round++) {
+        struct page p = {0};
+        struct mtr_delivery_query q = {
+            .state = -1, .after_tick = after_tick, .after_id = after[0] ? after : NULL, .limit = 7};
+        OK(&b, deliveries_query(b.st, &q, on_row, &p));
+        for (size_t i = 0; i < p.n && total < 25; i++)
+            snprintf(seen[total++], sizeof seen[0], "%s", p.ids[i]);
+        if (p.n < 7)
+            break;
+        snprintf(after, sizeof after, "%s", p.ids[p.n - 1]);
+        after_tick = p.last_tick;
+        cr_assert(after_tick >= prev_tick, "pages come in tick order");
+        prev_tick = after_tick;
+    }
+    cr_expect_eq(total, 25, "every row once: %zu", total);
+    for (size_t i = 0; i < total; i++)
+        for (size_t j = 0; j < i; j++)
+            cr_expect(strcmp(seen[i], seen[j]) != 0, "%s twice", seen[i]);
+    node_close(&b);
+    node_close(&a);
+}
+
+static int find_body(void *arg, const struct mtr_delivery_row *d)
+{
+    *(int *)arg = d->body ? 2 : 1;
+    return 1;
+}
+
+Test(store, retention_prunes_payloads_then_rows_in_small_batches)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    fleet(&a, 1);
+    char id[40];
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof id, "33333333-0000-4000-8000-%012d", i);
+        struct mtr_delivery_row row = delivery(id, 3600, NULL);
+        int ins;
+        OK(&a, deliveries_insert(a.st, &row, 1, NULL, 0, &ins));
+        struct mtr_attempt_row at = {.delivery_id = id, .n = 1, .at = 3700, .http_status = 200};
+        OK(&a, record_attempt(a.st, &at, MTR_DELIVERY_DELIVERED, 0));
+    }
+    uint64_t pruned, rounds = 0, total = 0;
+    do { /* payloads of deliveries delivered before 5000, ten at a time */
+        OK(&b, prune(b.st, 5000, 0, 0, 10, &pruned));
+        total += pruned;
+    } while (pruned && ++rounds < 100);
+    cr_expect(rounds >= 3, "in batches of at most ten: %llu rounds", (unsigned long long)rounds);
+    int found = 0;
+    OK(&a, delivery_get(a.st, id, find_body, &found));
+    cr_expect_eq(found, 1, "the row stays, its payload is gone");
+    do { /* then the rows themselves */
+        OK(&b, prune(b.st, 5000, 5000, 5000, 10, &pruned));
+    } while (pruned && ++rounds < 200);
+    found = 0;
+    OK(&a, delivery_get(a.st, id, find_body, &found));
+    cr_expect_eq(found, 0, "the row is gone after its history");
+    node_close(&b);
+    node_close(&a);
+}
+
+static int on_delivery(void *arg, const struct mtr_delivery_row *d)
+{
+    snprintf(arg, 40, "%s", d->id);
+    return 0;
+}
+
+static int state_of(void *arg, const struct mtr_delivery_row *d)
+{
+    *(int *)arg = d->state;
+    return 1;
+}
+
+Test(store, a_node_that_lost_its_lease_cannot_overwrite_the_new_owners_work)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    fleet(&a, 1);
+    cr_assert_not_null(a.ops->record_attempt_as,
+                       "the store fences completions (record_attempt_as)");
+    const char *id = "44444444-0000-4000-8000-000000000001";
+    struct mtr_delivery_row row = delivery(id, 3600, "node-a"); /* leased to a until 4200 */
+    int ins, fenced = -1, state = -1;
+    char claimed[40] = "";
+    OK(&a, deliveries_insert(a.st, &row, 1, NULL, 0, &ins));
+    /* a stalls past its lease; b takes the delivery over and is sending it */
+    OK(&b, claim_deliveries(b.st, "node-b", 4201, 4801, 10, on_delivery, claimed));
+    cr_expect_str_eq(claimed, id, "the expired lease is b's now");
+    struct mtr_attempt_row late = {
+        .delivery_id = id, .n = 1, .at = 4300, .http_status = 500, .error = "HTTP 500"};
+    OK(&a, record_attempt_as(a.st, "node-a", &late, MTR_DELIVERY_FAILED, 0, &fenced));
+    cr_expect_eq(fenced, 1, "a's completion is refused");
+    OK(&b, delivery_get(b.st, id, state_of, &state));
+    cr_expect_eq(state, MTR_DELIVERY_PENDING, "and wrote nothing: still b's, pending");
+    struct mtr_attempt_row ok = {.delivery_id = id, .n = 1, .at = 4300, .http_status = 200};
+    OK(&b, record_attempt_as(b.st, "node-b", &ok, MTR_DELIVERY_DELIVERED, 0, &fenced));
+    cr_expect_eq(fenced, 0, "the owner's completion is written");
+    OK(&a, delivery_get(a.st, id, state_of, &state));
+    cr_expect_eq(state, MTR_DELIVERY_DELIVERED);
+    node_close(&b);
+    node_close(&a);
+}

@@ -1,13 +1,18 @@
 #!/bin/sh
 # Installs the Debian packages metronome builds with, if missing; with
-# --tests, also what its tests need (Criterion, openssl for a test
-# certificate, chromium for the dashboard's browser test). Run as root on
+# --tests, also what its tests need (openssl for a test certificate,
+# chromium for the dashboard's browser test, PostgreSQL's server for the
+# postgres store's tests - never started as a service). Run as root on
 # Debian 12; it does nothing when everything is there.
 set -eu
 packages="build-essential cmake pkg-config libyaml-dev libjansson-dev libsodium-dev
-libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libcriterion-dev"
+libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libcriterion-dev libpq-dev"
 if [ "${1:-}" = "--tests" ]; then
-    packages="$packages openssl chromium"
+    packages="$packages openssl chromium postgresql"
+    # the tests start throwaway clusters of their own: no system cluster is made or started
+    mkdir -p /etc/postgresql-common
+    grep -qs '^create_main_cluster *= *false' /etc/postgresql-common/createcluster.conf ||
+        echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
 fi
 missing=""
 for p in $packages; do

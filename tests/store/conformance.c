@@ -5,11 +5,12 @@
  *   METRONOME_STORE_PLUGIN=name          the plugin (default: sqlite)
  *   METRONOME_STORE_PLUGIN_DIR=dir       where its .so is (default: the build's plugins)
  *   METRONOME_STORE_OPTIONS='{...}'      its options as a YAML flow mapping; %DIR% becomes a
- *                                        fresh directory for each test (default for sqlite:
+ *                                        fresh directory for each test and %ID% a fresh
+ *                                        name of a-z 0-9 _ (default for sqlite:
  *                                        {path: "%DIR%/ledger.db"})
  *
- * Each test starts on an empty database (a fresh %DIR%; a server store's
- * options should name a database made fresh per test, from %DIR%'s name). */
+ * Each test starts on an empty database: a fresh %DIR% for a file store, a
+ * fresh database or schema named from %ID% for a server's. */
 #include "host.h"
 #include "loader.h"
 #include "options.h"
@@ -35,12 +36,23 @@ static char *options_for(const char *dir)
     const char *tmpl = getenv("METRONOME_STORE_OPTIONS");
     if (!tmpl || !*tmpl)
         tmpl = "{path: \"%DIR%/ledger.db\"}";
-    char *out = malloc(strlen(tmpl) + 16 * strlen(dir) + 1), *o = out;
+    char id[64];
+    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    size_t k = (size_t)snprintf(id, sizeof id, "t_");
+    for (; *base && k + 1 < sizeof id; base++) /* a name of a-z 0-9 _ from the directory's */
+        id[k++] = (*base >= 'A' && *base <= 'Z') ? (char)(*base - 'A' + 'a')
+                  : ((*base >= 'a' && *base <= 'z') || (*base >= '0' && *base <= '9')) ? *base
+                                                                                       : '_';
+    id[k] = '\0';
+    char *out = malloc(strlen(tmpl) + 16 * (strlen(dir) + sizeof id) + 1), *o = out;
     cr_assert_not_null(out);
     for (const char *p = tmpl; *p;) {
         if (strncmp(p, "%DIR%", 5) == 0) {
             o += sprintf(o, "%s", dir);
             p += 5;
+        } else if (strncmp(p, "%ID%", 4) == 0) {
+            o += sprintf(o, "%s", id);
+            p += 4;
         } else {
             *o++ = *p++;
         }

@@ -1,0 +1,1062 @@
+/* Store backend `postgres`: the ledger of SPEC section 7 in PostgreSQL, for
+ * several metronome nodes sharing one database. The same guarantees as the
+ * SQLite store, kept by the database instead of by one writer: a tick is
+ * materialized once because a (webhook, tick) row is inserted first under a
+ * unique key (the node that loses the race inserts nothing); jobs and
+ * deliveries are claimed with one UPDATE over a SELECT ... FOR UPDATE SKIP
+ * LOCKED, so two nodes never claim the same row; a completion names the
+ * lease it was claimed under (record_attempt_as) and is refused once another
+ * node holds it. The schema is versioned and migrated under an advisory lock,
+ * so nodes starting together migrate once.
+ *
+ * One instance is one connection (the admin API opens its own instances).
+ * Statements are sent with PQexecParams; payloads are text (the core's JSON
+ * is UTF-8 without NUL), sealed tokens bytea. */
+#include <metronome/metronome.h>
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SCHEMA_VERSION 1
+#define MIGRATION_LOCK 7212350101 /* pg_advisory_lock key: "metronome" migrations */
+
+struct pg_store {
+    const struct mtr_host_api *host;
+    mtr_ctx *ctx;
+    const char *dsn;
+    const char *schema;
+    PGconn *db;
+    int in_tx;
+};
+
+static const char *const migrations[] = {
+    "CREATE TABLE IF NOT EXISTS webhooks(id text PRIMARY KEY, name text NOT NULL UNIQUE, "
+    "callback_uri text NOT NULL, definition text NOT NULL, state int NOT NULL, reason text, "
+    "state_at bigint NOT NULL, active_from bigint NOT NULL, last_tick bigint NOT NULL, "
+    "created_at bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS vehicles(id text PRIMARY KEY, source text NOT NULL, access_token "
+    "bytea, refresh_token bytea, access_expires bigint NOT NULL DEFAULT 0, needs_reauth int NOT "
+    "NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS subscriptions(webhook_id text NOT NULL, vehicle_id text NOT NULL, "
+    "made_at bigint NOT NULL, removed_at bigint, spread_key bigint NOT NULL, PRIMARY "
+    "KEY(webhook_id, vehicle_id));"
+    "CREATE TABLE IF NOT EXISTS ticks(webhook_id text NOT NULL, tick bigint NOT NULL, PRIMARY "
+    "KEY(webhook_id, tick));"
+    "CREATE TABLE IF NOT EXISTS jobs(webhook_id text NOT NULL, vehicle_id text NOT NULL, tick "
+    "bigint NOT NULL, state int NOT NULL, due_at bigint NOT NULL, spread_key bigint NOT NULL, "
+    "fetch_attempts int NOT NULL DEFAULT 0, last_error text, lease_owner text, lease_until bigint, "
+    "PRIMARY KEY(webhook_id, vehicle_id, tick));"
+    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at, spread_key) WHERE state = 0;"
+    "CREATE TABLE IF NOT EXISTS deliveries(seq bigserial UNIQUE, id text PRIMARY KEY, webhook_id "
+    "text NOT NULL, sink text NOT NULL, tick bigint NOT NULL, kind int NOT NULL, state int NOT "
+    "NULL, attempts int NOT NULL, round_start int NOT NULL, created_at bigint NOT NULL, "
+    "first_attempt_at bigint NOT NULL, next_attempt_at bigint NOT NULL, body text, vehicles int "
+    "NOT NULL, last_status int NOT NULL, last_error text, updated_at bigint NOT NULL, lease_owner "
+    "text, lease_until bigint);"
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_at) WHERE state = 0;"
+    "CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, tick);"
+    "CREATE TABLE IF NOT EXISTS attempts(delivery_id text NOT NULL, n int NOT NULL, at bigint NOT "
+    "NULL, http_status int NOT NULL, error text, latency_us bigint NOT NULL, PRIMARY "
+    "KEY(delivery_id, n));",
+};
+
+/* ---- plumbing ---------------------------------------------------------------------------- */
+
+static int fail_db(struct pg_store *s, const char *what, PGresult *r)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : "";
+    if (!msg || !*msg)
+        msg = s->db ? PQerrorMessage(s->db) : "no connection";
+    s->host->set_error(s->ctx, "postgres: %s: %.600s", what, msg);
+    if (r)
+        PQclear(r);
+    return MTR_ERR;
+}
+
+/* Runs sql with text parameters (NULL for SQL NULL); binary marks bytea
+ * parameters (lens). Returns the result (the caller clears it) or NULL with
+ * the error set. */
+static PGresult *q(struct pg_store *s, const char *what, const char *sql, int n,
+                   const char *const *vals, const int *lens, const int *binary)
+{
+    PGresult *r = PQexecParams(s->db, sql, n, NULL, vals, lens, binary, 0);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fail_db(s, what, r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Runs sql for its effect; *changed (may be NULL) gets the rows touched. */
+static int run(struct pg_store *s, const char *what, const char *sql, int n,
+               const char *const *vals, uint64_t *changed)
+{
+    PGresult *r = q(s, what, sql, n, vals, NULL, NULL);
+    if (!r)
+        return MTR_ERR;
+    if (changed)
+        *changed = strtoull(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return MTR_OK;
+}
+
+/* Numbers as parameters: each call formats into its own slot. */
+struct nums {
+    char v[12][24];
+    int k;
+};
+
+static const char *num(struct nums *n, long long v)
+{
+    char *slot = n->v[n->k++ % 12];
+    snprintf(slot, 24, "%lld", v);
+    return slot;
+}
+
+static const char *txt(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static long long i64(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* Statements without parameters, several at once (PQexec allows that). */
+static int exec(struct pg_store *s, const char *what, const char *sql)
+{
+    PGresult *r = PQexec(s->db, sql);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        return fail_db(s, what, r);
+    PQclear(r);
+    return MTR_OK;
+}
+
+static int pg_begin(void *state)
+{
+    struct pg_store *s = state;
+    if (exec(s, "begin", "BEGIN") != MTR_OK)
+        return MTR_ERR;
+    s->in_tx = 1;
+    return MTR_OK;
+}
+
+static int pg_commit(void *state)
+{
+    struct pg_store *s = state;
+    s->in_tx = 0;
+    return exec(s, "commit", "COMMIT");
+}
+
+static int pg_rollback(void *state)
+{
+    struct pg_store *s = state;
+    s->in_tx = 0;
+    return exec(s, "rollback", "ROLLBACK");
+}
+
+/* A transaction of the call's own unless the core holds one. */
+static int tx_enter(struct pg_store *s, int *own)
+{
+    *own = !s->in_tx;
+    return *own ? pg_begin(s) : MTR_OK;
+}
+
+static int tx_leave(struct pg_store *s, int own, int rc)
+{
+    if (!own)
+        return rc;
+    if (rc == MTR_OK)
+        return pg_commit(s);
+    pg_rollback(s);
+    return rc;
+}
+
+/* ---- life cycle -------------------------------------------------------------------------- */
+
+static int pg_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **out)
+{
+    struct pg_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        host->set_error(ctx, "out of memory");
+        return MTR_ERR;
+    }
+    s->host = host;
+    s->ctx = ctx;
+    s->dsn = host->get_string(ctx, "dsn");
+    s->schema = host->get_string(ctx, "schema");
+    *out = s;
+    size_t n = s->schema ? strlen(s->schema) : 0;
+    int ok = n > 0 && n < 64 && s->schema[0] >= 'a' && s->schema[0] <= 'z';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (s->schema[i] >= 'a' && s->schema[i] <= 'z') ||
+             (s->schema[i] >= '0' && s->schema[i] <= '9') || s->schema[i] == '_';
+    if (!ok) {
+        host->set_error(ctx, "schema '%.64s': want 1-63 of a-z 0-9 _, starting with a letter",
+                        s->schema ? s->schema : "");
+        return MTR_ERR;
+    }
+    return MTR_OK;
+}
+
+static int migrate(struct pg_store *s)
+{
+    struct nums n = {0};
+    const char *key[] = {num(&n, MIGRATION_LOCK)};
+    if (run(s, "lock for migrations", "SELECT pg_advisory_lock($1)", 1, key, NULL) != MTR_OK)
+        return MTR_ERR;
+    int rc = exec(s, "create schema table",
+                  "CREATE TABLE IF NOT EXISTS metronome_schema(version int NOT NULL)");
+    PGresult *r = rc == MTR_OK ? q(s, "read schema version",
+                                   "SELECT coalesce(max(version), 0) FROM metronome_schema", 0,
+                                   NULL, NULL, NULL)
+                               : NULL;
+    int version = r ? (int)i64(r, 0, 0) : -1;
+    if (r)
+        PQclear(r);
+    if (version < 0)
+        rc = MTR_ERR;
+    if (rc == MTR_OK && version > SCHEMA_VERSION) {
+        s->host->set_error(s->ctx,
+                           "postgres: the ledger's schema is version %d, newer than this "
+                           "metronome's %d: upgrade metronome",
+                           version, SCHEMA_VERSION);
+        rc = MTR_ERR;
+    }
+    for (int v = version; rc == MTR_OK && v < SCHEMA_VERSION; v++) {
+        char sql[64];
+        rc = exec(s, "migrate", "BEGIN");
+        if (rc == MTR_OK)
+            rc = exec(s, "migrate", migrations[v]);
+        snprintf(sql, sizeof sql, "INSERT INTO metronome_schema VALUES (%d)", v + 1);
+        if (rc == MTR_OK)
+            rc = exec(s, "migrate", sql);
+        rc = rc == MTR_OK ? exec(s, "migrate", "COMMIT") : (exec(s, "migrate", "ROLLBACK"), rc);
+    }
+    run(s, "unlock", "SELECT pg_advisory_unlock($1)", 1, key, NULL);
+    return rc;
+}
+
+static int pg_start(void *state)
+{
+    struct pg_store *s = state;
+    s->db = PQconnectdb(s->dsn ? s->dsn : "");
+    if (!s->db || PQstatus(s->db) != CONNECTION_OK)
+        return fail_db(s, "cannot connect", NULL);
+    char sql[256]; /* the schema name was checked: a-z 0-9 _ only */
+    snprintf(sql, sizeof sql,
+             "SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS %s; SET search_path "
+             "TO %s",
+             s->schema, s->schema);
+    if (exec(s, "set up the session", sql) != MTR_OK)
+        return MTR_ERR;
+    return migrate(s);
+}
+
+static void pg_stop(void *state)
+{
+    struct pg_store *s = state;
+    if (s->db)
+        PQfinish(s->db);
+    s->db = NULL;
+}
+
+static void pg_destroy(void *state)
+{
+    pg_stop(state);
+    free(state);
+}
+
+/* ---- webhooks -------------------------------------------------------------------------- */
+
+static int pg_webhook_upsert(void *state, const struct mtr_webhook_row *w, mtr_time now)
+{
+    struct pg_store *s = state;
+    struct nums n = {0};
+    const char *v[] = {w->id, w->name, w->callback_uri, w->definition, num(&n, now)};
+    return run(s, "save webhook",
+               "INSERT INTO webhooks(id, name, callback_uri, definition, state, state_at, "
+               "active_from, last_tick, created_at) VALUES($1, $2, $3, $4, 0, $5, 0, 0, $5) "
+               "ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, "
+               "state = CASE WHEN webhooks.callback_uri <> excluded.callback_uri THEN 0 ELSE "
+               "webhooks.state END, reason = CASE WHEN webhooks.callback_uri <> "
+               "excluded.callback_uri THEN NULL ELSE webhooks.reason END, state_at = CASE WHEN "
+               "webhooks.callback_uri <> excluded.callback_uri THEN $5 ELSE webhooks.state_at END, "
+               "callback_uri = excluded.callback_uri",
+               5, v, NULL);
+}
+
+static int pg_webhook_list(void *state, const char *name, mtr_webhook_fn fn, void *arg)
+{
+    struct pg_store *s = state;
+    const char *v[] = {name};
+    PGresult *r = q(s, "list webhooks",
+                    name ? "SELECT id, name, callback_uri, definition, state, reason, state_at, "
+                           "active_from, last_tick FROM webhooks WHERE name = $1 OR id = $1"
+                         : "SELECT id, name, callback_uri, definition, state, reason, state_at, "
+                           "active_from, last_tick FROM webhooks ORDER BY name",
+                    name ? 1 : 0, name ? v : NULL, NULL, NULL);
+    if (!r)
+        return MTR_ERR;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct mtr_webhook_row w = {.id = txt(r, i, 0),
+                                    .name = txt(r, i, 1),
+                                    .callback_uri = txt(r, i, 2),
+                                    .definition = txt(r, i, 3),
+                                    .state = (int)i64(r, i, 4),
+                                    .reason = txt(r, i, 5),
+                                    .state_at = i64(r, i, 6),
+                                    .active_from = i64(r, i, 7),
+                                    .last_tick = i64(r, i, 8)};
+        if (fn(arg, &w) != 0)
+            break;
+    }
+    PQclear(r);
+    return MTR_OK;
+}
+
+static int pg_webhook_set_state(void *state, const char *id, int new_state, const char *reason,
+                                mtr_time now)
+{
+    struct nums n = {0};
+    const char *v[] = {id, num(&n, new_state), reason, num(&n, now)};
+    return run(
+        state, "set webhook state",
+        "UPDATE webhooks SET state = $2::int, reason = $3, state_at = $4, active_from = CASE "
+        "WHEN $2::int = 1 THEN $4 ELSE active_from END WHERE id = $1",
+        4, v, NULL);
+}
+
+static int pg_webhook_set_last_tick(void *state, const char *id, mtr_time tick)
+{
+    struct nums n = {0};
+    const char *v[] = {id, num(&n, tick)};
+    return run(state, "set last tick",
+               "UPDATE webhooks SET last_tick = greatest(last_tick, $2) WHERE id = $1", 2, v, NULL);
+}
+
+static int pg_webhook_delete(void *state, const char *id, mtr_time now)
+{
+    struct pg_store *s = state;
+    struct nums n = {0};
+    const char *v[] = {id, num(&n, now)};
+    int own, rc = tx_enter(s, &own);
+    if (rc == MTR_OK)
+        rc = run(s, "delete webhook",
+                 "UPDATE subscriptions SET removed_at = $2 WHERE webhook_id = $1 AND removed_at "
+                 "IS NULL",
+                 2, v, NULL);
+    if (rc == MTR_OK)
+        rc = run(s, "delete webhook",
+                 "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL WHERE "
+                 "webhook_id = $1 AND state IN (0, 1) AND $2::bigint IS NOT NULL",
+                 2, v, NULL);
+    if (rc == MTR_OK)
+        rc = run(s, "delete webhook",
+                 "UPDATE deliveries SET state = 2, last_error = 'webhook deleted', updated_at = "
+                 "$2, lease_owner = NULL, lease_until = NULL WHERE webhook_id = $1 AND state = 0",
+                 2, v, NULL);
+    if (rc == MTR_OK)
+        rc = run(s, "delete webhook", "DELETE FROM webhooks WHERE id = $1", 1, v, NULL);
+    return tx_leave(s, own, rc);
+}
+
+/* ---- vehicles and subscriptions ------------------------------------------------------ */
+
+static int pg_vehicle_upsert(void *state, const struct mtr_vehicle_row *v)
+{
+    struct nums n = {0};
+    const char *vals[] = {v->id,
+                          v->source,
+                          v->access_token,
+                          v->refresh_token,
+                          num(&n, v->access_expires),
+                          num(&n, v->needs_reauth)};
+    const int lens[] = {0, 0, (int)v->access_len, (int)v->refresh_len, 0, 0};
+    const int bin[] = {0, 0, 1, 1, 0, 0};
+    PGresult *r = q(state, "save vehicle",
+                    "INSERT INTO vehicles(id, source, access_token, refresh_token, "
+                    "access_expires, needs_reauth) VALUES($1, $2, $3, $4, $5, $6) ON "
+                    "CONFLICT(id) DO UPDATE SET source = excluded.source, access_token = "
+                    "coalesce(excluded.access_token, vehicles.access_token), refresh_token = "
+                    "coalesce(excluded.refresh_token, vehicles.refresh_token), access_expires = "
+                    "CASE WHEN excluded.access_token IS NULL THEN vehicles.access_expires ELSE "
+                    "excluded.access_expires END, needs_reauth = excluded.needs_reauth",
+                    6, vals, lens, bin);
+    if (!r)
+        return MTR_ERR;
+    PQclear(r);
+    return MTR_OK;
+}
+
+/* The vehicle columns at c.. of row i, tokens unescaped into *a and *b
+ * (freed by the caller with PQfreemem). */
+static void read_vehicle(PGresult *r, int i, int c, struct mtr_vehicle_row *v, unsigned char **a,
+                         unsigned char **b)
+{
+    size_t alen = 0, blen = 0;
+    *a = txt(r, i, c + 2) ? PQunescapeBytea((const unsigned char *)txt(r, i, c + 2), &alen) : NULL;
+    *b = txt(r, i, c + 3) ? PQunescapeBytea((const unsigned char *)txt(r, i, c + 3), &blen) : NULL;
+    *v = (struct mtr_vehicle_row){.id = txt(r, i, c),
+                                  .source = txt(r, i, c + 1),
+                                  .access_token = *a,
+                                  .access_len = alen,
+                                  .refresh_token = *b,
+                                  .refresh_len = blen,
+                                  .access_expires = i64(r, i, c + 4),
+                                  .needs_reauth = (int)i64(r, i, c + 5)};
+}
+
+#define VEHICLE_COLS "id, source, access_token, refresh_token, access_expires, needs_reauth"
+
+static int each_vehicle(PGresult *r, int (*fn)(void *, const struct mtr_vehicle_row *), void *arg)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct mtr_vehicle_row v;
+        unsigned char *a, *b;
+        read_vehicle(r, i, 0, &v, &a, &b);
+        int stop = fn(arg, &v);
+        PQfreemem(a);
+        PQfreemem(b);
+        if (stop)
+            break;
+    }
+    PQclear(r);
+    return MTR_OK;
+}
+
+static int pg_vehicle_get(void *state, const char *id,
+                          int (*fn)(void *, const struct mtr_vehicle_row *), void *arg)
+{
+    const char *v[] = {id};
+    PGresult *r = q(state, "read vehicle", "SELECT " VEHICLE_COLS " FROM vehicles WHERE id = $1", 1,
+                    v, NULL, NULL);
+    return r ? each_vehicle(r, fn, arg) : MTR_ERR;
+}
+
+static int pg_vehicle_sample(void *state, int (*fn)(void *, const struct mtr_vehicle_row *),
+                             void *arg)
+{
+    PGresult *r = q(state, "read vehicles",
+                    "SELECT " VEHICLE_COLS " FROM vehicles WHERE access_token IS NOT NULL OR "
+                    "refresh_token IS NOT NULL LIMIT 1",
+                    0, NULL, NULL, NULL);
+    return r ? each_vehicle(r, fn, arg) : MTR_ERR;
+}
+
+static int pg_vehicles_list(void *state, int needs_reauth_only, const char *after, size_t limit,
+                            mtr_vehicle_fn fn, void *arg)
+{
+    struct nums n = {0};
+    const char *v[] = {num(&n, needs_reauth_only), after, num(&n, limit ? (long long)limit : -1)};
+    PGresult *r =
+        q(state, "list vehicles",
+          "SELECT " VEHICLE_COLS " FROM vehicles WHERE ($1::int = 0 OR needs_reauth "
+          "<> 0) AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT CASE WHEN $3::bigint "
+          "< 0 THEN NULL ELSE $3::bigint END",
+          3, v, NULL, NULL);
+    return r ? each_vehicle(r, fn, arg) : MTR_ERR;
+}
+
+static int pg_subscribe(void *state, const char *webhook_id, const char *vehicle_id, mtr_time now,
+                        uint32_t spread_key, int *created)
+{
+    struct nums n = {0};
+    const char *v[] = {webhook_id, vehicle_id, num(&n, now), num(&n, spread_key)};
+    uint64_t changed = 0;
+    int rc = run(state, "subscribe",
+                 "INSERT INTO subscriptions(webhook_id, vehicle_id, made_at, removed_at, "
+                 "spread_key) VALUES($1, $2, $3, NULL, $4) ON CONFLICT(webhook_id, vehicle_id) "
+                 "DO UPDATE SET made_at = $3, removed_at = NULL, spread_key = $4 WHERE "
+                 "subscriptions.removed_at IS NOT NULL",
+                 4, v, &changed);
+    *created = changed > 0;
+    return rc;
+}
+
+static int pg_unsubscribe(void *state, const char *webhook_id, const char *vehicle_id, mtr_time now,
+                          int *removed)
+{
+    struct nums n = {0};
+    const char *v[] = {webhook_id, vehicle_id, num(&n, now)};
+    uint64_t changed = 0;
+    int rc = run(state, "unsubscribe",
+                 "UPDATE subscriptions SET removed_at = $3 WHERE webhook_id = $1 AND vehicle_id = "
+                 "$2 AND removed_at IS NULL",
+                 3, v, &changed);
+    *removed = changed > 0;
+    return rc;
+}
+
+static int pg_subscriptions_list(void *state, const char *webhook_id, const char *vehicle_id,
+                                 const char *after, size_t limit, mtr_subscription_fn fn, void *arg)
+{
+    struct nums n = {0};
+    const char *v[] = {webhook_id, vehicle_id, after, num(&n, limit ? (long long)limit : -1)};
+    PGresult *r =
+        q(state, "list subscriptions",
+          "SELECT s.webhook_id, s.vehicle_id, coalesce(v.source, ''), s.made_at, "
+          "(v.access_token IS NOT NULL OR v.refresh_token IS NOT NULL)::int, "
+          "coalesce(v.needs_reauth, 0), coalesce(v.access_expires, 0) FROM subscriptions s LEFT "
+          "JOIN vehicles v ON v.id = s.vehicle_id WHERE s.webhook_id = $1 AND s.removed_at IS "
+          "NULL AND ($2::text IS NULL OR s.vehicle_id = $2) AND ($3::text IS NULL OR s.vehicle_id "
+          "> $3) ORDER BY s.vehicle_id LIMIT CASE WHEN $4::bigint < 0 THEN NULL ELSE $4::bigint "
+          "END",
+          4, v, NULL, NULL);
+    if (!r)
+        return MTR_ERR;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct mtr_subscription_row row = {.webhook_id = txt(r, i, 0),
+                                           .vehicle_id = txt(r, i, 1),
+                                           .source = txt(r, i, 2),
+                                           .made_at = i64(r, i, 3),
+                                           .live = (int)i64(r, i, 4),
+                                           .needs_reauth = (int)i64(r, i, 5),
+                                           .access_expires = i64(r, i, 6)};
+        if (fn(arg, &row) != 0)
+            break;
+    }
+    PQclear(r);
+    return MTR_OK;
+}
+
+/* ---- jobs ------------------------------------------------------------------------------------ */
+
+/* The tick's row is inserted first, under its primary key: of two nodes
+ * materializing the same tick, one inserts it (and the jobs) and the other
+ * nothing, waiting on the first's row lock until it commits. */
+static int pg_materialize_tick(void *state, const char *webhook_id, mtr_time tick, int job_state,
+                               int64_t spread_min, int64_t spread_max, uint64_t *count)
+{
+    struct pg_store *s = state;
+    struct nums n = {0};
+    const char *v[] = {webhook_id, num(&n, tick), num(&n, job_state), num(&n, spread_min),
+                       num(&n, spread_max - spread_min + 1)};
+    uint64_t first = 0;
+    int own, rc = tx_enter(s, &own);
+    *count = 0;
+    if (rc == MTR_OK)
+        rc = run(s, "claim tick",
+                 "INSERT INTO ticks(webhook_id, tick) VALUES($1, $2) ON CONFLICT DO NOTHING", 2, v,
+                 &first);
+    if (rc == MTR_OK && first)
+        rc = run(s, "insert jobs",
+                 "INSERT INTO jobs(webhook_id, vehicle_id, tick, state, due_at, spread_key) "
+                 "SELECT webhook_id, vehicle_id, $2::bigint, $3::int, $2::bigint + $4::bigint + "
+                 "((spread_key * $5::bigint) >> 32), spread_key FROM subscriptions WHERE "
+                 "webhook_id = $1 AND made_at < $2::bigint AND (removed_at IS NULL OR removed_at > "
+                 "$2::bigint) ORDER BY spread_key ON CONFLICT DO NOTHING",
+                 5, v, count);
+    return tx_leave(s, own, rc);
+}
+
+static int pg_claim_jobs(void *state, const char *owner, mtr_time now, mtr_time lease_until,
+                         size_t max, mtr_job_fn fn, void *arg)
+{
+    struct nums n = {0};
+    const char *v[] = {owner, num(&n, now), num(&n, lease_until), num(&n, (long long)max)};
+    PGresult *r = q(state, "claim jobs",
+                    "WITH c AS (SELECT webhook_id, vehicle_id, tick FROM jobs WHERE state = 0 AND "
+                    "due_at <= $2 ORDER BY due_at, spread_key LIMIT $4 FOR UPDATE SKIP LOCKED) "
+                    "UPDATE jobs j SET lease_owner = $1, lease_until = $3, due_at = $3 FROM c "
+                    "LEFT JOIN vehicles v ON v.id = c.vehicle_id WHERE j.webhook_id = c.webhook_id "
+                    "AND j.vehicle_id = c.vehicle_id AND j.tick = c.tick RETURNING j.webhook_id, "
+                    "j.vehicle_id, j.tick, j.state, j.due_at, j.fetch_attempts, v.id, v.source, "
+                    "v.access_token, v.refresh_token, v.access_expires, v.needs_reauth",
+                    4, v, NULL, NULL);
+    if (!r)
+        return MTR_ERR;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct mtr_job j = {.key = {txt(r, i, 0), txt(r, i, 1), i64(r, i, 2)},
+                            .state = (int)i64(r, i, 3),
+                            .due_at = i64(r, i, 4),
+                            .fetch_attempts = (int)i64(r, i, 5)};
+        unsigned char *a, *b;
+        read_vehicle(r, i, 6, &j.vehicle, &a, &b);
+        if (!j.vehicle.id)
+            j.vehicle.id = j.key.vehicle_id;
+        fn(arg, &j);
+        PQfreemem(a);
+        PQfreemem(b);
+    }
+    PQclear(r);
+    return MTR_OK;
+}
+
+static int pg_job_retry(void *state, const struct mtr_job_key *key, mtr_time due_at,
+                        const char *error)
+{
+    struct nums n = {0};
+    const char *v[] = {key->webhook_id, key->vehicle_id, num(&n, key->tick), num(&n, due_at),
+                       error};
+    return run(state, "reschedule job",
+               "UPDATE jobs SET due_at = $4, fetch_attempts = fetch_attempts + 1, last_error = "
+               "coalesce($5, last_error), lease_owner = NULL, lease_until = NULL WHERE "
+               "webhook_id = $1 AND vehicle_id = $2 AND tick = $3",
+               5, v, NULL);
+}
+
+static int pg_job_set_state(void *state, const struct mtr_job_key *key, int new_state)
+{
+    struct nums n = {0};
+    const char *v[] = {key->webhook_id, key->vehicle_id, num(&n, key->tick), num(&n, new_state)};
+    return run(state, "set job state",
+               "UPDATE jobs SET state = $4, lease_owner = NULL, lease_until = NULL WHERE "
+               "webhook_id = $1 AND vehicle_id = $2 AND tick = $3",
+               4, v, NULL);
+}
+
+static int pg_jobs_miss_pending(void *state, const char *webhook_id, uint64_t *count)
+{
+    const char *v[] = {webhook_id};
+    return run(state, "miss jobs",
+               "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL WHERE "
+               "webhook_id = $1 AND state IN (0, 1)",
+               1, v, count);
+}
+
+/* ---- deliveries -------------------------------------------------------------------------------
+ */
+
+#define DELIVERY_COLS                                                                              \
+    "id, webhook_id, sink, tick, kind, state, attempts, round_start, created_at, "                 \
+    "first_attempt_at, next_attempt_at, body, vehicles, last_status, last_error, updated_at"
+
+static void read_delivery(PGresult *r, int i, struct mtr_delivery_row *d)
+{
+    *d = (struct mtr_delivery_row){.id = txt(r, i, 0),
+                                   .webhook_id = txt(r, i, 1),
+                                   .sink = txt(r, i, 2),
+                                   .tick = i64(r, i, 3),
+                                   .kind = (int)i64(r, i, 4),
+                                   .state = (int)i64(r, i, 5),
+                                   .attempts = (int)i64(r, i, 6),
+                                   .round_start = (int)i64(r, i, 7),
+                                   .created_at = i64(r, i, 8),
+                                   .first_attempt_at = i64(r, i, 9),
+                                   .next_attempt_at = i64(r, i, 10),
+                                   .body = txt(r, i, 11),
+                                   .body_len = txt(r, i, 11) ? (size_t)PQgetlength(r, i, 11) : 0,
+                                   .vehicles = (int)i64(r, i, 12),
+                                   .last_status = (int)i64(r, i, 13),
+                                   .last_error = txt(r, i, 14),
+                                   .updated_at = i64(r, i, 15)};
+}
+
+static int each_delivery(PGresult *r, mtr_delivery_fn fn, void *arg)
+{
+    if (!r)
+        return MTR_ERR;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct mtr_delivery_row d;
+        read_delivery(r, i, &d);
+        if (fn(arg, &d) != 0)
+            break;
+    }
+    PQclear(r);
+    return MTR_OK;
+}
+
+static int insert_delivery(struct pg_store *s, const struct mtr_delivery_row *d, int *inserted)
+{
+    struct nums n = {0};
+    char *body = NULL;
+    if (d->body) { /* text: the bytes up to body_len */
+        if (!(body = malloc(d->body_len + 1)))
+            return MTR_ERR;
+        memcpy(body, d->body, d->body_len);
+        body[d->body_len] = '\0';
+    }
+    const char *v[] = {d->id,
+                       d->webhook_id,
+                       d->sink,
+                       num(&n, d->tick),
+                       num(&n, d->kind),
+                       num(&n, d->state),
+                       num(&n, d->created_at),
+                       num(&n, d->next_attempt_at),
+                       body,
+                       num(&n, d->vehicles),
+                       d->last_error,
+                       num(&n, d->updated_at),
+                       d->lease_owner,
+                       d->lease_owner ? num(&n, d->lease_until) : NULL};
+    uint64_t changed = 0;
+    int rc = run(s, "insert delivery",
+                 "INSERT INTO deliveries(id, webhook_id, sink, tick, kind, state, attempts, "
+                 "round_start, created_at, first_attempt_at, next_attempt_at, body, vehicles, "
+                 "last_status, last_error, updated_at, lease_owner, lease_until) VALUES($1, $2, "
+                 "$3, $4, $5, $6, 0, 0, $7, 0, $8, $9, $10, 0, $11, $12, $13, $14) ON "
+                 "CONFLICT(id) DO NOTHING",
+                 14, v, &changed);
+    free(body);
+    if (inserted)
+        *inserted = changed > 0;
+    return rc;
+}
+
+static int pg_deliveries_insert(void *state, const struct mtr_delivery_row *rows, size_t n,
+                                const struct mtr_job_key *jobs, size_t n_jobs, int *inserted)
+{
+    struct pg_store *s = state;
+    int own, rc = tx_enter(s, &own);
+    for (size_t i = 0; rc == MTR_OK && i < n; i++)
+        rc = insert_delivery(s, &rows[i], inserted ? &inserted[i] : NULL);
+    for (size_t i = 0; rc == MTR_OK && i < n_jobs; i++)
+        rc = pg_job_set_state(s, &jobs[i], MTR_JOB_SENT);
+    return tx_leave(s, own, rc);
+}
+
+static int pg_claim_deliveries(void *state, const char *owner, mtr_time now, mtr_time lease_until,
+                               size_t max, mtr_delivery_fn fn, void *arg)
+{
+    struct nums n = {0};
+    const char *v[] = {owner, num(&n, now), num(&n, lease_until), num(&n, (long long)max)};
+    PGresult *r = q(state, "claim deliveries",
+                    "WITH c AS (SELECT id FROM deliveries WHERE state = 0 AND next_attempt_at <= "
+                    "$2 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) UPDATE "
+                    "deliveries d SET lease_owner = $1, lease_until = $3, next_attempt_at = $3 "
+                    "FROM c WHERE d.id = c.id RETURNING d.id, d.webhook_id, d.sink, d.tick, "
+                    "d.kind, d.state, d.attempts, d.round_start, d.created_at, "
+                    "d.first_attempt_at, d.next_attempt_at, d.body, d.vehicles, d.last_status, "
+                    "d.last_error, d.updated_at",
+                    4, v, NULL, NULL);
+    return each_delivery(r, fn, arg);
+}
+
+static int record(struct pg_store *s, const char *owner, const struct mtr_attempt_row *a,
+                  int new_state, mtr_time next_attempt_at, int *fenced)
+{
+    struct nums n = {0};
+    const char *v[] = {
+        a->delivery_id,          num(&n, a->n), num(&n, new_state), num(&n, next_attempt_at),
+        num(&n, a->http_status), a->error,      num(&n, a->at),     owner};
+    uint64_t changed = 0;
+    int own, rc = tx_enter(s, &own);
+    *fenced = 0;
+    if (rc == MTR_OK)
+        rc = run(s, "update delivery",
+                 "UPDATE deliveries SET attempts = $2, state = $3, next_attempt_at = $4, "
+                 "last_status = $5, last_error = $6, first_attempt_at = CASE WHEN "
+                 "first_attempt_at = 0 THEN $7 ELSE first_attempt_at END, updated_at = $7, "
+                 "lease_owner = NULL, lease_until = NULL WHERE id = $1 AND ($8::text IS NULL OR "
+                 "lease_owner IS NULL OR lease_owner = $8)",
+                 8, v, &changed);
+    *fenced = rc == MTR_OK && owner && changed == 0;
+    const char *w[] = {a->delivery_id,          num(&n, a->n), num(&n, a->at),
+                       num(&n, a->http_status), a->error,      num(&n, a->latency_us)};
+    if (rc == MTR_OK && !*fenced)
+        rc = run(s, "insert attempt",
+                 "INSERT INTO attempts(delivery_id, n, at, http_status, error, latency_us) "
+                 "VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT(delivery_id, n) DO UPDATE SET at = "
+                 "excluded.at, http_status = excluded.http_status, error = excluded.error, "
+                 "latency_us = excluded.latency_us",
+                 6, w, NULL);
+    return tx_leave(s, own, rc);
+}
+
+static int pg_record_attempt(void *state, const struct mtr_attempt_row *a, int new_state,
+                             mtr_time next_attempt_at)
+{
+    int fenced;
+    return record(state, NULL, a, new_state, next_attempt_at, &fenced);
+}
+
+static int pg_record_attempt_as(void *state, const char *owner, const struct mtr_attempt_row *a,
+                                int new_state, mtr_time next_attempt_at, int *fenced)
+{
+    return record(state, owner, a, new_state, next_attempt_at, fenced);
+}
+
+static int pg_fail_pending(void *state, const char *webhook_id, const char *reason, mtr_time now,
+                           uint64_t *count)
+{
+    struct nums n = {0};
+    const char *v[] = {webhook_id, reason, num(&n, now)};
+    return run(state, "fail pending deliveries",
+               "UPDATE deliveries SET state = 2, last_error = $2, updated_at = $3, lease_owner = "
+               "NULL, lease_until = NULL WHERE webhook_id = $1 AND state = 0",
+               3, v, count);
+}
+
+static int pg_replay(void *state, const char *delivery_id, const char *webhook_id, int from_state,
+                     mtr_time now, uint64_t *count)
+{
+    struct nums n = {0};
+    const char *v[] = {delivery_id ? delivery_id : webhook_id, num(&n, now), num(&n, from_state)};
+    if (delivery_id)
+        return run(state, "replay",
+                   "UPDATE deliveries SET state = 0, round_start = attempts, first_attempt_at = "
+                   "0, next_attempt_at = $2, updated_at = $2, lease_owner = NULL, lease_until = "
+                   "NULL WHERE id = $1 AND body IS NOT NULL",
+                   2, v, count);
+    return run(state, "replay",
+               "UPDATE deliveries SET state = 0, round_start = attempts, first_attempt_at = 0, "
+               "next_attempt_at = $2, updated_at = $2, lease_owner = NULL, lease_until = NULL "
+               "WHERE webhook_id = $1 AND state = $3 AND kind = 0 AND body IS NOT NULL",
+               3, v, count);
+}
+
+static int pg_next_due(void *state, mtr_time *at, int *found)
+{
+    PGresult *r = q(state, "next due",
+                    "SELECT least((SELECT min(due_at) FROM jobs WHERE state = 0), (SELECT "
+                    "min(next_attempt_at) FROM deliveries WHERE state = 0))",
+                    0, NULL, NULL, NULL);
+    if (!r)
+        return MTR_ERR;
+    *found = !PQgetisnull(r, 0, 0);
+    *at = i64(r, 0, 0);
+    PQclear(r);
+    return MTR_OK;
+}
+
+/* ---- reading the ledger ------------------------------------------------------------------------
+ */
+
+static int pg_list_deliveries(void *state, const char *webhook_id, int delivery_state, size_t limit,
+                              mtr_delivery_fn fn, void *arg)
+{
+    struct nums n = {0};
+    const char *v[] = {webhook_id, num(&n, delivery_state), num(&n, limit ? (long long)limit : -1)};
+    return each_delivery(q(state, "list deliveries",
+                           "SELECT " DELIVERY_COLS " FROM deliveries WHERE ($1::text IS NULL OR "
+                           "webhook_id = $1) AND ($2::int < 0 OR state = $2::int) ORDER BY tick, "
+                           "created_at, id LIMIT CASE WHEN $3::bigint < 0 THEN NULL ELSE "
+                           "$3::bigint END",
+                           3, v, NULL, NULL),
+                         fn, arg);
+}
+
+static int pg_deliveries_query(void *state, const struct mtr_delivery_query *qy, mtr_delivery_fn fn,
+                               void *arg)
+{
+    struct nums n = {0};
+    const char *v[] = {qy->webhook_id,
+                       num(&n, qy->state),
+                       num(&n, qy->tick_from),
+                       num(&n, qy->tick_to),
+                       num(&n, qy->after_tick),
+                       qy->after_id,
+                       num(&n, qy->limit ? (long long)qy->limit : -1)};
+    return each_delivery(
+        q(state, "list deliveries",
+          "SELECT " DELIVERY_COLS " FROM deliveries WHERE ($1::text IS NULL OR webhook_id = $1) "
+          "AND ($2::int < 0 OR state = $2::int) AND ($3::bigint = 0 OR tick >= $3::bigint) AND "
+          "($4::bigint = 0 OR tick < $4::bigint) AND ($6::text IS NULL OR tick > $5::bigint OR "
+          "(tick = $5::bigint AND id > $6)) ORDER BY tick, id LIMIT CASE WHEN $7::bigint < 0 "
+          "THEN NULL ELSE $7::bigint END",
+          7, v, NULL, NULL),
+        fn, arg);
+}
+
+static int pg_list_attempts(void *state, const char *delivery_id, mtr_attempt_fn fn, void *arg)
+{
+    const char *v[] = {delivery_id};
+    PGresult *r = q(state, "list attempts",
+                    "SELECT delivery_id, n, at, http_status, error, latency_us FROM attempts "
+                    "WHERE delivery_id = $1 ORDER BY n",
+                    1, v, NULL, NULL);
+    if (!r)
+        return MTR_ERR;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct mtr_attempt_row a = {.delivery_id = txt(r, i, 0),
+                                    .n = (int)i64(r, i, 1),
+                                    .at = i64(r, i, 2),
+                                    .http_status = (int)i64(r, i, 3),
+                                    .error = txt(r, i, 4),
+                                    .latency_us = i64(r, i, 5)};
+        if (fn(arg, &a) != 0)
+            break;
+    }
+    PQclear(r);
+    return MTR_OK;
+}
+
+static int pg_delivery_get(void *state, const char *delivery_id, mtr_delivery_fn fn, void *arg)
+{
+    const char *v[] = {delivery_id};
+    return each_delivery(q(state, "read delivery",
+                           "SELECT " DELIVERY_COLS " FROM deliveries WHERE id = $1", 1, v, NULL,
+                           NULL),
+                         fn, arg);
+}
+
+/* Retention in batches of at most max: payloads of settled deliveries, then
+ * the rows (with their attempts and old jobs and ticks). */
+static int pg_prune(void *state, mtr_time delivered_before, mtr_time failed_before,
+                    mtr_time history_before, size_t max, uint64_t *pruned)
+{
+    struct pg_store *s = state;
+    struct nums n = {0};
+    const char *v[] = {num(&n, delivered_before), num(&n, failed_before), num(&n, history_before),
+                       num(&n, (long long)max)};
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    int own, rc = tx_enter(s, &own);
+    if (rc == MTR_OK)
+        rc = run(s, "prune payloads",
+                 "UPDATE deliveries SET body = NULL WHERE id IN (SELECT id FROM deliveries WHERE "
+                 "body IS NOT NULL AND ((state = 1 AND updated_at < $1) OR (state = 2 AND "
+                 "updated_at < $2)) AND $3::bigint IS NOT NULL ORDER BY seq LIMIT $4)",
+                 4, v, &a);
+    if (rc == MTR_OK)
+        rc = run(s, "prune attempts",
+                 "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE "
+                 "state <> 0 AND updated_at < $3 AND $1::bigint IS NOT NULL AND $2::bigint IS NOT "
+                 "NULL ORDER BY seq LIMIT $4)",
+                 4, v, &b);
+    if (rc == MTR_OK)
+        rc = run(s, "prune deliveries",
+                 "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state <> 0 "
+                 "AND updated_at < $3 AND $1::bigint IS NOT NULL AND $2::bigint IS NOT NULL ORDER "
+                 "BY seq LIMIT $4)",
+                 4, v, &c);
+    if (rc == MTR_OK)
+        rc = run(s, "prune jobs",
+                 "DELETE FROM jobs WHERE ctid IN (SELECT ctid FROM jobs WHERE state IN (2, 3) AND "
+                 "tick < $3 AND $1::bigint IS NOT NULL AND $2::bigint IS NOT NULL LIMIT $4)",
+                 4, v, &d);
+    *pruned = a + b + c + d;
+    return tx_leave(s, own, rc);
+}
+
+static int pg_stats(void *state, const char *webhook_id, struct mtr_store_stats *out)
+{
+    const char *v[] = {webhook_id};
+    memset(out, 0, sizeof *out);
+    PGresult *r = q(state, "stats",
+                    "SELECT 0, state, count(*), 0, 0 FROM jobs WHERE ($1::text IS NULL OR "
+                    "webhook_id = $1) GROUP BY state UNION ALL SELECT 1, state, count(*), "
+                    "coalesce(sum(attempts), 0), coalesce(sum(greatest(attempts - 1, 0)), 0) FROM "
+                    "deliveries WHERE ($1::text IS NULL OR webhook_id = $1) GROUP BY state UNION "
+                    "ALL SELECT 2, 0, count(*), 0, 0 FROM subscriptions WHERE ($1::text IS NULL "
+                    "OR webhook_id = $1) AND removed_at IS NULL",
+                    1, v, NULL, NULL);
+    if (!r)
+        return MTR_ERR;
+    for (int i = 0; i < PQntuples(r); i++) {
+        long long table = i64(r, i, 0), st = i64(r, i, 1), count = i64(r, i, 2);
+        if (table == 0 && st >= 0 && st < 4)
+            out->jobs[st] = (uint64_t)count;
+        else if (table == 1 && st >= 0 && st < 3) {
+            out->deliveries[st] = (uint64_t)count;
+            out->attempts += (uint64_t)i64(r, i, 3);
+            out->retries += (uint64_t)i64(r, i, 4);
+        } else if (table == 2)
+            out->subscriptions = (uint64_t)count;
+    }
+    PQclear(r);
+    return MTR_OK;
+}
+
+static int pg_delivery_counts(void *state, const char *webhook_id, mtr_time since,
+                              struct mtr_delivery_counts *out)
+{
+    struct nums n = {0};
+    const char *v[] = {webhook_id, num(&n, since)};
+    memset(out, 0, sizeof *out);
+    PGresult *r = q(state, "count deliveries",
+                    "SELECT state, count(*) FROM deliveries WHERE webhook_id = $1 AND tick >= $2 "
+                    "AND kind = 0 GROUP BY state",
+                    2, v, NULL, NULL);
+    if (!r)
+        return MTR_ERR;
+    for (int i = 0; i < PQntuples(r); i++) {
+        long long st = i64(r, i, 0);
+        if (st >= 0 && st < 3)
+            out->by_state[st] = (uint64_t)i64(r, i, 1);
+    }
+    PQclear(r);
+    r = q(state, "read deliveries",
+          "SELECT state, last_status, updated_at FROM deliveries WHERE webhook_id = $1 AND kind = "
+          "0 ORDER BY seq DESC LIMIT 1",
+          1, v, NULL, NULL);
+    if (!r)
+        return MTR_ERR;
+    if (PQntuples(r) == 1) {
+        out->has_last = 1;
+        out->last_state = (int)i64(r, 0, 0);
+        out->last_status = (int)i64(r, 0, 1);
+        out->last_at = i64(r, 0, 2);
+    }
+    PQclear(r);
+    return MTR_OK;
+}
+
+static int pg_read_only(void *state)
+{
+    (void)state; /* reading needs nothing else of a database server */
+    return MTR_OK;
+}
+
+static const struct mtr_store_ops pg_ops = {
+    MTR_OPS_HEADER(mtr_store_ops),
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .webhook_upsert = pg_webhook_upsert,
+    .webhook_list = pg_webhook_list,
+    .webhook_set_state = pg_webhook_set_state,
+    .webhook_set_last_tick = pg_webhook_set_last_tick,
+    .vehicle_upsert = pg_vehicle_upsert,
+    .vehicle_get = pg_vehicle_get,
+    .subscribe = pg_subscribe,
+    .unsubscribe = pg_unsubscribe,
+    .materialize_tick = pg_materialize_tick,
+    .claim_jobs = pg_claim_jobs,
+    .job_retry = pg_job_retry,
+    .job_set_state = pg_job_set_state,
+    .jobs_miss_pending = pg_jobs_miss_pending,
+    .deliveries_insert = pg_deliveries_insert,
+    .claim_deliveries = pg_claim_deliveries,
+    .record_attempt = pg_record_attempt,
+    .fail_pending = pg_fail_pending,
+    .replay = pg_replay,
+    .next_due = pg_next_due,
+    .list_deliveries = pg_list_deliveries,
+    .list_attempts = pg_list_attempts,
+    .delivery_get = pg_delivery_get,
+    .prune = pg_prune,
+    .stats = pg_stats,
+    .read_only = pg_read_only,
+    .vehicle_sample = pg_vehicle_sample,
+    .subscriptions_list = pg_subscriptions_list,
+    .vehicles_list = pg_vehicles_list,
+    .deliveries_query = pg_deliveries_query,
+    .webhook_delete = pg_webhook_delete,
+    .delivery_counts = pg_delivery_counts,
+    .record_attempt_as = pg_record_attempt_as,
+};
+
+static const struct mtr_option pg_options[] = {
+    {.name = "dsn",
+     .type = MTR_OPT_SECRET,
+     .flags = MTR_OPT_REQUIRED,
+     .help = "libpq connection string (host=... dbname=... user=...); may carry a password, so "
+             "it is a secret: write ${VAR}"},
+    {.name = "schema",
+     .type = MTR_OPT_STRING,
+     .default_value = "metronome",
+     .help = "the schema the ledger's tables live in (created if missing)"},
+    {0},
+};
+
+static const struct mtr_plugin pg_plugin = {
+    MTR_PLUGIN_HEADER(MTR_KIND_STORE),
+    .name = "postgres",
+    .version = "0.1.0",
+    .description = "the ledger in PostgreSQL, shared by several metronome nodes",
+    .options = pg_options,
+    .create = pg_create,
+    .start = pg_start,
+    .stop = pg_stop,
+    .destroy = pg_destroy,
+    .store = &pg_ops,
+};
+
+MTR_PLUGIN_DEFINE(pg_plugin)

@@ -167,12 +167,52 @@ static void take_requests(struct engine *e, mtr_time now)
     struct send_request *list = e->inbox.head;
     e->inbox.head = NULL;
     pthread_mutex_unlock(&e->inbox.mu);
-    if (list && refresh_webhooks(e) != 0) /* a webhook created a moment ago is known */
-        return;
+    int known = !list || refresh_webhooks(e) == 0; /* a webhook created a moment ago */
     while (list) {
         struct send_request *r = list;
         list = r->next;
-        delivery_start_send(e, r, now);
+        if (known) {
+            delivery_start_send(e, r, now);
+        } else {
+            r->status = -1;
+            snprintf(r->message, sizeof r->message, "the ledger cannot be read now: %s",
+                     ledger_error(&e->L));
+            engine_complete(e, r);
+        }
+    }
+}
+
+/* While the store is away each turn asks it again; when it answers, the
+ * disables it missed are done. Returns 1 while it is still away. */
+static int store_still_away(struct engine *e)
+{
+    mtr_time at;
+    int found;
+    if (!e->store_away)
+        return 0;
+    if (ledger_next_due(&e->L, &at, &found) != MTR_OK)
+        return 1;
+    e->store_away = 0;
+    log_msg(MTR_LOG_WARN, "store", "reachable again");
+    for (size_t i = 0; i < e->ws.n; i++)
+        if (e->ws.v[i].pending_disable[0]) {
+            char reason[32];
+            snprintf(reason, sizeof reason, "%s", e->ws.v[i].pending_disable);
+            e->ws.v[i].rec.state = MTR_WEBHOOK_ACTIVE; /* so the disable is not skipped */
+            outcomes_disable(e, i, reason, clock_now(e->clk));
+        }
+    return e->store_away;
+}
+
+/* A turn that found the store away: what is in flight still comes back, its
+ * outcomes wait in memory, and the store is asked again in a moment. */
+static void ride_out(struct engine *e)
+{
+    outcomes_collect(e, 200);
+    outcomes_maybe_flush(e);
+    if (e->in_flight == 0 && e->clk->mode != CLOCK_VIRTUAL) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
     }
 }
 
@@ -367,14 +407,26 @@ int engine_run(struct engine *e, const struct engine_options *o, struct diag *d)
             continue;
         }
         take_requests(e, now);
-        if (second_passed(&e->last_refresh) && refresh_webhooks(e) != 0)
-            break;
+        if (store_still_away(e) || (second_passed(&e->last_refresh) && refresh_webhooks(e) != 0)) {
+            if (e->failed)
+                break;
+            ride_out(e);
+            continue;
+        }
         int work = 0, sent = 0;
-        if (ticks_fire(e, now) < 0 || (work = fetch_jobs(e, now)) < 0)
-            break;
+        if (ticks_fire(e, now) < 0 || (work = fetch_jobs(e, now)) < 0) {
+            if (e->failed)
+                break;
+            ride_out(e);
+            continue;
+        }
         delivery_launch_ready(e);
-        if ((sent = delivery_dispatch(e, now)) < 0)
-            break;
+        if ((sent = delivery_dispatch(e, now)) < 0) {
+            if (e->failed)
+                break;
+            ride_out(e);
+            continue;
+        }
         outcomes_collect(e, work || sent ? 0 : 20);
         outcomes_maybe_flush(e);
         if (work || sent || e->in_flight)

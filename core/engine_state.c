@@ -51,6 +51,16 @@ const char *wh_name(const struct engine *e, size_t i)
 
 int store_failed(struct engine *e, const char *what)
 {
+    if (ledger_transient(&e->L)) { /* the store will be back: hold on to everything */
+        if (!e->store_away)
+            engine_note_error(e, "store", "%s: %s; trying again, nothing is lost", what,
+                              ledger_error(&e->L));
+        if (!e->store_away)
+            log_msg(MTR_LOG_WARN, "store", "%s: %s; trying again, nothing is lost", what,
+                    ledger_error(&e->L));
+        e->store_away = 1;
+        return -1;
+    }
     if (!e->failed) {
         diag_set(e->d, "store: %s: %s", what, ledger_error(&e->L));
         engine_note_error(e, "store", "%s: %s", what, ledger_error(&e->L));

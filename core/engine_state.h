@@ -91,7 +91,8 @@ struct engine {
     struct engine_stats stats;
     struct timespec first_tick; /* wall, monotonic: the first tick fired (0: none yet) */
     struct diag *d;
-    int failed;          /* the store refused a write */
+    int failed;          /* the store refused a write: the run ends */
+    int store_away;      /* the store is unreachable for now: each turn tries again */
     mtr_time started_at; /* deliveries made before this are "earlier" */
     time_t started_wall;
     int *failing; /* per webhook index: attempts failed in a row (logged once) */
@@ -116,7 +117,9 @@ size_t find_sink(const struct engine *e, const char *name);
 /* The name of webhook i, for messages ("?" when unknown). */
 const char *wh_name(const struct engine *e, size_t i);
 
-/* Records that the store refused a write: the loop stops. Returns -1. */
+/* Records that the store refused a call: the loop stops, unless the failure
+ * is a passing one (ledger_transient), when the loop pauses and tries again.
+ * Returns -1. */
 int store_failed(struct engine *e, const char *what);
 
 /* Re-reads webhook i's row before a decision; 0 or -1 (store failed). */

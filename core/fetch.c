@@ -564,6 +564,15 @@ static void reauth_data(struct engine *e, struct fetch_item *it)
     count_fetch_error(e, FETCH_REAUTH);
 }
 
+static void drop_ready(struct engine *e)
+{
+    while (e->ready) {
+        struct flight *f = e->ready;
+        e->ready = f->next;
+        flight_free(f);
+    }
+}
+
 int fetch_jobs(struct engine *e, mtr_time now)
 {
     e->gen++;
@@ -612,12 +621,19 @@ int fetch_jobs(struct engine *e, mtr_time now)
         if (cl.items[i].wh != SIZE_MAX)
             ent[i].text = settle(e, &cl.items[i], &ent[i].len);
     }
-    if (rc == 0 && store_entries(e, ent, n) == 0 && !e->failed && ledger_commit(&e->L) != MTR_OK)
+    int stored = rc == 0 && store_entries(e, ent, n) == 0 && !e->failed && !e->store_away;
+    if (stored && ledger_commit(&e->L) != MTR_OK) {
+        stored = 0;
         rc = store_failed(e, "commit");
-    else if (rc == 0 && e->failed)
+    } else if (!stored && rc == 0) {
         ledger_rollback(&e->L);
-    /* what was stored waits on e->ready for the delivery stage, which drops
-     * it if the transaction failed */
+        rc = -1;
+    }
+    /* what was stored waits on e->ready for the delivery stage; what the
+     * ledger does not hold is never sent (its jobs stay leased, and are
+     * claimed again when the lease ends) */
+    if (!stored)
+        drop_ready(e);
     for (size_t i = 0; i < n; i++) {
         if (ent)
             free(ent[i].text);
@@ -625,7 +641,7 @@ int fetch_jobs(struct engine *e, mtr_time now)
     }
     free(ent);
     free(cl.items);
-    return e->failed ? -1 : (int)n;
+    return rc != 0 || e->failed ? -1 : (int)n;
 }
 
 struct key_probe {

@@ -69,6 +69,11 @@ void ledger_copy_row(const struct mtr_webhook_row *w, struct webhook_rec *out)
     out->last_tick = w->last_tick;
 }
 
+int ledger_transient(const struct ledger *L)
+{
+    return L->last_rc == MTR_EAGAIN;
+}
+
 static int copy_row(void *arg, const struct mtr_webhook_row *w)
 {
     ledger_copy_row(w, arg);
@@ -77,13 +82,13 @@ static int copy_row(void *arg, const struct mtr_webhook_row *w)
 
 int ledger_list_webhooks(struct ledger *L, mtr_webhook_fn fn, void *arg)
 {
-    return L->ops->webhook_list(L->st, NULL, fn, arg) == MTR_OK ? 0 : -1;
+    return (L->last_rc = L->ops->webhook_list(L->st, NULL, fn, arg)) == MTR_OK ? 0 : -1;
 }
 
 int ledger_get_webhook(struct ledger *L, const char *name, struct webhook_rec *out, int *found)
 {
     out->id[0] = '\0';
-    if (L->ops->webhook_list(L->st, name, copy_row, out) != MTR_OK)
+    if ((L->last_rc = L->ops->webhook_list(L->st, name, copy_row, out)) != MTR_OK)
         return -1;
     *found = out->id[0] != '\0';
     return 0;
@@ -124,15 +129,20 @@ int ledger_sync_webhooks(struct ledger *L, const struct config *c, mtr_time now,
 int ledger_disable(struct ledger *L, const char *webhook_id, const char *reason, mtr_time now)
 {
     uint64_t failed, missed;
-    if (L->ops->begin(L->st) != MTR_OK)
-        return -1;
-    if (L->ops->webhook_set_state(L->st, webhook_id, MTR_WEBHOOK_DISABLED, reason, now) != MTR_OK ||
-        L->ops->fail_pending(L->st, webhook_id, reason, now, &failed) != MTR_OK ||
-        L->ops->jobs_miss_pending(L->st, webhook_id, &missed) != MTR_OK) {
+    int rc = L->last_rc = L->ops->begin(L->st);
+    if (rc == MTR_OK &&
+        ((rc = L->ops->webhook_set_state(L->st, webhook_id, MTR_WEBHOOK_DISABLED, reason, now)) !=
+             MTR_OK ||
+         (rc = L->ops->fail_pending(L->st, webhook_id, reason, now, &failed)) != MTR_OK ||
+         (rc = L->ops->jobs_miss_pending(L->st, webhook_id, &missed)) != MTR_OK)) {
+        L->last_rc = rc;
         L->ops->rollback(L->st);
         return -1;
     }
-    return L->ops->commit(L->st) == MTR_OK ? 0 : -1;
+    if (rc == MTR_OK)
+        rc = L->ops->commit(L->st);
+    L->last_rc = rc;
+    return rc == MTR_OK ? 0 : -1;
 }
 
 int ledger_check(struct ledger *L, int (*fn)(void *, const char *), void *arg, uint64_t *problems,
@@ -172,221 +182,237 @@ int ledger_has_delivery_counts(const struct ledger *L)
 
 int ledger_begin(struct ledger *L)
 {
-    return L->ops->begin ? L->ops->begin(L->st) : missing(L, "begin");
+    return L->last_rc = (L->ops->begin ? L->ops->begin(L->st) : missing(L, "begin"));
 }
 
 int ledger_commit(struct ledger *L)
 {
-    return L->ops->commit ? L->ops->commit(L->st) : missing(L, "commit");
+    return L->last_rc = (L->ops->commit ? L->ops->commit(L->st) : missing(L, "commit"));
 }
 
 int ledger_rollback(struct ledger *L)
 {
-    return L->ops->rollback ? L->ops->rollback(L->st) : missing(L, "rollback");
+    return L->last_rc = (L->ops->rollback ? L->ops->rollback(L->st) : missing(L, "rollback"));
 }
 
 int ledger_webhook_upsert(struct ledger *L, const struct mtr_webhook_row *w, mtr_time now)
 {
-    return L->ops->webhook_upsert ? L->ops->webhook_upsert(L->st, w, now)
-                                  : missing(L, "webhook_upsert");
+    return L->last_rc = (L->ops->webhook_upsert ? L->ops->webhook_upsert(L->st, w, now)
+                                                : missing(L, "webhook_upsert"));
 }
 
 int ledger_webhook_list(struct ledger *L, const char *name, mtr_webhook_fn fn, void *arg)
 {
-    return L->ops->webhook_list ? L->ops->webhook_list(L->st, name, fn, arg)
-                                : missing(L, "webhook_list");
+    return L->last_rc = (L->ops->webhook_list ? L->ops->webhook_list(L->st, name, fn, arg)
+                                              : missing(L, "webhook_list"));
 }
 
 int ledger_webhook_set_state(struct ledger *L, const char *id, int new_state, const char *reason,
                              mtr_time now)
 {
-    return L->ops->webhook_set_state ? L->ops->webhook_set_state(L->st, id, new_state, reason, now)
-                                     : missing(L, "webhook_set_state");
+    return L->last_rc = (L->ops->webhook_set_state
+                             ? L->ops->webhook_set_state(L->st, id, new_state, reason, now)
+                             : missing(L, "webhook_set_state"));
 }
 
 int ledger_webhook_set_last_tick(struct ledger *L, const char *id, mtr_time tick)
 {
-    return L->ops->webhook_set_last_tick ? L->ops->webhook_set_last_tick(L->st, id, tick)
-                                         : missing(L, "webhook_set_last_tick");
+    return L->last_rc =
+               (L->ops->webhook_set_last_tick ? L->ops->webhook_set_last_tick(L->st, id, tick)
+                                              : missing(L, "webhook_set_last_tick"));
 }
 
 int ledger_vehicle_upsert(struct ledger *L, const struct mtr_vehicle_row *v)
 {
-    return L->ops->vehicle_upsert ? L->ops->vehicle_upsert(L->st, v) : missing(L, "vehicle_upsert");
+    return L->last_rc = (L->ops->vehicle_upsert ? L->ops->vehicle_upsert(L->st, v)
+                                                : missing(L, "vehicle_upsert"));
 }
 
 int ledger_vehicle_get(struct ledger *L, const char *id,
                        int (*fn)(void *, const struct mtr_vehicle_row *), void *arg)
 {
-    return L->ops->vehicle_get ? L->ops->vehicle_get(L->st, id, fn, arg)
-                               : missing(L, "vehicle_get");
+    return L->last_rc = (L->ops->vehicle_get ? L->ops->vehicle_get(L->st, id, fn, arg)
+                                             : missing(L, "vehicle_get"));
 }
 
 int ledger_subscribe(struct ledger *L, const char *webhook_id, const char *vehicle_id, mtr_time now,
                      uint32_t spread_key, int *created)
 {
-    return L->ops->subscribe
-               ? L->ops->subscribe(L->st, webhook_id, vehicle_id, now, spread_key, created)
-               : missing(L, "subscribe");
+    return L->last_rc = (L->ops->subscribe ? L->ops->subscribe(L->st, webhook_id, vehicle_id, now,
+                                                               spread_key, created)
+                                           : missing(L, "subscribe"));
 }
 
 int ledger_unsubscribe(struct ledger *L, const char *webhook_id, const char *vehicle_id,
                        mtr_time now, int *removed)
 {
-    return L->ops->unsubscribe ? L->ops->unsubscribe(L->st, webhook_id, vehicle_id, now, removed)
-                               : missing(L, "unsubscribe");
+    return L->last_rc = (L->ops->unsubscribe
+                             ? L->ops->unsubscribe(L->st, webhook_id, vehicle_id, now, removed)
+                             : missing(L, "unsubscribe"));
 }
 
 int ledger_materialize_tick(struct ledger *L, const char *webhook_id, mtr_time tick, int job_state,
                             int64_t spread_min, int64_t spread_max, uint64_t *count)
 {
-    return L->ops->materialize_tick ? L->ops->materialize_tick(L->st, webhook_id, tick, job_state,
-                                                               spread_min, spread_max, count)
-                                    : missing(L, "materialize_tick");
+    return L->last_rc = (L->ops->materialize_tick
+                             ? L->ops->materialize_tick(L->st, webhook_id, tick, job_state,
+                                                        spread_min, spread_max, count)
+                             : missing(L, "materialize_tick"));
 }
 
 int ledger_claim_jobs(struct ledger *L, const char *owner, mtr_time now, mtr_time lease_until,
                       size_t max, mtr_job_fn fn, void *arg)
 {
-    return L->ops->claim_jobs ? L->ops->claim_jobs(L->st, owner, now, lease_until, max, fn, arg)
-                              : missing(L, "claim_jobs");
+    return L->last_rc = (L->ops->claim_jobs
+                             ? L->ops->claim_jobs(L->st, owner, now, lease_until, max, fn, arg)
+                             : missing(L, "claim_jobs"));
 }
 
 int ledger_job_retry(struct ledger *L, const struct mtr_job_key *key, mtr_time due_at,
                      const char *error)
 {
-    return L->ops->job_retry ? L->ops->job_retry(L->st, key, due_at, error)
-                             : missing(L, "job_retry");
+    return L->last_rc = (L->ops->job_retry ? L->ops->job_retry(L->st, key, due_at, error)
+                                           : missing(L, "job_retry"));
 }
 
 int ledger_job_set_state(struct ledger *L, const struct mtr_job_key *key, int new_state)
 {
-    return L->ops->job_set_state ? L->ops->job_set_state(L->st, key, new_state)
-                                 : missing(L, "job_set_state");
+    return L->last_rc = (L->ops->job_set_state ? L->ops->job_set_state(L->st, key, new_state)
+                                               : missing(L, "job_set_state"));
 }
 
 int ledger_jobs_miss_pending(struct ledger *L, const char *webhook_id, uint64_t *count)
 {
-    return L->ops->jobs_miss_pending ? L->ops->jobs_miss_pending(L->st, webhook_id, count)
-                                     : missing(L, "jobs_miss_pending");
+    return L->last_rc =
+               (L->ops->jobs_miss_pending ? L->ops->jobs_miss_pending(L->st, webhook_id, count)
+                                          : missing(L, "jobs_miss_pending"));
 }
 
 int ledger_deliveries_insert(struct ledger *L, const struct mtr_delivery_row *rows, size_t n,
                              const struct mtr_job_key *jobs, size_t n_jobs, int *inserted)
 {
-    return L->ops->deliveries_insert
-               ? L->ops->deliveries_insert(L->st, rows, n, jobs, n_jobs, inserted)
-               : missing(L, "deliveries_insert");
+    return L->last_rc = (L->ops->deliveries_insert
+                             ? L->ops->deliveries_insert(L->st, rows, n, jobs, n_jobs, inserted)
+                             : missing(L, "deliveries_insert"));
 }
 
 int ledger_claim_deliveries(struct ledger *L, const char *owner, mtr_time now, mtr_time lease_until,
                             size_t max, mtr_delivery_fn fn, void *arg)
 {
-    return L->ops->claim_deliveries
-               ? L->ops->claim_deliveries(L->st, owner, now, lease_until, max, fn, arg)
-               : missing(L, "claim_deliveries");
+    return L->last_rc =
+               (L->ops->claim_deliveries
+                    ? L->ops->claim_deliveries(L->st, owner, now, lease_until, max, fn, arg)
+                    : missing(L, "claim_deliveries"));
 }
 
 int ledger_record_attempt(struct ledger *L, const struct mtr_attempt_row *a, int new_state,
                           mtr_time next_attempt_at)
 {
-    return L->ops->record_attempt ? L->ops->record_attempt(L->st, a, new_state, next_attempt_at)
-                                  : missing(L, "record_attempt");
+    return L->last_rc = (L->ops->record_attempt
+                             ? L->ops->record_attempt(L->st, a, new_state, next_attempt_at)
+                             : missing(L, "record_attempt"));
 }
 
 int ledger_fail_pending(struct ledger *L, const char *webhook_id, const char *reason, mtr_time now,
                         uint64_t *count)
 {
-    return L->ops->fail_pending ? L->ops->fail_pending(L->st, webhook_id, reason, now, count)
-                                : missing(L, "fail_pending");
+    return L->last_rc =
+               (L->ops->fail_pending ? L->ops->fail_pending(L->st, webhook_id, reason, now, count)
+                                     : missing(L, "fail_pending"));
 }
 
 int ledger_replay(struct ledger *L, const char *delivery_id, const char *webhook_id, int from_state,
                   mtr_time now, uint64_t *count)
 {
-    return L->ops->replay ? L->ops->replay(L->st, delivery_id, webhook_id, from_state, now, count)
-                          : missing(L, "replay");
+    return L->last_rc = (L->ops->replay ? L->ops->replay(L->st, delivery_id, webhook_id, from_state,
+                                                         now, count)
+                                        : missing(L, "replay"));
 }
 
 int ledger_next_due(struct ledger *L, mtr_time *at, int *found)
 {
-    return L->ops->next_due ? L->ops->next_due(L->st, at, found) : missing(L, "next_due");
+    return L->last_rc =
+               (L->ops->next_due ? L->ops->next_due(L->st, at, found) : missing(L, "next_due"));
 }
 
 int ledger_list_deliveries(struct ledger *L, const char *webhook_id, int delivery_state,
                            size_t limit, mtr_delivery_fn fn, void *arg)
 {
-    return L->ops->list_deliveries
-               ? L->ops->list_deliveries(L->st, webhook_id, delivery_state, limit, fn, arg)
-               : missing(L, "list_deliveries");
+    return L->last_rc =
+               (L->ops->list_deliveries
+                    ? L->ops->list_deliveries(L->st, webhook_id, delivery_state, limit, fn, arg)
+                    : missing(L, "list_deliveries"));
 }
 
 int ledger_list_attempts(struct ledger *L, const char *delivery_id, mtr_attempt_fn fn, void *arg)
 {
-    return L->ops->list_attempts ? L->ops->list_attempts(L->st, delivery_id, fn, arg)
-                                 : missing(L, "list_attempts");
+    return L->last_rc = (L->ops->list_attempts ? L->ops->list_attempts(L->st, delivery_id, fn, arg)
+                                               : missing(L, "list_attempts"));
 }
 
 int ledger_delivery_get(struct ledger *L, const char *delivery_id, mtr_delivery_fn fn, void *arg)
 {
-    return L->ops->delivery_get ? L->ops->delivery_get(L->st, delivery_id, fn, arg)
-                                : missing(L, "delivery_get");
+    return L->last_rc = (L->ops->delivery_get ? L->ops->delivery_get(L->st, delivery_id, fn, arg)
+                                              : missing(L, "delivery_get"));
 }
 
 int ledger_prune(struct ledger *L, mtr_time delivered_before, mtr_time failed_before,
                  mtr_time history_before, size_t max, uint64_t *pruned)
 {
-    return L->ops->prune
-               ? L->ops->prune(L->st, delivered_before, failed_before, history_before, max, pruned)
-               : missing(L, "prune");
+    return L->last_rc = (L->ops->prune ? L->ops->prune(L->st, delivered_before, failed_before,
+                                                       history_before, max, pruned)
+                                       : missing(L, "prune"));
 }
 
 int ledger_stats(struct ledger *L, const char *webhook_id, struct mtr_store_stats *out)
 {
-    return L->ops->stats ? L->ops->stats(L->st, webhook_id, out) : missing(L, "stats");
+    return L->last_rc =
+               (L->ops->stats ? L->ops->stats(L->st, webhook_id, out) : missing(L, "stats"));
 }
 
 int ledger_vehicle_sample(struct ledger *L, int (*fn)(void *, const struct mtr_vehicle_row *),
                           void *arg)
 {
-    return L->ops->vehicle_sample ? L->ops->vehicle_sample(L->st, fn, arg)
-                                  : missing(L, "vehicle_sample");
+    return L->last_rc = (L->ops->vehicle_sample ? L->ops->vehicle_sample(L->st, fn, arg)
+                                                : missing(L, "vehicle_sample"));
 }
 
 int ledger_subscriptions_list(struct ledger *L, const char *webhook_id, const char *vehicle_id,
                               const char *after, size_t limit, mtr_subscription_fn fn, void *arg)
 {
-    return L->ops->subscriptions_list
-               ? L->ops->subscriptions_list(L->st, webhook_id, vehicle_id, after, limit, fn, arg)
-               : missing(L, "subscriptions_list");
+    return L->last_rc = (L->ops->subscriptions_list
+                             ? L->ops->subscriptions_list(L->st, webhook_id, vehicle_id, after,
+                                                          limit, fn, arg)
+                             : missing(L, "subscriptions_list"));
 }
 
 int ledger_vehicles_list(struct ledger *L, int needs_reauth_only, const char *after, size_t limit,
                          mtr_vehicle_fn fn, void *arg)
 {
-    return L->ops->vehicles_list
-               ? L->ops->vehicles_list(L->st, needs_reauth_only, after, limit, fn, arg)
-               : missing(L, "vehicles_list");
+    return L->last_rc = (L->ops->vehicles_list ? L->ops->vehicles_list(L->st, needs_reauth_only,
+                                                                       after, limit, fn, arg)
+                                               : missing(L, "vehicles_list"));
 }
 
 int ledger_deliveries_query(struct ledger *L, const struct mtr_delivery_query *q,
                             mtr_delivery_fn fn, void *arg)
 {
-    return L->ops->deliveries_query ? L->ops->deliveries_query(L->st, q, fn, arg)
-                                    : missing(L, "deliveries_query");
+    return L->last_rc = (L->ops->deliveries_query ? L->ops->deliveries_query(L->st, q, fn, arg)
+                                                  : missing(L, "deliveries_query"));
 }
 
 int ledger_webhook_delete(struct ledger *L, const char *id, mtr_time now)
 {
-    return L->ops->webhook_delete ? L->ops->webhook_delete(L->st, id, now)
-                                  : missing(L, "webhook_delete");
+    return L->last_rc = (L->ops->webhook_delete ? L->ops->webhook_delete(L->st, id, now)
+                                                : missing(L, "webhook_delete"));
 }
 
 int ledger_delivery_counts(struct ledger *L, const char *webhook_id, mtr_time since,
                            struct mtr_delivery_counts *out)
 {
-    return L->ops->delivery_counts ? L->ops->delivery_counts(L->st, webhook_id, since, out)
-                                   : missing(L, "delivery_counts");
+    return L->last_rc =
+               (L->ops->delivery_counts ? L->ops->delivery_counts(L->st, webhook_id, since, out)
+                                        : missing(L, "delivery_counts"));
 }
 
 int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
@@ -395,6 +421,7 @@ int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
 {
     *fenced = 0;
     if (!L->ops->record_attempt_as) /* an older store: no fencing */
-        return L->ops->record_attempt(L->st, a, new_state, next_attempt_at);
-    return L->ops->record_attempt_as(L->st, owner, a, new_state, next_attempt_at, fenced);
+        return L->last_rc = L->ops->record_attempt(L->st, a, new_state, next_attempt_at);
+    return L->last_rc =
+               L->ops->record_attempt_as(L->st, owner, a, new_state, next_attempt_at, fenced);
 }

@@ -14,6 +14,7 @@ struct ledger {
     struct instance *inst; /* the config's store instance (not owned) */
     const struct mtr_store_ops *ops;
     void *st;
+    int last_rc; /* of the last call: MTR_EAGAIN says the store will be back */
 };
 
 /* A webhook's row, copied out of the store. */
@@ -34,6 +35,10 @@ int ledger_open_instance(struct ledger *L, struct instance *inst, struct diag *d
 /* Starts it for a command that only reads: nothing is created, upgraded or
  * written, so a read-only ledger file can be read. */
 int ledger_open_read_only(struct ledger *L, const struct config *c, struct diag *d);
+
+/* Whether the last call failed for a passing reason (a database server
+ * restarting): the caller keeps what it holds and tries again. */
+int ledger_transient(const struct ledger *L);
 
 /* The store's last error message. */
 const char *ledger_error(const struct ledger *L);

@@ -37,15 +37,18 @@ mtr_time retry_offset(int k, int n, int64_t window_s, const char *id)
     return off < 1 ? 1 : off > window_s ? window_s : off;
 }
 
-static void disable_webhook(struct engine *e, size_t wh, const char *reason, mtr_time now)
+void outcomes_disable(struct engine *e, size_t wh, const char *reason, mtr_time now)
 {
     struct webhook *w = &e->ws.v[wh];
     if (w->rec.state == MTR_WEBHOOK_DISABLED)
         return;
     if (ledger_disable(&e->L, w->rec.id, reason, now) != 0) {
+        if (ledger_transient(&e->L)) /* done when the store is back */
+            snprintf(w->pending_disable, sizeof w->pending_disable, "%s", reason);
         store_failed(e, "disable webhook");
         return;
     }
+    w->pending_disable[0] = '\0';
     w->rec.state = MTR_WEBHOOK_DISABLED;
     snprintf(w->rec.reason, sizeof w->rec.reason, "%s", reason);
     e->stats.disabled++;
@@ -155,6 +158,12 @@ void outcomes_flush(struct engine *e)
     else
         ledger_rollback(&e->L);
     clock_gettime(CLOCK_MONOTONIC, &end);
+    if (rc != MTR_OK && ledger_transient(&e->L)) {
+        store_failed(e, "record attempts"); /* kept in memory until they are written */
+        for (size_t i = 0; i < e->n_outcomes; i++)
+            e->outcomes[i].fenced = 0;
+        return;
+    }
     if (rc != MTR_OK)
         store_failed(e, "record attempts");
     else if (e->first_tick.tv_sec || e->first_tick.tv_nsec)
@@ -312,7 +321,7 @@ static void handle_outcome(struct engine *e, struct flight *f, const struct mtr_
     }
     if (disable_reason) {
         outcomes_flush(e); /* this attempt first, then the webhook */
-        disable_webhook(e, f->wh, disable_reason, now);
+        outcomes_disable(e, f->wh, disable_reason, now);
     }
     if (f->req) {
         outcomes_flush(e); /* a test's attempt is in the ledger before it is answered */

@@ -17,7 +17,12 @@ void outcomes_collect(struct engine *e, int wait_ms);
  * nothing is in flight any more. */
 void outcomes_maybe_flush(struct engine *e);
 
-/* Writes the queued outcomes now, in one transaction. */
+/* Writes the queued outcomes now, in one transaction. While the store is
+ * away (ledger_transient) they stay queued, to be written when it is back. */
 void outcomes_flush(struct engine *e);
+
+/* Disables webhook wh (retries exhausted, 410); while the store is away the
+ * webhook keeps it as pending_disable, done again when the store is back. */
+void outcomes_disable(struct engine *e, size_t wh, const char *reason, mtr_time now);
 
 #endif

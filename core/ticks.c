@@ -141,20 +141,23 @@ int ticks_fire(struct engine *e, mtr_time now)
         heap_pop(&e->ticks, &it);
         size_t i = (size_t)it.id;
         if (e->ws.v[i].gone || e->ws.v[i].planned != it.at)
-            continue;                 /* stale: the webhook went, or its cadence changed */
-        if (engine_reread(e, i) != 0) /* its state now, whoever changed it */
-            return -1;
+            continue; /* stale: the webhook went, or its cadence changed */
         const struct webhook_rec *r = &e->ws.v[i].rec;
-        if (!e->ws.v[i].gone && it.at > r->last_tick && it.at > r->active_from) {
-            if (r->state == MTR_WEBHOOK_ACTIVE && record_tick(e, i, it.at, MTR_JOB_DUE) != 0)
-                return -1;
-            if (r->state == MTR_WEBHOOK_DISABLED && record_tick(e, i, it.at, MTR_JOB_MISSED) != 0)
-                return -1;
+        int rc = engine_reread(e, i); /* its state now, whoever changed it */
+        if (rc == 0 && !e->ws.v[i].gone && it.at > r->last_tick && it.at > r->active_from) {
+            if (r->state == MTR_WEBHOOK_ACTIVE)
+                rc = record_tick(e, i, it.at, MTR_JOB_DUE);
+            else if (r->state == MTR_WEBHOOK_DISABLED)
+                rc = record_tick(e, i, it.at, MTR_JOB_MISSED);
             if (r->state == MTR_WEBHOOK_UNVERIFIED && !e->ws.v[i].noted_unverified++)
                 log_msg(MTR_LOG_INFO, e->ws.v[i].name,
                         "ticks are skipped until the webhook is verified (metronome webhook "
                         "verify %s)",
                         e->ws.v[i].name);
+        }
+        if (rc != 0) { /* the store is away: the tick waits for it, nothing is lost */
+            heap_push(&e->ticks, it.at, i);
+            return -1;
         }
         if (ticks_plan(e, i, it.at) != 0) {
             e->failed = 1;

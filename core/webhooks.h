@@ -28,7 +28,8 @@ struct webhook {
     mtr_time planned; /* the engine's next tick for it (0: none) */
     int changed;      /* its definition was rebuilt: the engine plans its ticks again */
     int noted_unverified;
-    unsigned checked; /* the engine's batch that last read its state again */
+    unsigned checked;         /* the engine's batch that last read its state again */
+    char pending_disable[32]; /* a disable the store was away for (its reason), or "" */
 };
 
 struct webhook_set {

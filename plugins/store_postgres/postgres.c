@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SCHEMA_VERSION 1
 #define MIGRATION_LOCK 7212350101 /* pg_advisory_lock key: "metronome" migrations */
@@ -29,6 +30,9 @@ struct pg_store {
     const char *schema;
     PGconn *db;
     int in_tx;
+    int transient;   /* the last failure was the connection's: MTR_EAGAIN */
+    double retry_at; /* monotonic seconds: when to try to reconnect */
+    double backoff;  /* seconds before the next try, doubling to 5 */
 };
 
 static const char *const migrations[] = {
@@ -64,15 +68,64 @@ static const char *const migrations[] = {
 
 /* ---- plumbing ---------------------------------------------------------------------------- */
 
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The status a failed call answers: MTR_EAGAIN when the connection is gone
+ * (the core keeps what it holds and calls again; the next call reconnects). */
+static int status_of(void *state)
+{
+    return ((struct pg_store *)state)->transient ? MTR_EAGAIN : MTR_ERR;
+}
+
 static int fail_db(struct pg_store *s, const char *what, PGresult *r)
 {
     const char *msg = r ? PQresultErrorMessage(r) : "";
     if (!msg || !*msg)
         msg = s->db ? PQerrorMessage(s->db) : "no connection";
+    s->transient = !s->db || PQstatus(s->db) != CONNECTION_OK;
+    if (s->transient)
+        s->in_tx = 0; /* the server ended it with the connection */
     s->host->set_error(s->ctx, "postgres: %s: %.600s", what, msg);
     if (r)
         PQclear(r);
-    return MTR_ERR;
+    return status_of(s);
+}
+
+static int session_setup(struct pg_store *s);
+
+/* Whether the connection is up, trying to bring it back (with backoff: 0.25 s
+ * doubling to 5 s) when it is not. */
+static int connected(struct pg_store *s)
+{
+    if (s->db && PQstatus(s->db) == CONNECTION_OK)
+        return 1;
+    s->transient = 1;
+    s->in_tx = 0;
+    double now = mono();
+    if (now < s->retry_at) {
+        s->host->set_error(s->ctx, "postgres: the database is unreachable; trying again");
+        return 0;
+    }
+    if (s->db)
+        PQreset(s->db);
+    else
+        s->db = PQconnectdb(s->dsn ? s->dsn : "");
+    if (!s->db || PQstatus(s->db) != CONNECTION_OK || session_setup(s) != MTR_OK) {
+        s->backoff = s->backoff ? (s->backoff * 2 > 5 ? 5 : s->backoff * 2) : 0.25;
+        s->retry_at = now + s->backoff;
+        s->host->set_error(s->ctx, "postgres: the database is unreachable: %.400s",
+                           s->db ? PQerrorMessage(s->db) : "no connection");
+        return 0;
+    }
+    s->host->log(s->ctx, MTR_LOG_WARN, "connected to the database again");
+    s->backoff = 0;
+    s->transient = 0;
+    return 1;
 }
 
 /* Runs sql with text parameters (NULL for SQL NULL); binary marks bytea
@@ -81,6 +134,9 @@ static int fail_db(struct pg_store *s, const char *what, PGresult *r)
 static PGresult *q(struct pg_store *s, const char *what, const char *sql, int n,
                    const char *const *vals, const int *lens, const int *binary)
 {
+    if (!connected(s))
+        return NULL;
+    s->transient = 0;
     PGresult *r = PQexecParams(s->db, sql, n, NULL, vals, lens, binary, 0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -96,7 +152,7 @@ static int run(struct pg_store *s, const char *what, const char *sql, int n,
 {
     PGresult *r = q(s, what, sql, n, vals, NULL, NULL);
     if (!r)
-        return MTR_ERR;
+        return status_of(s);
     if (changed)
         *changed = strtoull(PQcmdTuples(r), NULL, 10);
     PQclear(r);
@@ -129,6 +185,9 @@ static long long i64(PGresult *r, int row, int col)
 /* Statements without parameters, several at once (PQexec allows that). */
 static int exec(struct pg_store *s, const char *what, const char *sql)
 {
+    if (!connected(s))
+        return status_of(s);
+    s->transient = 0;
     PGresult *r = PQexec(s->db, sql);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
@@ -242,19 +301,29 @@ static int migrate(struct pg_store *s)
     return rc;
 }
 
-static int pg_start(void *state)
+/* What every connection is set up with: quiet notices, the schema. */
+static int session_setup(struct pg_store *s)
 {
-    struct pg_store *s = state;
-    s->db = PQconnectdb(s->dsn ? s->dsn : "");
-    if (!s->db || PQstatus(s->db) != CONNECTION_OK)
-        return fail_db(s, "cannot connect", NULL);
     char sql[256]; /* the schema name was checked: a-z 0-9 _ only */
     snprintf(sql, sizeof sql,
              "SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS %s; SET search_path "
              "TO %s",
              s->schema, s->schema);
-    if (exec(s, "set up the session", sql) != MTR_OK)
-        return MTR_ERR;
+    PGresult *r = PQexec(s->db, sql);
+    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (r)
+        PQclear(r);
+    return ok ? MTR_OK : MTR_ERR;
+}
+
+static int pg_start(void *state)
+{
+    struct pg_store *s = state;
+    s->db = PQconnectdb(s->dsn ? s->dsn : "");
+    if (!s->db || PQstatus(s->db) != CONNECTION_OK)
+        return fail_db(s, "cannot connect", NULL), MTR_ERR;
+    if (session_setup(s) != MTR_OK)
+        return fail_db(s, "set up the session", NULL), MTR_ERR;
     return migrate(s);
 }
 
@@ -302,7 +371,7 @@ static int pg_webhook_list(void *state, const char *name, mtr_webhook_fn fn, voi
                            "active_from, last_tick FROM webhooks ORDER BY name",
                     name ? 1 : 0, name ? v : NULL, NULL, NULL);
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     for (int i = 0; i < PQntuples(r); i++) {
         struct mtr_webhook_row w = {.id = txt(r, i, 0),
                                     .name = txt(r, i, 1),
@@ -389,7 +458,7 @@ static int pg_vehicle_upsert(void *state, const struct mtr_vehicle_row *v)
                     "excluded.access_expires END, needs_reauth = excluded.needs_reauth",
                     6, vals, lens, bin);
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     PQclear(r);
     return MTR_OK;
 }
@@ -436,7 +505,7 @@ static int pg_vehicle_get(void *state, const char *id,
     const char *v[] = {id};
     PGresult *r = q(state, "read vehicle", "SELECT " VEHICLE_COLS " FROM vehicles WHERE id = $1", 1,
                     v, NULL, NULL);
-    return r ? each_vehicle(r, fn, arg) : MTR_ERR;
+    return r ? each_vehicle(r, fn, arg) : status_of(state);
 }
 
 static int pg_vehicle_sample(void *state, int (*fn)(void *, const struct mtr_vehicle_row *),
@@ -446,7 +515,7 @@ static int pg_vehicle_sample(void *state, int (*fn)(void *, const struct mtr_veh
                     "SELECT " VEHICLE_COLS " FROM vehicles WHERE access_token IS NOT NULL OR "
                     "refresh_token IS NOT NULL LIMIT 1",
                     0, NULL, NULL, NULL);
-    return r ? each_vehicle(r, fn, arg) : MTR_ERR;
+    return r ? each_vehicle(r, fn, arg) : status_of(state);
 }
 
 static int pg_vehicles_list(void *state, int needs_reauth_only, const char *after, size_t limit,
@@ -460,7 +529,7 @@ static int pg_vehicles_list(void *state, int needs_reauth_only, const char *afte
           "<> 0) AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT CASE WHEN $3::bigint "
           "< 0 THEN NULL ELSE $3::bigint END",
           3, v, NULL, NULL);
-    return r ? each_vehicle(r, fn, arg) : MTR_ERR;
+    return r ? each_vehicle(r, fn, arg) : status_of(state);
 }
 
 static int pg_subscribe(void *state, const char *webhook_id, const char *vehicle_id, mtr_time now,
@@ -509,7 +578,7 @@ static int pg_subscriptions_list(void *state, const char *webhook_id, const char
           "END",
           4, v, NULL, NULL);
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     for (int i = 0; i < PQntuples(r); i++) {
         struct mtr_subscription_row row = {.webhook_id = txt(r, i, 0),
                                            .vehicle_id = txt(r, i, 1),
@@ -570,7 +639,7 @@ static int pg_claim_jobs(void *state, const char *owner, mtr_time now, mtr_time 
                     "v.access_token, v.refresh_token, v.access_expires, v.needs_reauth",
                     4, v, NULL, NULL);
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     for (int i = 0; i < PQntuples(r); i++) {
         struct mtr_job j = {.key = {txt(r, i, 0), txt(r, i, 1), i64(r, i, 2)},
                             .state = (int)i64(r, i, 3),
@@ -648,10 +717,10 @@ static void read_delivery(PGresult *r, int i, struct mtr_delivery_row *d)
                                    .updated_at = i64(r, i, 15)};
 }
 
-static int each_delivery(PGresult *r, mtr_delivery_fn fn, void *arg)
+static int each_delivery(void *state, PGresult *r, mtr_delivery_fn fn, void *arg)
 {
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     for (int i = 0; i < PQntuples(r); i++) {
         struct mtr_delivery_row d;
         read_delivery(r, i, &d);
@@ -726,7 +795,7 @@ static int pg_claim_deliveries(void *state, const char *owner, mtr_time now, mtr
                     "d.first_attempt_at, d.next_attempt_at, d.body, d.vehicles, d.last_status, "
                     "d.last_error, d.updated_at",
                     4, v, NULL, NULL);
-    return each_delivery(r, fn, arg);
+    return each_delivery(state, r, fn, arg);
 }
 
 static int record(struct pg_store *s, const char *owner, const struct mtr_attempt_row *a,
@@ -809,7 +878,7 @@ static int pg_next_due(void *state, mtr_time *at, int *found)
                     "min(next_attempt_at) FROM deliveries WHERE state = 0))",
                     0, NULL, NULL, NULL);
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     *found = !PQgetisnull(r, 0, 0);
     *at = i64(r, 0, 0);
     PQclear(r);
@@ -824,7 +893,8 @@ static int pg_list_deliveries(void *state, const char *webhook_id, int delivery_
 {
     struct nums n = {0};
     const char *v[] = {webhook_id, num(&n, delivery_state), num(&n, limit ? (long long)limit : -1)};
-    return each_delivery(q(state, "list deliveries",
+    return each_delivery(state,
+                         q(state, "list deliveries",
                            "SELECT " DELIVERY_COLS " FROM deliveries WHERE ($1::text IS NULL OR "
                            "webhook_id = $1) AND ($2::int < 0 OR state = $2::int) ORDER BY tick, "
                            "created_at, id LIMIT CASE WHEN $3::bigint < 0 THEN NULL ELSE "
@@ -845,6 +915,7 @@ static int pg_deliveries_query(void *state, const struct mtr_delivery_query *qy,
                        qy->after_id,
                        num(&n, qy->limit ? (long long)qy->limit : -1)};
     return each_delivery(
+        state,
         q(state, "list deliveries",
           "SELECT " DELIVERY_COLS " FROM deliveries WHERE ($1::text IS NULL OR webhook_id = $1) "
           "AND ($2::int < 0 OR state = $2::int) AND ($3::bigint = 0 OR tick >= $3::bigint) AND "
@@ -863,7 +934,7 @@ static int pg_list_attempts(void *state, const char *delivery_id, mtr_attempt_fn
                     "WHERE delivery_id = $1 ORDER BY n",
                     1, v, NULL, NULL);
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     for (int i = 0; i < PQntuples(r); i++) {
         struct mtr_attempt_row a = {.delivery_id = txt(r, i, 0),
                                     .n = (int)i64(r, i, 1),
@@ -881,7 +952,8 @@ static int pg_list_attempts(void *state, const char *delivery_id, mtr_attempt_fn
 static int pg_delivery_get(void *state, const char *delivery_id, mtr_delivery_fn fn, void *arg)
 {
     const char *v[] = {delivery_id};
-    return each_delivery(q(state, "read delivery",
+    return each_delivery(state,
+                         q(state, "read delivery",
                            "SELECT " DELIVERY_COLS " FROM deliveries WHERE id = $1", 1, v, NULL,
                            NULL),
                          fn, arg);
@@ -938,7 +1010,7 @@ static int pg_stats(void *state, const char *webhook_id, struct mtr_store_stats 
                     "OR webhook_id = $1) AND removed_at IS NULL",
                     1, v, NULL, NULL);
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     for (int i = 0; i < PQntuples(r); i++) {
         long long table = i64(r, i, 0), st = i64(r, i, 1), count = i64(r, i, 2);
         if (table == 0 && st >= 0 && st < 4)
@@ -965,7 +1037,7 @@ static int pg_delivery_counts(void *state, const char *webhook_id, mtr_time sinc
                     "AND kind = 0 GROUP BY state",
                     2, v, NULL, NULL);
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     for (int i = 0; i < PQntuples(r); i++) {
         long long st = i64(r, i, 0);
         if (st >= 0 && st < 3)
@@ -977,7 +1049,7 @@ static int pg_delivery_counts(void *state, const char *webhook_id, mtr_time sinc
           "0 ORDER BY seq DESC LIMIT 1",
           1, v, NULL, NULL);
     if (!r)
-        return MTR_ERR;
+        return status_of(state);
     if (PQntuples(r) == 1) {
         out->has_last = 1;
         out->last_state = (int)i64(r, 0, 0);

@@ -68,4 +68,45 @@ print("two nodes on one database: %d deliveries, each once in the ledger, all de
 if fail:
     print("FAIL: " + "; ".join(fail)); sys.exit(1)
 PY
-echo "2 passed, 0 failed"
+
+# PostgreSQL restarted under a running daemon (wall clock, a tick a second):
+# it rides the restart out - ticks wait, outcomes stay in memory - and every
+# second from the first delivery to the last has its delivery
+cat >"$tmp/restart.yaml" <<YAML
+version: 1
+application: { management_token: pg-amt }
+plugin_path: ["$build/plugins"]
+store: { plugin: postgres, dsn: "$dsn", schema: restart }
+sources: [{ name: sim, plugin: simulated }]
+sinks: [{ name: callback, plugin: http, allow_private_networks: true }]
+webhooks:
+  - { name: every-second, callback_uri: "http://127.0.0.1:$port/hook",
+      cadence: { policy: interval, every: 1s }, endpoints: [/odometer], sinks: [callback] }
+delivery: { spread: [0s, 0s] }
+YAML
+rcfg="--config $tmp/restart.yaml"
+$m webhook verify every-second $rcfg >/dev/null
+$m subscribe every-second car-1 $rcfg >/dev/null
+$m run $rcfg >"$tmp/restart.log" 2>&1 &
+daemon=$!
+delivered() { $m deliveries --state delivered --json --limit 100000 $rcfg | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+for _ in $(seq 1 100); do [ "$(delivered)" -ge 3 ] && break; sleep 0.2; done
+before=$(delivered)
+sh "$src/tests/pg/cluster.sh" restart "$tmp/pg"
+after=$before
+for _ in $(seq 1 100); do after=$(delivered); [ "$after" -ge $((before + 4)) ] && break; sleep 0.2; done
+kill -0 $daemon 2>/dev/null || { echo "FAIL: the daemon died with the database"; cat "$tmp/restart.log"; exit 1; }
+kill -TERM $daemon
+wait $daemon || { echo "FAIL: the daemon did not stop cleanly"; tail "$tmp/restart.log"; exit 1; }
+[ "$after" -ge $((before + 4)) ] || { echo "FAIL: no deliveries after the restart ($before, then $after)"; tail -20 "$tmp/restart.log"; exit 1; }
+$m deliveries --json --limit 100000 $rcfg | python3 -c '
+import json, sys
+d = [x for x in json.load(sys.stdin) if x["kind"] == "scheduled"]
+ticks = sorted({x["tick"] for x in d})
+import datetime
+t = [datetime.datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp() for x in ticks]
+gaps = [(a, b) for a, b in zip(t, t[1:]) if b - a != 1]
+print("restart: %d ticks delivered or pending, first %s, last %s, gaps %d" % (len(t), ticks[0], ticks[-1], len(gaps)))
+sys.exit(1 if gaps or len(d) != len(ticks) else 0)'
+grep -q "trying again, nothing is lost" "$tmp/restart.log" && echo "the daemon saw the database go and waited for it"
+echo "3 passed, 0 failed"

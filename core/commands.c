@@ -797,8 +797,8 @@ static void print_status(const json_t *s)
            num(c, "ticks"), num(c, "jobs"), num(c, "delivered"), num(c, "failed"),
            num(c, "attempts"), num(c, "retries"), num(c, "webhooksDisabled"));
     json_array_foreach(json_object_get(s, "nodes"), i, x)
-        printf("node %s (host %s), last heartbeat %s\n", str(x, "id"), str(x, "host"),
-               str(x, "lastHeartbeat"));
+        printf("node %s (host %s), last heartbeat %s, %lld lease(s) held\n", str(x, "id"),
+               str(x, "host"), str(x, "lastHeartbeat"), num(x, "leasesHeld"));
     printf("next ticks:\n");
     json_array_foreach(json_object_get(s, "nextTicks"), i, x)
         printf("  %-20s %s (%s)\n", str(x, "webhook"), str(x, "tick"), str(x, "state"));

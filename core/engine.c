@@ -298,6 +298,38 @@ static int second_passed(const struct timespec *since)
     return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000 >= 1000;
 }
 
+/* Every HEARTBEAT_SECONDS of wall time the node says in the ledger that it
+ * is alive, for `status` and the API's list of nodes. (A lease is 600 s: a
+ * node is shown as gone long before the work it held can be taken over.) */
+#define HEARTBEAT_SECONDS 10
+
+/* Says in the ledger that this node is alive (last_seen: wall time, or 0 when
+ * it leaves). A virtual clock's run is a simulation, not a node. */
+static void say_alive(struct engine *e, int leaving)
+{
+    if (!ledger_has_nodes(&e->L) || e->clk->mode == CLOCK_VIRTUAL)
+        return;
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    struct mtr_node_row n = {.id = e->owner,
+                             .host = host,
+                             .started_at = (mtr_time)e->started_wall,
+                             .last_seen = leaving ? 0 : (mtr_time)time(NULL)};
+    if (ledger_node_heartbeat(&e->L, &n) != MTR_OK && !leaving)
+        store_failed(e, "heartbeat");
+}
+
+static void heartbeat(struct engine *e)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (e->last_heartbeat.tv_sec && now.tv_sec - e->last_heartbeat.tv_sec < HEARTBEAT_SECONDS)
+        return;
+    e->last_heartbeat = now;
+    say_alive(e, 0);
+}
+
 /* Retention (SPEC 7): at most once a minute of the clock, in batches small
  * enough never to hold up delivery for long. */
 static void prune(struct engine *e, mtr_time now)
@@ -407,6 +439,7 @@ int engine_run(struct engine *e, const struct engine_options *o, struct diag *d)
             continue;
         }
         take_requests(e, now);
+        heartbeat(e);
         if (store_still_away(e) || (second_passed(&e->last_refresh) && refresh_webhooks(e) != 0)) {
             if (e->failed)
                 break;
@@ -436,6 +469,8 @@ int engine_run(struct engine *e, const struct engine_options *o, struct diag *d)
     }
     e->stopping = 1;
     publish_status(e);
+    if (!e->failed)
+        say_alive(e, 1); /* gone from the list of nodes */
     if (e->failed || rc != 0) {
         *d = e->diag;
         return -1;

@@ -77,10 +77,11 @@ struct engine {
     struct ledger L;
     char owner[128];
     struct webhook_set ws;
-    struct timespec last_refresh; /* of ws (monotonic) */
-    struct heap ticks;            /* id = webhook index */
-    struct courier courier;       /* the sinks' thread */
-    struct flight *ready;         /* inserted, waiting for their transaction to commit */
+    struct timespec last_refresh;   /* of ws (monotonic) */
+    struct timespec last_heartbeat; /* said in the ledger (monotonic; 0: not yet) */
+    struct heap ticks;              /* id = webhook index */
+    struct courier courier;         /* the sinks' thread */
+    struct flight *ready;           /* inserted, waiting for their transaction to commit */
     size_t in_flight;
     struct outcome *outcomes; /* recorded in batches */
     size_t n_outcomes, cap_outcomes;

@@ -425,3 +425,21 @@ int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
     return L->last_rc =
                L->ops->record_attempt_as(L->st, owner, a, new_state, next_attempt_at, fenced);
 }
+
+int ledger_has_nodes(const struct ledger *L)
+{
+    return L->ops->node_heartbeat && L->ops->nodes_list;
+}
+
+int ledger_node_heartbeat(struct ledger *L, const struct mtr_node_row *node)
+{
+    return L->last_rc = L->ops->node_heartbeat ? L->ops->node_heartbeat(L->st, node)
+                                               : missing(L, "node_heartbeat");
+}
+
+int ledger_nodes_list(struct ledger *L, mtr_time seen_since, mtr_time now,
+                      int (*fn)(void *, const struct mtr_node_row *), void *arg)
+{
+    return L->last_rc = L->ops->nodes_list ? L->ops->nodes_list(L->st, seen_since, now, fn, arg)
+                                           : missing(L, "nodes_list");
+}

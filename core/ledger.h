@@ -76,6 +76,10 @@ int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
                                  const struct mtr_attempt_row *a, int new_state,
                                  mtr_time next_attempt_at, int *fenced);
 int ledger_has_prune(const struct ledger *L);
+int ledger_has_nodes(const struct ledger *L);
+int ledger_node_heartbeat(struct ledger *L, const struct mtr_node_row *node);
+int ledger_nodes_list(struct ledger *L, mtr_time seen_since, mtr_time now,
+                      int (*fn)(void *, const struct mtr_node_row *), void *arg);
 int ledger_has_vehicle_sample(const struct ledger *L);
 int ledger_has_delivery_counts(const struct ledger *L);
 int ledger_begin(struct ledger *L);

@@ -1429,6 +1429,32 @@ static json_t *next_ticks_json(struct ops *o, mtr_time now)
     return list;
 }
 
+static int node_row(void *arg, const struct mtr_node_row *n)
+{
+    json_array_append_new(
+        arg, json_pack("{s:s,s:s,s:o,s:o,s:I}", "id", n->id, "host", n->host ? n->host : "",
+                       "startedAt", iso_json(n->started_at), "lastHeartbeat",
+                       iso_json(n->last_seen), "leasesHeld", (json_int_t)n->leases));
+    return 0;
+}
+
+/* The nodes that said they were alive in the last minute of wall time (this
+ * one, where the store keeps no list, or in a virtual run). */
+static json_t *nodes_json(struct ops *o, const struct engine_status *st, const char *host)
+{
+    json_t *list = json_array();
+    if (ledger_has_nodes(&o->L) &&
+        ledger_nodes_list(&o->L, (mtr_time)time(NULL) - 60, st->now, node_row, list) == MTR_OK &&
+        json_array_size(list))
+        return list;
+    json_array_clear(list);
+    json_array_append_new(list, json_pack("{s:s,s:s,s:o,s:o,s:I}", "id", st->owner, "host", host,
+                                          "startedAt", iso_json((mtr_time)st->started_wall),
+                                          "lastHeartbeat", iso_json(st->now), "leasesHeld",
+                                          (json_int_t)st->in_flight));
+    return list;
+}
+
 int ops_status(struct ops *o, json_t **out, struct op_error *err)
 {
     struct engine_status st;
@@ -1448,14 +1474,12 @@ int ops_status(struct ops *o, json_t **out, struct op_error *err)
     struct op_error ignored;
     ops_ledger_totals(o, NULL, &totals, &ignored);
     time_t now_wall = time(NULL);
-    json_t *node =
-        json_pack("{s:s,s:s,s:i,s:o,s:I}", "id", st.owner, "host", host, "pid", (int)getpid(),
-                  "lastHeartbeat", iso_json(st.now), "inFlight", (json_int_t)st.in_flight);
-    *out = json_pack("{s:s,s:o,s:I,s:{s:o,s:b},s:b,s:b,s:[o],s:I,s:I,s:o,s:o,s:o,s:o}", "version",
+    json_t *nodes = nodes_json(o, &st, host);
+    *out = json_pack("{s:s,s:o,s:I,s:{s:o,s:b},s:b,s:b,s:o,s:I,s:I,s:o,s:o,s:o,s:o}", "version",
                      METRONOME_VERSION, "startedAt", iso_json((mtr_time)st.started_wall),
                      "uptimeSeconds", (json_int_t)(now_wall - st.started_wall), "clock", "now",
                      iso_json(st.now), "virtual", st.virtual_clock, "ready", st.ready, "stopping",
-                     st.stopping, "nodes", node, "inFlight", (json_int_t)st.in_flight,
+                     st.stopping, "nodes", nodes, "inFlight", (json_int_t)st.in_flight,
                      "queuedOutcomes", (json_int_t)st.queued, "counters", counters_json(&st.stats),
                      "nextTicks", next_ticks_json(o, st.now), "lastErrors", errors, "ledger",
                      totals ? totals : json_null());

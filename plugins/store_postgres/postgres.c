@@ -63,7 +63,9 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, tick);"
     "CREATE TABLE IF NOT EXISTS attempts(delivery_id text NOT NULL, n int NOT NULL, at bigint NOT "
     "NULL, http_status int NOT NULL, error text, latency_us bigint NOT NULL, PRIMARY "
-    "KEY(delivery_id, n));",
+    "KEY(delivery_id, n));"
+    "CREATE TABLE IF NOT EXISTS nodes(id text PRIMARY KEY, host text NOT NULL, started_at bigint "
+    "NOT NULL, last_seen bigint NOT NULL);",
 };
 
 /* ---- plumbing ---------------------------------------------------------------------------- */
@@ -970,6 +972,20 @@ static int pg_prune(void *state, mtr_time delivered_before, mtr_time failed_befo
                        num(&n, (long long)max)};
     uint64_t a = 0, b = 0, c = 0, d = 0;
     int own, rc = tx_enter(s, &own);
+    *pruned = 0;
+    /* one node prunes at a time: the others find the lock taken and skip */
+    PGresult *lock = rc == MTR_OK
+                         ? q(s, "retention lock", "SELECT pg_try_advisory_xact_lock(7212350102)", 0,
+                             NULL, NULL, NULL)
+                         : NULL;
+    if (rc == MTR_OK && !lock)
+        rc = status_of(s);
+    if (lock) {
+        int mine = strcmp(PQgetvalue(lock, 0, 0), "t") == 0;
+        PQclear(lock);
+        if (!mine)
+            return tx_leave(s, own, MTR_OK);
+    }
     if (rc == MTR_OK)
         rc = run(s, "prune payloads",
                  "UPDATE deliveries SET body = NULL WHERE id IN (SELECT id FROM deliveries WHERE "
@@ -1060,6 +1076,43 @@ static int pg_delivery_counts(void *state, const char *webhook_id, mtr_time sinc
     return MTR_OK;
 }
 
+static int pg_node_heartbeat(void *state, const struct mtr_node_row *node)
+{
+    struct nums n = {0};
+    const char *v[] = {node->id, node->host, num(&n, node->started_at), num(&n, node->last_seen)};
+    return run(state, "heartbeat",
+               "INSERT INTO nodes(id, host, started_at, last_seen) VALUES($1, $2, $3, $4) ON "
+               "CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen",
+               4, v, NULL);
+}
+
+static int pg_nodes_list(void *state, mtr_time seen_since, mtr_time now,
+                         int (*fn)(void *, const struct mtr_node_row *), void *arg)
+{
+    struct nums n = {0};
+    const char *v[] = {num(&n, seen_since), num(&n, now)};
+    PGresult *r =
+        q(state, "list nodes",
+          "SELECT id, host, started_at, last_seen, (SELECT count(*) FROM jobs WHERE "
+          "lease_owner = nodes.id AND state = 0 AND lease_until > $2::bigint) + (SELECT "
+          "count(*) FROM deliveries WHERE lease_owner = nodes.id AND state = 0 AND "
+          "lease_until > $2::bigint) FROM nodes WHERE last_seen >= $1::bigint ORDER BY id",
+          2, v, NULL, NULL);
+    if (!r)
+        return status_of(state);
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct mtr_node_row row = {.id = txt(r, i, 0),
+                                   .host = txt(r, i, 1),
+                                   .started_at = i64(r, i, 2),
+                                   .last_seen = i64(r, i, 3),
+                                   .leases = (uint64_t)i64(r, i, 4)};
+        if (fn(arg, &row) != 0)
+            break;
+    }
+    PQclear(r);
+    return MTR_OK;
+}
+
 static int pg_read_only(void *state)
 {
     (void)state; /* reading needs nothing else of a database server */
@@ -1103,6 +1156,8 @@ static const struct mtr_store_ops pg_ops = {
     .webhook_delete = pg_webhook_delete,
     .delivery_counts = pg_delivery_counts,
     .record_attempt_as = pg_record_attempt_as,
+    .node_heartbeat = pg_node_heartbeat,
+    .nodes_list = pg_nodes_list,
 };
 
 static const struct mtr_option pg_options[] = {

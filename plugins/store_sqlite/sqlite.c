@@ -275,6 +275,11 @@ static const char *const migrations[] = {
     "CREATE TABLE payloads(delivery INTEGER PRIMARY KEY, body BLOB NOT NULL);"
     "INSERT INTO payloads SELECT rowid, body FROM deliveries WHERE body IS NOT NULL;"
     "ALTER TABLE deliveries DROP COLUMN body;",
+    /* 5: the nodes that share the ledger (one, on a file; the table keeps the
+     * contract the same as a server store's) */
+    "CREATE TABLE IF NOT EXISTS nodes(id TEXT PRIMARY KEY, host TEXT NOT NULL, started_at "
+    "INTEGER NOT NULL, "
+    "last_seen INTEGER NOT NULL);",
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};
@@ -1570,6 +1575,52 @@ static int sqlite_delivery_counts(void *state, const char *webhook_id, mtr_time 
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "read deliveries");
 }
 
+static int sqlite_node_heartbeat(void *state, const struct mtr_node_row *n)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st;
+    if (prepare(s,
+                "INSERT INTO nodes(id, host, started_at, last_seen) VALUES(?1, ?2, ?3, ?4) ON "
+                "CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen",
+                &st) != MTR_OK)
+        return MTR_ERR;
+    bind_text(st, 1, n->id);
+    bind_text(st, 2, n->host);
+    sqlite3_bind_int64(st, 3, n->started_at);
+    sqlite3_bind_int64(st, 4, n->last_seen);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? MTR_OK : fail(s, "heartbeat");
+}
+
+static int sqlite_nodes_list(void *state, mtr_time seen_since, mtr_time now,
+                             int (*fn)(void *, const struct mtr_node_row *), void *arg)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st;
+    int rc;
+    if (prepare(s,
+                "SELECT id, host, started_at, last_seen, (SELECT count(*) FROM jobs WHERE "
+                "lease_owner = nodes.id AND state = 0 AND lease_until > ?2) + (SELECT count(*) "
+                "FROM deliveries WHERE lease_owner = nodes.id AND state = 0 AND lease_until > "
+                "?2) FROM nodes WHERE last_seen >= ?1 ORDER BY id",
+                &st) != MTR_OK)
+        return MTR_ERR;
+    sqlite3_bind_int64(st, 1, seen_since);
+    sqlite3_bind_int64(st, 2, now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mtr_node_row n = {.id = col_text(st, 0),
+                                 .host = col_text(st, 1),
+                                 .started_at = sqlite3_column_int64(st, 2),
+                                 .last_seen = sqlite3_column_int64(st, 3),
+                                 .leases = (uint64_t)sqlite3_column_int64(st, 4)};
+        if (fn(arg, &n) != 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "list nodes");
+}
+
 static const struct mtr_store_ops sqlite_ops = {
     .struct_size = sizeof(struct mtr_store_ops),
     .begin = sqlite_begin,
@@ -1608,6 +1659,8 @@ static const struct mtr_store_ops sqlite_ops = {
     .webhook_delete = sqlite_webhook_delete,
     .delivery_counts = sqlite_delivery_counts,
     .record_attempt_as = sqlite_record_attempt_as,
+    .node_heartbeat = sqlite_node_heartbeat,
+    .nodes_list = sqlite_nodes_list,
 };
 
 static const struct mtr_option sqlite_options[] = {

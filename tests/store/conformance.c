@@ -375,3 +375,46 @@ Test(store, a_node_that_lost_its_lease_cannot_overwrite_the_new_owners_work)
     node_close(&b);
     node_close(&a);
 }
+
+struct nodes_seen {
+    char ids[4][32];
+    uint64_t leases[4];
+    size_t n;
+};
+
+static int on_node(void *arg, const struct mtr_node_row *n)
+{
+    struct nodes_seen *s = arg;
+    if (s->n < 4) {
+        snprintf(s->ids[s->n], sizeof s->ids[0], "%s", n->id);
+        s->leases[s->n] = n->leases;
+    }
+    s->n++;
+    return 0;
+}
+
+Test(store, nodes_say_they_are_alive_and_are_listed_with_their_leases)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    cr_assert(a.ops->node_heartbeat && a.ops->nodes_list, "the store lists the cluster's nodes");
+    fleet(&a, 20);
+    uint64_t n;
+    OK(&a, materialize_tick(a.st, WEBHOOK, 3600, MTR_JOB_DUE, 0, 0, &n));
+    struct mtr_node_row na = {.id = "node-a", .host = "h1", .started_at = 3000, .last_seen = 3600};
+    struct mtr_node_row nb = {.id = "node-b", .host = "h2", .started_at = 3000, .last_seen = 3500};
+    OK(&a, node_heartbeat(a.st, &na));
+    OK(&b, node_heartbeat(b.st, &nb));
+    cr_expect_eq(claim(&a, "node-a", 3600), 20);
+    struct nodes_seen s = {0};
+    OK(&b, nodes_list(b.st, 3400, 3600, on_node, &s));
+    cr_expect_eq(s.n, 2, "both nodes");
+    cr_expect_str_eq(s.ids[0], "node-a");
+    cr_expect_eq(s.leases[0], 20, "a holds the jobs it claimed");
+    cr_expect_eq(s.leases[1], 0);
+    memset(&s, 0, sizeof s);
+    OK(&b, nodes_list(b.st, 3550, 3600, on_node, &s));
+    cr_expect_eq(s.n, 1, "a node not seen lately is not listed");
+    node_close(&b);
+    node_close(&a);
+}

@@ -146,6 +146,16 @@ struct mtr_delivery_counts {
     mtr_time last_at; /* its last update */
 };
 
+/* A node of the cluster (ABI 1.2): one running metronome, by its lease owner
+ * id; leases counts the jobs and deliveries it holds (nodes_list fills it). */
+struct mtr_node_row {
+    const char *id;
+    const char *host;
+    mtr_time started_at;
+    mtr_time last_seen;
+    uint64_t leases;
+};
+
 struct mtr_store_stats {
     uint64_t jobs[4];       /* by enum mtr_job_state */
     uint64_t deliveries[3]; /* by enum mtr_delivery_state */
@@ -279,6 +289,12 @@ struct mtr_store_ops {
      * redelivery. A delivery no node holds (a test's) takes anyone's. */
     int (*record_attempt_as)(void *state, const char *owner, const struct mtr_attempt_row *a,
                              int new_state, mtr_time next_attempt_at, int *fenced);
+    /* The cluster's nodes: a running node says it is alive (id, host,
+     * started_at, last_seen) every few seconds; nodes_list gives those seen
+     * at or after seen_since, with the leases each holds that end after now. */
+    int (*node_heartbeat)(void *state, const struct mtr_node_row *node);
+    int (*nodes_list)(void *state, mtr_time seen_since, mtr_time now,
+                      int (*fn)(void *arg, const struct mtr_node_row *node), void *arg);
 };
 
 /* The frozen layout of ABI 1.0, 1.1 and 1.2 (LP64): these only grow at the end. A core reading a
@@ -290,7 +306,7 @@ _Static_assert(offsetof(struct mtr_store_ops, prune) == 208, "ABI: store prune")
 _Static_assert(offsetof(struct mtr_store_ops, read_only) == 224, "ABI 1.1: store read_only");
 _Static_assert(offsetof(struct mtr_store_ops, subscriptions_list) == 248,
                "ABI 1.2: store subscriptions_list");
-_Static_assert(sizeof(struct mtr_store_ops) == 296, "ABI 1.2 store ops size");
+_Static_assert(sizeof(struct mtr_store_ops) == 312, "ABI 1.2 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

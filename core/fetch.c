@@ -79,12 +79,13 @@ static void fetch_item_free(struct fetch_item *it)
 static int refuse_claim(struct engine *e, struct fetch_item *items, size_t n, mtr_time now)
 {
     size_t bad = 0;
+    int fenced;
     while (bad < n && !items[bad].key_refused)
         bad++;
     if (bad == n)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (ledger_job_retry(&e->L, &items[i].key, now, NULL) != MTR_OK)
+        if (ledger_job_retry_fenced(&e->L, e->owner, &items[i].key, now, NULL, &fenced) != MTR_OK)
             return store_failed(e, "release jobs"), 1;
     diag_set(e->d,
              "vehicle %s: its stored credentials do not open with %s; start metronome with the "
@@ -365,7 +366,8 @@ static char *settle(struct engine *e, struct fetch_item *it, size_t *len)
     struct diag ignored;
     int has_next = webhook_next_tick(e->ws.v[it->wh].cfg, it->key.tick, &next_tick, &ignored) == 0;
     if (has_next && slot < next_tick) {
-        if (ledger_job_retry(&e->L, &it->key, slot, it->error) != MTR_OK)
+        int fenced; /* another node holds the job now: its retry is that node's */
+        if (ledger_job_retry_fenced(&e->L, e->owner, &it->key, slot, it->error, &fenced) != MTR_OK)
             store_failed(e, "reschedule job");
         e->stats.fetch_retries++;
         count_fetch_error(e, it->malformed ? FETCH_MALFORMED : FETCH_TRANSIENT);
@@ -600,7 +602,9 @@ int fetch_jobs(struct engine *e, mtr_time now)
         if (!engine_active_now(e, it->wh)) {
             it->done = 1;
             it->wh = SIZE_MAX;
-            if (ledger_job_set_state(&e->L, &it->key, MTR_JOB_MISSED) != MTR_OK)
+            int fenced;
+            if (ledger_job_set_state_fenced(&e->L, e->owner, &it->key, MTR_JOB_MISSED, &fenced) !=
+                MTR_OK)
                 store_failed(e, "mark job missed");
             e->stats.jobs_missed++;
             metrics_lock(&e->metrics);

@@ -443,3 +443,21 @@ int ledger_nodes_list(struct ledger *L, mtr_time seen_since, mtr_time now,
     return L->last_rc = L->ops->nodes_list ? L->ops->nodes_list(L->st, seen_since, now, fn, arg)
                                            : missing(L, "nodes_list");
 }
+
+int ledger_job_retry_fenced(struct ledger *L, const char *owner, const struct mtr_job_key *key,
+                            mtr_time due_at, const char *error, int *fenced)
+{
+    *fenced = 0;
+    if (!L->ops->job_retry_as) /* an older store: no fencing */
+        return L->last_rc = L->ops->job_retry(L->st, key, due_at, error);
+    return L->last_rc = L->ops->job_retry_as(L->st, owner, key, due_at, error, fenced);
+}
+
+int ledger_job_set_state_fenced(struct ledger *L, const char *owner, const struct mtr_job_key *key,
+                                int new_state, int *fenced)
+{
+    *fenced = 0;
+    if (!L->ops->job_set_state_as)
+        return L->last_rc = L->ops->job_set_state(L->st, key, new_state);
+    return L->last_rc = L->ops->job_set_state_as(L->st, owner, key, new_state, fenced);
+}

@@ -75,6 +75,11 @@ const char *webhook_state_name(int state);
 int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
                                  const struct mtr_attempt_row *a, int new_state,
                                  mtr_time next_attempt_at, int *fenced);
+/* A job's completions by the node owner, fenced the same way. */
+int ledger_job_retry_fenced(struct ledger *L, const char *owner, const struct mtr_job_key *key,
+                            mtr_time due_at, const char *error, int *fenced);
+int ledger_job_set_state_fenced(struct ledger *L, const char *owner, const struct mtr_job_key *key,
+                                int new_state, int *fenced);
 int ledger_has_prune(const struct ledger *L);
 int ledger_has_nodes(const struct ledger *L);
 int ledger_node_heartbeat(struct ledger *L, const struct mtr_node_row *node);

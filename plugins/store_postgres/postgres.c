@@ -659,27 +659,62 @@ static int pg_claim_jobs(void *state, const char *owner, mtr_time now, mtr_time 
     return MTR_OK;
 }
 
+static int job_retry(void *state, const char *owner, const struct mtr_job_key *key, mtr_time due_at,
+                     const char *error, int *fenced)
+{
+    struct nums n = {0};
+    const char *v[] = {key->webhook_id, key->vehicle_id, num(&n, key->tick),
+                       num(&n, due_at), error,           owner};
+    uint64_t changed = 0;
+    int rc = run(state, "reschedule job",
+                 "UPDATE jobs SET due_at = $4, fetch_attempts = fetch_attempts + 1, last_error = "
+                 "coalesce($5, last_error), lease_owner = NULL, lease_until = NULL WHERE "
+                 "webhook_id = $1 AND vehicle_id = $2 AND tick = $3 AND ($6::text IS NULL OR "
+                 "lease_owner IS NULL OR lease_owner = $6)",
+                 6, v, &changed);
+    *fenced = rc == MTR_OK && owner && changed == 0;
+    return rc;
+}
+
+static int job_state(void *state, const char *owner, const struct mtr_job_key *key, int new_state,
+                     int *fenced)
+{
+    struct nums n = {0};
+    const char *v[] = {key->webhook_id, key->vehicle_id, num(&n, key->tick), num(&n, new_state),
+                       owner};
+    uint64_t changed = 0;
+    int rc = run(state, "set job state",
+                 "UPDATE jobs SET state = $4, lease_owner = NULL, lease_until = NULL WHERE "
+                 "webhook_id = $1 AND vehicle_id = $2 AND tick = $3 AND ($5::text IS NULL OR "
+                 "lease_owner IS NULL OR lease_owner = $5)",
+                 5, v, &changed);
+    *fenced = rc == MTR_OK && owner && changed == 0;
+    return rc;
+}
+
 static int pg_job_retry(void *state, const struct mtr_job_key *key, mtr_time due_at,
                         const char *error)
 {
-    struct nums n = {0};
-    const char *v[] = {key->webhook_id, key->vehicle_id, num(&n, key->tick), num(&n, due_at),
-                       error};
-    return run(state, "reschedule job",
-               "UPDATE jobs SET due_at = $4, fetch_attempts = fetch_attempts + 1, last_error = "
-               "coalesce($5, last_error), lease_owner = NULL, lease_until = NULL WHERE "
-               "webhook_id = $1 AND vehicle_id = $2 AND tick = $3",
-               5, v, NULL);
+    int fenced;
+    return job_retry(state, NULL, key, due_at, error, &fenced);
 }
 
 static int pg_job_set_state(void *state, const struct mtr_job_key *key, int new_state)
 {
-    struct nums n = {0};
-    const char *v[] = {key->webhook_id, key->vehicle_id, num(&n, key->tick), num(&n, new_state)};
-    return run(state, "set job state",
-               "UPDATE jobs SET state = $4, lease_owner = NULL, lease_until = NULL WHERE "
-               "webhook_id = $1 AND vehicle_id = $2 AND tick = $3",
-               4, v, NULL);
+    int fenced;
+    return job_state(state, NULL, key, new_state, &fenced);
+}
+
+static int pg_job_retry_as(void *state, const char *owner, const struct mtr_job_key *key,
+                           mtr_time due_at, const char *error, int *fenced)
+{
+    return job_retry(state, owner, key, due_at, error, fenced);
+}
+
+static int pg_job_set_state_as(void *state, const char *owner, const struct mtr_job_key *key,
+                               int new_state, int *fenced)
+{
+    return job_state(state, owner, key, new_state, fenced);
 }
 
 static int pg_jobs_miss_pending(void *state, const char *webhook_id, uint64_t *count)
@@ -1158,6 +1193,8 @@ static const struct mtr_store_ops pg_ops = {
     .record_attempt_as = pg_record_attempt_as,
     .node_heartbeat = pg_node_heartbeat,
     .nodes_list = pg_nodes_list,
+    .job_retry_as = pg_job_retry_as,
+    .job_set_state_as = pg_job_set_state_as,
 };
 
 static const struct mtr_option pg_options[] = {

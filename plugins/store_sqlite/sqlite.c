@@ -135,14 +135,18 @@ static const char *const sql_text[S_COUNT] = {
     /* by key: the jobs of one (webhook, tick) are scanned; by rowid when claimed here */
     [S_JOB_RETRY] = "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
                     "last_error = ?5, lease_owner = NULL, lease_until = NULL "
-                    "WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2",
-    [S_JOB_RETRY_ROWID] = "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
-                          "last_error = ?5, lease_owner = NULL, lease_until = NULL "
-                          "WHERE rowid = ?1",
+                    "WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2 AND (?6 IS NULL OR "
+                    "lease_owner IS NULL OR lease_owner = ?6)",
+    [S_JOB_RETRY_ROWID] =
+        "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
+        "last_error = ?5, lease_owner = NULL, lease_until = NULL "
+        "WHERE rowid = ?1 AND (?6 IS NULL OR lease_owner IS NULL OR lease_owner = ?6)",
     [S_JOB_STATE] = "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
-                    "WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2",
-    [S_JOB_STATE_ROWID] = "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
-                          "WHERE rowid = ?1",
+                    "WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2 AND (?6 IS NULL OR "
+                    "lease_owner IS NULL OR lease_owner = ?6)",
+    [S_JOB_STATE_ROWID] =
+        "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
+        "WHERE rowid = ?1 AND (?6 IS NULL OR lease_owner IS NULL OR lease_owner = ?6)",
     [S_JOBS_MISS] = "UPDATE jobs INDEXED BY jobs_due SET state = 3, lease_owner = NULL, "
                     "lease_until = NULL "
                     "WHERE webhook_id = ?1 AND state = 0",
@@ -996,26 +1000,60 @@ static sqlite3_stmt *job_stmt(struct sqlite_store *s, const struct mtr_job_key *
     return st;
 }
 
-static int sqlite_job_retry(void *state, const struct mtr_job_key *key, mtr_time due_at,
-                            const char *error)
+/* A job's completion; with an owner, only while no other node holds the
+ * job's lease (*fenced = 1 and nothing written otherwise). */
+static int job_retry(struct sqlite_store *s, const char *owner, const struct mtr_job_key *key,
+                     mtr_time due_at, const char *error, int *fenced)
 {
-    struct sqlite_store *s = state;
     sqlite3_stmt *st = job_stmt(s, key, S_JOB_RETRY, S_JOB_RETRY_ROWID);
     if (!st)
         return MTR_ERR;
     sqlite3_bind_int64(st, 4, due_at);
     bind_text(st, 5, error);
-    return run(s, st, "reschedule job");
+    bind_text(st, 6, owner);
+    if (run(s, st, "reschedule job") != MTR_OK)
+        return MTR_ERR;
+    *fenced = owner && sqlite3_changes(s->db) == 0;
+    return MTR_OK;
 }
 
-static int sqlite_job_set_state(void *state, const struct mtr_job_key *key, int new_state)
+static int job_state(struct sqlite_store *s, const char *owner, const struct mtr_job_key *key,
+                     int new_state, int *fenced)
 {
-    struct sqlite_store *s = state;
     sqlite3_stmt *st = job_stmt(s, key, S_JOB_STATE, S_JOB_STATE_ROWID);
     if (!st)
         return MTR_ERR;
     sqlite3_bind_int(st, 4, new_state);
-    return run(s, st, "set job state");
+    bind_text(st, 6, owner);
+    if (run(s, st, "set job state") != MTR_OK)
+        return MTR_ERR;
+    *fenced = owner && sqlite3_changes(s->db) == 0;
+    return MTR_OK;
+}
+
+static int sqlite_job_retry(void *state, const struct mtr_job_key *key, mtr_time due_at,
+                            const char *error)
+{
+    int fenced;
+    return job_retry(state, NULL, key, due_at, error, &fenced);
+}
+
+static int sqlite_job_set_state(void *state, const struct mtr_job_key *key, int new_state)
+{
+    int fenced;
+    return job_state(state, NULL, key, new_state, &fenced);
+}
+
+static int sqlite_job_retry_as(void *state, const char *owner, const struct mtr_job_key *key,
+                               mtr_time due_at, const char *error, int *fenced)
+{
+    return job_retry(state, owner, key, due_at, error, fenced);
+}
+
+static int sqlite_job_set_state_as(void *state, const char *owner, const struct mtr_job_key *key,
+                                   int new_state, int *fenced)
+{
+    return job_state(state, owner, key, new_state, fenced);
 }
 
 static int sqlite_jobs_miss_pending(void *state, const char *webhook_id, uint64_t *count)
@@ -1661,6 +1699,8 @@ static const struct mtr_store_ops sqlite_ops = {
     .record_attempt_as = sqlite_record_attempt_as,
     .node_heartbeat = sqlite_node_heartbeat,
     .nodes_list = sqlite_nodes_list,
+    .job_retry_as = sqlite_job_retry_as,
+    .job_set_state_as = sqlite_job_set_state_as,
 };
 
 static const struct mtr_option sqlite_options[] = {

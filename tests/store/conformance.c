@@ -418,3 +418,28 @@ Test(store, nodes_say_they_are_alive_and_are_listed_with_their_leases)
     node_close(&b);
     node_close(&a);
 }
+
+Test(store, a_node_that_lost_a_jobs_lease_cannot_reschedule_or_settle_it)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    cr_assert(a.ops->job_retry_as && a.ops->job_set_state_as, "the store fences jobs' completions");
+    fleet(&a, 1);
+    uint64_t n;
+    int fenced = -1;
+    OK(&a, materialize_tick(a.st, WEBHOOK, 3600, MTR_JOB_DUE, 0, 0, &n));
+    cr_assert_eq(claim(&a, "node-a", 3600), 1);
+    cr_assert_eq(claim(&b, "node-b", 3600 + 601), 1, "b takes the job over");
+    struct mtr_job_key key = {WEBHOOK, "v0000", 3600};
+    OK(&a, job_retry_as(a.st, "node-a", &key, 3700, "asleep", &fenced));
+    cr_expect_eq(fenced, 1, "a cannot reschedule it");
+    OK(&a, job_set_state_as(a.st, "node-a", &key, MTR_JOB_MISSED, &fenced));
+    cr_expect_eq(fenced, 1, "nor settle it");
+    cr_expect_eq(jobs_in(&a, MTR_JOB_DUE), 1, "it is still due, and b's");
+    cr_expect_eq(claim(&a, "node-a", 3600 + 700), 0, "b's lease holds");
+    OK(&b, job_set_state_as(b.st, "node-b", &key, MTR_JOB_SENT, &fenced));
+    cr_expect_eq(fenced, 0, "the owner settles it");
+    cr_expect_eq(jobs_in(&a, MTR_JOB_SENT), 1);
+    node_close(&b);
+    node_close(&a);
+}

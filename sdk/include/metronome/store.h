@@ -295,6 +295,13 @@ struct mtr_store_ops {
     int (*node_heartbeat)(void *state, const struct mtr_node_row *node);
     int (*nodes_list)(void *state, mtr_time seen_since, mtr_time now,
                       int (*fn)(void *arg, const struct mtr_node_row *node), void *arg);
+    /* Fencing of jobs' completions, as record_attempt_as: by the node
+     * `owner`, refused (*fenced = 1, nothing written) while another node
+     * holds the job's lease. */
+    int (*job_retry_as)(void *state, const char *owner, const struct mtr_job_key *key,
+                        mtr_time due_at, const char *error, int *fenced);
+    int (*job_set_state_as)(void *state, const char *owner, const struct mtr_job_key *key,
+                            int new_state, int *fenced);
 };
 
 /* The frozen layout of ABI 1.0, 1.1 and 1.2 (LP64): these only grow at the end. A core reading a
@@ -306,7 +313,7 @@ _Static_assert(offsetof(struct mtr_store_ops, prune) == 208, "ABI: store prune")
 _Static_assert(offsetof(struct mtr_store_ops, read_only) == 224, "ABI 1.1: store read_only");
 _Static_assert(offsetof(struct mtr_store_ops, subscriptions_list) == 248,
                "ABI 1.2: store subscriptions_list");
-_Static_assert(sizeof(struct mtr_store_ops) == 312, "ABI 1.2 store ops size");
+_Static_assert(sizeof(struct mtr_store_ops) == 328, "ABI 1.2 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

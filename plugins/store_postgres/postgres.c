@@ -631,15 +631,16 @@ static int pg_claim_jobs(void *state, const char *owner, mtr_time now, mtr_time 
 {
     struct nums n = {0};
     const char *v[] = {owner, num(&n, now), num(&n, lease_until), num(&n, (long long)max)};
-    PGresult *r = q(state, "claim jobs",
-                    "WITH c AS (SELECT webhook_id, vehicle_id, tick FROM jobs WHERE state = 0 AND "
-                    "due_at <= $2 ORDER BY due_at, spread_key LIMIT $4 FOR UPDATE SKIP LOCKED) "
-                    "UPDATE jobs j SET lease_owner = $1, lease_until = $3, due_at = $3 FROM c "
-                    "LEFT JOIN vehicles v ON v.id = c.vehicle_id WHERE j.webhook_id = c.webhook_id "
-                    "AND j.vehicle_id = c.vehicle_id AND j.tick = c.tick RETURNING j.webhook_id, "
-                    "j.vehicle_id, j.tick, j.state, j.due_at, j.fetch_attempts, v.id, v.source, "
-                    "v.access_token, v.refresh_token, v.access_expires, v.needs_reauth",
-                    4, v, NULL, NULL);
+    PGresult *r =
+        q(state, "claim jobs",
+          "WITH c AS (SELECT webhook_id, vehicle_id, tick, due_at FROM jobs WHERE state = 0 AND "
+          "due_at <= $2 ORDER BY due_at, spread_key LIMIT $4 FOR UPDATE SKIP LOCKED) "
+          "UPDATE jobs j SET lease_owner = $1, lease_until = $3, due_at = $3 FROM c "
+          "LEFT JOIN vehicles v ON v.id = c.vehicle_id WHERE j.webhook_id = c.webhook_id "
+          "AND j.vehicle_id = c.vehicle_id AND j.tick = c.tick RETURNING j.webhook_id, "
+          "j.vehicle_id, j.tick, j.state, c.due_at, j.fetch_attempts, v.id, v.source, "
+          "v.access_token, v.refresh_token, v.access_expires, v.needs_reauth",
+          4, v, NULL, NULL);
     if (!r)
         return status_of(state);
     for (int i = 0; i < PQntuples(r); i++) {

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The postgres store against a throwaway PostgreSQL cluster (tests/pg/cluster.sh,
-# started here and stopped at the end): the store conformance suite, then a
-# virtual day end to end with two nodes on one database - each tick's jobs
-# written once, every delivery made once, nothing lost.
+# started here and stopped at the end): the store conformance suite; a virtual
+# day with two nodes on one database; PostgreSQL restarted under a running
+# daemon; three nodes, one killed -9 mid-tick; and the end-to-end suites of
+# delivery and of the admin API with `store: {plugin: postgres}`.
 set -eu
 build=$1
 src=$2
@@ -165,4 +166,8 @@ if len(set(ids)) != 10000: fail.append("not every delivery reached a sink")
 if fail:
     print("FAIL: " + "; ".join(fail)); sys.exit(1)
 PY
-echo "4 passed, 0 failed"
+
+# the end-to-end suites of delivery and of the admin API, on this database
+METRONOME_TEST_PG_DSN="$dsn" "$build/tests/test_delivery" --jobs 2
+METRONOME_TEST_PG_DSN="$dsn" "$build/tests/test_api" --jobs 2
+echo "6 passed, 0 failed"

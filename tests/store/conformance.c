@@ -171,13 +171,16 @@ Test(store, a_tick_is_materialized_once_when_two_nodes_race)
 struct claimed {
     size_t n;
     char first[32];
+    mtr_time due_at;
 };
 
 static int on_job(void *arg, const struct mtr_job *j)
 {
     struct claimed *c = arg;
-    if (c->n++ == 0)
+    if (c->n++ == 0) {
         snprintf(c->first, sizeof c->first, "%s", j->key.vehicle_id);
+        c->due_at = j->due_at;
+    }
     return 0;
 }
 
@@ -195,7 +198,11 @@ Test(store, claims_are_exclusive_under_a_lease_and_an_expired_lease_is_taken_ove
     fleet(&a, 50);
     uint64_t n;
     OK(&a, materialize_tick(a.st, WEBHOOK, 3600, MTR_JOB_DUE, 0, 0, &n));
-    cr_expect_eq(claim(&a, "node-a", 3600), 50, "node a claims every due job");
+    struct claimed c = {0};
+    OK(&a, claim_jobs(a.st, "node-a", 3600, 4200, 1, on_job, &c));
+    cr_expect_eq(c.n, 1, "at most max jobs");
+    cr_expect_eq(c.due_at, 3600, "a claimed job says when it was due, not when its lease ends");
+    cr_expect_eq(claim(&a, "node-a", 3600), 49, "node a claims every due job");
     cr_expect_eq(claim(&b, "node-b", 3600), 0, "node b gets none of a's leased jobs");
     cr_expect_eq(claim(&b, "node-b", 3600 + 599), 0, "nor before the lease ends");
     cr_expect_eq(claim(&b, "node-b", 3600 + 601), 50, "the expired lease is taken over");

@@ -7,6 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The scenario's store: SQLite in its directory, or - with
+ * $METRONOME_TEST_PG_DSN set - a schema of its own in that PostgreSQL
+ * database (tests/pg/run.sh runs the end-to-end suites so). */
+static void store_block(const char *dir, char *out, size_t len)
+{
+    const char *dsn = getenv("METRONOME_TEST_PG_DSN");
+    if (!dsn || !*dsn) {
+        snprintf(out, len, "{plugin: sqlite, path: \"%s/ledger.db\"}", dir);
+        return;
+    }
+    char schema[64];
+    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    size_t k = (size_t)snprintf(schema, sizeof schema, "e2e_");
+    for (; *base && k + 1 < sizeof schema; base++)
+        schema[k++] = (*base >= 'A' && *base <= 'Z') ? (char)(*base - 'A' + 'a')
+                      : ((*base >= 'a' && *base <= 'z') || (*base >= '0' && *base <= '9')) ? *base
+                                                                                           : '_';
+    schema[k] = '\0';
+    snprintf(out, len, "{plugin: postgres, dsn: \"%s\", schema: %s}", dsn, schema);
+}
+
 void scenario_start(struct scenario *s, const struct scenario_opts *o)
 {
     static const struct scenario_opts none = {0};
@@ -16,13 +37,14 @@ void scenario_start(struct scenario *s, const struct scenario_opts *o)
     cr_assert_eq(receiver_start(&s->r, 0, SCENARIO_TOKEN), 0, "receiver");
     s->dir = make_tmpdir();
     s->config = path_join(s->dir, "pipeline.yaml");
-    char callback[256], text[8192];
+    char callback[256], text[8192], store[1024];
+    store_block(s->dir, store, sizeof store);
     snprintf(callback, sizeof callback, "http://127.0.0.1:%u/hook", s->r.port);
     snprintf(text, sizeof text,
              "version: 1\n"
              "application: {management_token: %s}\n"
              "plugin_path: [\"%s\"]\n"
-             "store: {plugin: sqlite, path: \"%s/ledger.db\"}\n"
+             "store: %s\n"
              "sources:\n  - %s%s%s\n"
              "sinks:\n"
              "  - {name: callback, plugin: http, timeout: 2s, allow_private_networks: %s%s}\n"
@@ -33,7 +55,7 @@ void scenario_start(struct scenario *s, const struct scenario_opts *o)
              "    endpoints: [/odometer, /location, /tires/pressure]\n"
              "    sinks: [callback]\n%s"
              "%s%s%s%s",
-             SCENARIO_TOKEN, MTR_PLUGIN_DIR, s->dir,
+             SCENARIO_TOKEN, MTR_PLUGIN_DIR, store,
              o->source ? o->source : "{name: sim, plugin: simulated, seed: 7",
              o->source_extra ? o->source_extra : "", o->source ? "" : "}",
              o->deny_private ? "false" : "true", o->sink_extra ? o->sink_extra : "",

@@ -75,7 +75,7 @@ struct mtr_job_key {
 struct mtr_job {
     struct mtr_job_key key;
     int state;
-    mtr_time due_at;
+    mtr_time due_at; /* when it was due: before the lease this claim took */
     int fetch_attempts;
     struct mtr_vehicle_row vehicle;
 };

@@ -286,13 +286,11 @@ void delivery_start_send(struct engine *e, struct send_request *r, mtr_time now)
         push_launch(e, f, &list);
     }
     free(body);
-    if (!r->pending) {
-        courier_send_list(&e->courier, list); /* nothing: list is empty */
+    if (!r->pending) /* nothing was handed over: the list is empty */
         return refuse_send(e, r,
                            e->failed ? "the ledger refused the test delivery"
                            : r->kind == SEND_VERIFY
                                ? "the webhook has no sink that posts to its callback URI"
                                : "the webhook has no sink");
-    }
     courier_send_list(&e->courier, list);
 }

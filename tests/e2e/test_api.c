@@ -160,7 +160,7 @@ Test(api, webhooks_created_at_run_time_are_validated_listed_and_kept)
     cr_expect_str_eq(jstr(r.json, "origin"), "api");
     cr_expect_str_eq(jstr(r.json, "state"), "unverified");
     cr_expect_str_eq(jstr(json_object_get(r.json, "cadence"), "at"), "06:30", "%s", r.body);
-    char id[64];
+    char id[64], path[160];
     snprintf(id, sizeof id, "%s", jstr(r.json, "id"));
     http_reply_free(&r);
     expect_status(post(&d, "/api/v1/webhooks", body), 409, "conflict", "created twice");
@@ -178,6 +178,31 @@ Test(api, webhooks_created_at_run_time_are_validated_listed_and_kept)
     cr_expect(json_is_null(json_object_get(r.json, "nextCursor")), "%s", r.body);
     http_reply_free(&r);
 
+    /* its plan, from the same cadence the engine uses */
+    snprintf(path, sizeof path, "/api/v1/webhooks/%s/plan?count=2&from=2030-03-01T07:00:00Z", id);
+    r = get(&d, path);
+    json_t *ticks = json_object_get(r.json, "ticks");
+    cr_expect_eq(json_array_size(ticks), 2, "%s", r.body);
+    cr_expect_str_eq(json_string_value(json_array_get(ticks, 0)), "2030-03-02T06:30:00Z");
+    cr_expect_str_eq(json_string_value(json_array_get(ticks, 1)), "2030-03-03T06:30:00Z");
+    http_reply_free(&r);
+    snprintf(path, sizeof path, "/api/v1/webhooks/%s/plan?count=0", id);
+    expect_status(get(&d, path), 400, "bad_request", "count 0");
+    /* replay checks its body, and that the webhook can send */
+    snprintf(path, sizeof path, "/api/v1/webhooks/%s/replay", id);
+    expect_status(post(&d, path, "{\"state\":\"pending\"}"), 400, "bad_request",
+                  "replaying pending deliveries");
+    r = post(&d, path, "{\"colour\":1}");
+    cr_expect_str_eq(jstr(r.json, "field"), "colour", "%s", r.body);
+    http_reply_free(&r);
+    expect_status(post(&d, path, NULL), 409, "conflict", "replay for an unverified webhook");
+    /* a name cannot change */
+    snprintf(path, sizeof path, "/api/v1/webhooks/%s", id);
+    r = http_call(&d, "PATCH", path, ADMIN, "{\"name\":\"other\"}", 16);
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "field"), "name", "%s", r.body);
+    http_reply_free(&r);
+
     /* changed through the API, and seen by the CLI */
     r = http_call(&d, "PATCH", "/api/v1/webhooks/api-hook", ADMIN, "{\"units\":\"metric\"}", 18);
     cr_expect_eq(r.status, 200, "%s", r.body);
@@ -191,7 +216,6 @@ Test(api, webhooks_created_at_run_time_are_validated_listed_and_kept)
     /* kept across a restart */
     cr_expect_eq(daemon_stop(&d), 0);
     daemon_start(&d, s.config, ADMIN, NULL);
-    char path[128];
     snprintf(path, sizeof path, "/api/v1/webhooks/%s", id);
     r = get(&d, path);
     cr_expect_eq(r.status, 200, "after a restart: %s", r.body);

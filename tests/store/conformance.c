@@ -327,6 +327,7 @@ Test(store, retention_prunes_payloads_then_rows_in_small_batches)
         OK(&b, prune(b.st, 5000, 0, 0, 10, &pruned));
         total += pruned;
     } while (pruned && ++rounds < 100);
+    cr_expect_eq(total, 30, "every payload once: %llu", (unsigned long long)total);
     cr_expect(rounds >= 3, "in batches of at most ten: %llu rounds", (unsigned long long)rounds);
     int found = 0;
     OK(&a, delivery_get(a.st, id, find_body, &found));

@@ -504,12 +504,20 @@ static void h_webhook_create(struct call *x)
     json_decref(body);
 }
 
-static void h_webhook_get(struct call *x)
+/* A route whose whole work is one operation on the object named in its path. */
+typedef int (*op_on_id)(struct ops *o, const char *id, json_t **out, struct op_error *err);
+
+static void on_id(struct call *x, op_on_id op)
 {
     json_t *out = NULL;
     struct op_error err;
-    int rc = ops_webhook_get(x->o, x->param[0], &out, &err);
+    int rc = op(x->o, x->param[0], &out, &err);
     answer(x, rc, 200, out, &err);
+}
+
+static void h_webhook_get(struct call *x)
+{
+    on_id(x, ops_webhook_get);
 }
 
 static void h_webhook_patch(struct call *x)
@@ -525,26 +533,17 @@ static void h_webhook_patch(struct call *x)
 
 static void h_webhook_delete(struct call *x)
 {
-    json_t *out = NULL;
-    struct op_error err;
-    int rc = ops_webhook_delete(x->o, x->param[0], &out, &err);
-    answer(x, rc, 200, out, &err);
+    on_id(x, ops_webhook_delete);
 }
 
 static void h_verify(struct call *x)
 {
-    json_t *out = NULL;
-    struct op_error err;
-    int rc = ops_webhook_verify(x->o, x->param[0], &out, &err);
-    answer(x, rc, 200, out, &err);
+    on_id(x, ops_webhook_verify);
 }
 
 static void h_test(struct call *x)
 {
-    json_t *out = NULL;
-    struct op_error err;
-    int rc = ops_webhook_test(x->o, x->param[0], &out, &err);
-    answer(x, rc, 200, out, &err);
+    on_id(x, ops_webhook_test);
 }
 
 static void h_enable(struct call *x)
@@ -711,10 +710,7 @@ static void h_deliveries(struct call *x)
 
 static void h_delivery(struct call *x)
 {
-    json_t *out = NULL;
-    struct op_error err;
-    int rc = ops_delivery_get(x->o, x->param[0], &out, &err);
-    answer(x, rc, 200, out, &err);
+    on_id(x, ops_delivery_get);
 }
 
 static void h_delivery_replay(struct call *x)

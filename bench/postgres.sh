@@ -1,8 +1,8 @@
 #!/bin/sh
 # The postgres store's figures beside SQLite's, in one run on this machine:
-# `sh bench/postgres.sh [VEHICLES]` (default 20000). A throwaway PostgreSQL
-# cluster (tests/pg/cluster.sh) and the demo's receiver on loopback; one tick
-# of VEHICLES simulated vehicles, one per payload, spread off, on
+# `sh bench/postgres.sh [VEHICLES]` (default 20000; NODES="1" runs only one
+# node on postgres). A throwaway PostgreSQL cluster (tests/pg/cluster.sh)
+# and the demo's receiver on loopback; one tick of VEHICLES simulated vehicles, one per payload, spread off, on
 #   - SQLite (the baseline of this run),
 #   - postgres with 1, 2 and 3 nodes sharing the ledger (virtual clocks),
 # each from a freshly subscribed ledger. Prints deliveries/s and the ratio to
@@ -48,6 +48,7 @@ run_tick() { # $1 = name, $2 = nodes
     "$B/metronome" webhook verify fleet $cfg --now 2030-03-01T15:00:00Z >/dev/null
     "$B/metronome" subscribe fleet --file "$work/vehicles.csv" $cfg --now 2030-03-01T15:00:00Z \
         >/dev/null
+    [ "$1" = sqlite ] || stats | tr '\n' '|' >"$work/$1.before"
     t0=$(date +%s.%N)
     pids=""
     for n in $(seq 1 "$2"); do
@@ -57,14 +58,19 @@ run_tick() { # $1 = name, $2 = nodes
     done
     for p in $pids; do wait "$p"; done
     t1=$(date +%s.%N)
+    [ "$1" = sqlite ] || stats | tr '\n' '|' >"$work/$1.after"
     cpu=$(cat "$work/$1".time.* | awk '{ s += $1 + $2 } END { print s }')
     delivered=$("$B/metronome" deliveries --state delivered --json --limit 10000000 $cfg |
         python3 -c 'import json, sys; print(sum(1 for d in json.load(sys.stdin) if d["kind"] == "scheduled"))')
     echo "$(python3 -c "print($t1 - $t0)") $cpu $delivered"
 }
 
-stats() { # the database's counters: commits, rows written, WAL position
+stats() { # the database's counters: commits, rows written, WAL position; the server's CPU seconds
     psql_q "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = 'postgres'; SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
+    pm=$(head -1 "$work/pg/data/postmaster.pid")
+    # the postmaster and its children, live (utime + stime) and ended (cutime + cstime)
+    for p in $pm $(ps --ppid "$pm" -o pid=); do cat "/proc/$p/stat" 2>/dev/null || true; done |
+        sed 's/.*) //' | awk '{ s += $12 + $13 + $14 + $15 } END { print s / 100 }'
 }
 
 report() { # $1 = label, $2 = "wall cpu delivered", $3 = baseline deliveries/s, $4 = db cost or ""
@@ -87,18 +93,19 @@ rate_of() { echo "$1" | awk '{ printf "%f", $3 / $1 }'; }
     base_run=$(run_tick sqlite 1)
     base=$(rate_of "$base_run")
     report "sqlite, 1 node" "$base_run" "" ""
-    for nodes in 1 2 3; do
+    for nodes in ${NODES:-1 2 3}; do
         pipeline "pg$nodes" "{ plugin: postgres, dsn: \"$dsn\", schema: bench$nodes }"
-        before=$(stats | tr '\n' '|')
         r=$(run_tick "pg$nodes" "$nodes")
-        after=$(stats | tr '\n' '|')
+        before=$(cat "$work/pg$nodes.before")
+        after=$(cat "$work/pg$nodes.after")
         db=$(python3 - "$before" "$after" "$(echo "$r" | awk '{ print $3 }')" <<'PY'
 import sys
 b = [float(x) for x in sys.argv[1].replace("|", " ").split()]
 a = [float(x) for x in sys.argv[2].replace("|", " ").split()]
 n = max(1, int(sys.argv[3]))
-print("; the database per delivery: %.1f transactions, %.1f rows written, %.0f WAL bytes"
-      % ((a[0] - b[0]) / n, (a[1] - b[1]) / n, (a[2] - b[2]) / n))
+print("; the database per delivery: %.2f transactions, %.1f rows written, %.0f WAL bytes; "
+      "its CPU %.3f s per 1000 deliveries"
+      % ((a[0] - b[0]) / n, (a[1] - b[1]) / n, (a[2] - b[2]) / n, (a[3] - b[3]) / n * 1000))
 PY
 )
         report "postgres, $nodes node(s)" "$r" "$base" "$db"

@@ -485,36 +485,101 @@ static int make_ready(struct engine *e, const struct mtr_delivery_row *row, size
     return 0;
 }
 
-/* Stores one group's deliveries (for every sink of the webhook) and marks its
- * jobs sent, in one call. */
-static int store_group(struct engine *e, struct entry *ent, size_t n)
+/* A claim's deliveries and the jobs they settle, gathered so that they are
+ * stored in one call (a store with a server behind it writes them in one
+ * round trip). */
+struct gathered {
+    struct mtr_delivery_row *rows;
+    char **bodies;  /* two per row, owned: its body and its id */
+    size_t *row_wh; /* the webhook of each row */
+    size_t n_rows, cap_rows;
+    struct mtr_job_key *keys;
+    size_t n_keys, cap_keys;
+};
+
+static size_t doubled_to(size_t cap, size_t need)
 {
-    const struct webhook_cfg *w = e->ws.v[ent[0].item->wh].cfg;
-    size_t cap = 2 * n * w->n_sinks + 2; /* halving never makes more than 2n parts */
-    struct mtr_delivery_row *rows = calloc(cap, sizeof *rows);
-    char **bodies = calloc(2 * cap, sizeof *bodies);
-    struct mtr_job_key *keys = calloc(n, sizeof *keys);
-    size_t n_rows = 0;
-    int rc = rows && bodies && keys ? 0 : -1;
-    for (size_t s = 0; rc == 0 && s < w->n_sinks; s++)
-        rc = store_payloads(e, ent, n, w->sinks[s], rows, &n_rows, bodies);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        keys[i] = ent[i].item->key;
-    int *inserted = rc == 0 ? calloc(n_rows ? n_rows : 1, sizeof *inserted) : NULL;
-    if (rc == 0 &&
-        (!inserted || ledger_deliveries_insert(&e->L, rows, n_rows, keys, n, inserted) != MTR_OK))
-        rc = store_failed(e, "store deliveries");
-    for (size_t i = 0; rc == 0 && i < n_rows; i++)
-        if (inserted[i] && rows[i].state == MTR_DELIVERY_PENDING &&
-            make_ready(e, &rows[i], ent[0].item->wh) == 0)
-            bodies[2 * i] = NULL; /* the flight owns the body now */
+    cap = cap ? cap : 64;
+    while (cap < need)
+        cap *= 2;
+    return cap;
+}
+
+/* Makes room for `rows` more rows and `keys` more job keys. */
+static int gathered_reserve(struct gathered *g, size_t rows, size_t keys)
+{
+    if (g->n_rows + rows > g->cap_rows) {
+        size_t cap = doubled_to(g->cap_rows, g->n_rows + rows);
+        void *r = realloc(g->rows, cap * sizeof *g->rows);
+        if (r)
+            g->rows = r;
+        void *b = r ? realloc(g->bodies, 2 * cap * sizeof *g->bodies) : NULL;
+        if (b)
+            g->bodies = b;
+        void *w = b ? realloc(g->row_wh, cap * sizeof *g->row_wh) : NULL;
+        if (!w)
+            return -1;
+        g->row_wh = w;
+        g->cap_rows = cap;
+    }
+    if (g->n_keys + keys > g->cap_keys) {
+        size_t cap = doubled_to(g->cap_keys, g->n_keys + keys);
+        void *k = realloc(g->keys, cap * sizeof *g->keys);
+        if (!k)
+            return -1;
+        g->keys = k;
+        g->cap_keys = cap;
+    }
+    return 0;
+}
+
+static void gathered_free(struct gathered *g)
+{
+    for (size_t i = 0; i < 2 * g->n_rows; i++)
+        free(g->bodies[i]);
+    free(g->rows);
+    free(g->bodies);
+    free(g->row_wh);
+    free(g->keys);
+}
+
+/* Adds one group's deliveries (for every sink of the webhook) and its jobs. */
+static int gather_group(struct engine *e, struct entry *ent, size_t n, struct gathered *g)
+{
+    size_t wh = ent[0].item->wh;
+    const struct webhook_cfg *w = e->ws.v[wh].cfg;
+    /* halving never makes more than 2n parts per sink */
+    if (gathered_reserve(g, 2 * n * w->n_sinks + 2, n) != 0)
+        return -1;
+    size_t first = g->n_rows;
+    for (size_t s = 0; s < w->n_sinks; s++)
+        if (store_payloads(e, ent, n, w->sinks[s], g->rows, &g->n_rows, g->bodies) != 0)
+            return -1;
+    for (size_t i = first; i < g->n_rows; i++)
+        g->row_wh[i] = wh;
+    for (size_t i = 0; i < n; i++)
+        g->keys[g->n_keys++] = ent[i].item->key;
+    return 0;
+}
+
+/* Stores what was gathered and marks its jobs sent, in one call; the new
+ * pending deliveries become flights. */
+static int store_gathered(struct engine *e, struct gathered *g)
+{
+    if (g->n_rows == 0 && g->n_keys == 0)
+        return 0;
+    int *inserted = calloc(g->n_rows ? g->n_rows : 1, sizeof *inserted);
+    if (!inserted || ledger_deliveries_insert(&e->L, g->rows, g->n_rows, g->keys, g->n_keys,
+                                              inserted) != MTR_OK) {
+        free(inserted);
+        return store_failed(e, "store deliveries");
+    }
+    for (size_t i = 0; i < g->n_rows; i++)
+        if (inserted[i] && g->rows[i].state == MTR_DELIVERY_PENDING &&
+            make_ready(e, &g->rows[i], g->row_wh[i]) == 0)
+            g->bodies[2 * i] = NULL; /* the flight owns the body now */
     free(inserted);
-    for (size_t i = 0; bodies && i < 2 * n_rows; i++)
-        free(bodies[i]);
-    free(rows);
-    free(bodies);
-    free(keys);
-    return rc;
+    return 0;
 }
 
 static int same_group(const struct fetch_item *a, const struct fetch_item *b)
@@ -526,27 +591,33 @@ static int same_group(const struct fetch_item *a, const struct fetch_item *b)
  * of the webhook's vehicles_per_payload. */
 static int store_entries(struct engine *e, struct entry *ent, size_t n)
 {
+    struct gathered g = {0};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!ent[i].text)
             continue;
         struct entry *group = malloc((n - i) * sizeof *group);
-        size_t g = 0;
-        if (!group)
-            return -1;
+        size_t m = 0;
+        if (!group) {
+            rc = -1;
+            break;
+        }
         for (size_t j = i; j < n; j++)
             if (ent[j].text && same_group(ent[i].item, ent[j].item)) {
-                group[g++] = ent[j];
+                group[m++] = ent[j];
                 if (j != i)
                     ent[j].text = NULL; /* taken; freed through group */
             }
         size_t per = (size_t)e->ws.v[ent[i].item->wh].cfg->vehicles_per_payload;
-        for (size_t k = 0; k < g && rc == 0; k += per)
-            rc = store_group(e, group + k, g - k < per ? g - k : per);
-        for (size_t k = 1; k < g; k++)
+        for (size_t k = 0; k < m && rc == 0; k += per)
+            rc = gather_group(e, group + k, m - k < per ? m - k : per, &g);
+        for (size_t k = 1; k < m; k++)
             free(group[k].text);
         free(group);
     }
+    if (rc == 0)
+        rc = store_gathered(e, &g);
+    gathered_free(&g);
     return rc;
 }
 

@@ -107,6 +107,18 @@ static const char *host_instance_name(mtr_ctx *ctx)
     return ctx->name;
 }
 
+/* No shared budget behind this instance yet: the plugin keeps its own. */
+static int host_rate_take(mtr_ctx *ctx, const char *key, int64_t per_minute, int64_t burst,
+                          int64_t *wait_s)
+{
+    (void)ctx;
+    (void)key;
+    (void)per_minute;
+    (void)burst;
+    *wait_s = 0;
+    return -1;
+}
+
 static const struct mtr_host_api the_host = {
     .struct_size = sizeof(struct mtr_host_api),
     .abi_major = MTR_ABI_MAJOR,
@@ -124,6 +136,7 @@ static const struct mtr_host_api the_host = {
     .get_list_item = host_get_list_item,
     .now = host_now,
     .instance_name = host_instance_name,
+    .rate_take = host_rate_take,
 };
 
 const struct mtr_host_api *host_api(void)

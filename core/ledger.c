@@ -426,6 +426,39 @@ int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
                L->ops->record_attempt_as(L->st, owner, a, new_state, next_attempt_at, fenced);
 }
 
+int ledger_record_attempts_fenced(struct ledger *L, const char *owner,
+                                  const struct mtr_attempt_record *recs, size_t n, int *fenced)
+{
+    if (L->ops->record_attempts_as) {
+        memset(fenced, 0, n * sizeof *fenced);
+        return L->last_rc = L->ops->record_attempts_as(L->st, owner, recs, n, fenced);
+    }
+    int rc = MTR_OK;
+    for (size_t i = 0; i < n && rc == MTR_OK; i++)
+        rc = ledger_record_attempt_fenced(L, owner, &recs[i].attempt, recs[i].new_state,
+                                          recs[i].next_attempt_at, &fenced[i]);
+    return rc;
+}
+
+int ledger_has_quota(const struct ledger *L)
+{
+    return L->ops->quota_take != NULL;
+}
+
+int ledger_quota_take(struct ledger *L, const char *key, int64_t per_minute, int64_t burst,
+                      mtr_time now, int64_t want, int64_t *granted)
+{
+    *granted = 0;
+    if (!L->ops->quota_take)
+        return missing(L, "quota_take"), -1;
+    L->last_rc = L->ops->quota_take(L->st, key, per_minute, burst, now, want, granted);
+    if (L->last_rc != MTR_OK || *granted < 0 || *granted > want) {
+        *granted = 0; /* never trust more than was asked for */
+        return -1;
+    }
+    return 0;
+}
+
 int ledger_has_nodes(const struct ledger *L)
 {
     return L->ops->node_heartbeat && L->ops->nodes_list;

@@ -75,6 +75,16 @@ const char *webhook_state_name(int state);
 int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
                                  const struct mtr_attempt_row *a, int new_state,
                                  mtr_time next_attempt_at, int *fenced);
+/* n outcomes recorded by the node owner, each fenced as above (fenced[i]),
+ * in one call when the store batches them. */
+int ledger_record_attempts_fenced(struct ledger *L, const char *owner,
+                                  const struct mtr_attempt_record *recs, size_t n, int *fenced);
+/* Takes up to want tokens from the ledger's shared bucket key (store.h's
+ * quota_take): 0 with *granted set, or -1 on a store error or a store that
+ * keeps no shared buckets (ledger_has_quota). */
+int ledger_has_quota(const struct ledger *L);
+int ledger_quota_take(struct ledger *L, const char *key, int64_t per_minute, int64_t burst,
+                      mtr_time now, int64_t want, int64_t *granted);
 /* A job's completions by the node owner, fenced the same way. */
 int ledger_job_retry_fenced(struct ledger *L, const char *owner, const struct mtr_job_key *key,
                             mtr_time due_at, const char *error, int *fenced);

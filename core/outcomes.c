@@ -134,18 +134,30 @@ void outcomes_flush(struct engine *e)
     e->last_flush = start;
     if (e->n_outcomes == 0)
         return;
+    struct mtr_attempt_record *recs = calloc(e->n_outcomes, sizeof *recs);
+    int *fenced = calloc(e->n_outcomes, sizeof *fenced);
+    if (!recs || !fenced) { /* out of memory: they stay queued for the next flush */
+        free(recs);
+        free(fenced);
+        return;
+    }
     int rc = ledger_begin(&e->L);
+    for (size_t i = 0; i < e->n_outcomes; i++) {
+        struct outcome *x = &e->outcomes[i];
+        recs[i] = (struct mtr_attempt_record){.attempt = {.delivery_id = x->id,
+                                                          .n = x->n,
+                                                          .at = x->at,
+                                                          .http_status = x->http_status,
+                                                          .error = x->error,
+                                                          .latency_us = x->latency_us},
+                                              .new_state = x->state,
+                                              .next_attempt_at = x->next_at};
+    }
+    if (rc == MTR_OK)
+        rc = ledger_record_attempts_fenced(&e->L, e->owner, recs, e->n_outcomes, fenced);
     for (size_t i = 0; i < e->n_outcomes && rc == MTR_OK; i++) {
         struct outcome *x = &e->outcomes[i];
-        struct mtr_attempt_row a = {.delivery_id = x->id,
-                                    .n = x->n,
-                                    .at = x->at,
-                                    .http_status = x->http_status,
-                                    .error = x->error,
-                                    .latency_us = x->latency_us};
-        int fenced;
-        rc = ledger_record_attempt_fenced(&e->L, e->owner, &a, x->state, x->next_at, &fenced);
-        if (rc == MTR_OK && fenced) {
+        if (fenced[i]) {
             x->fenced = 1;
             log_msg(MTR_LOG_WARN, wh_name(e, x->wh),
                     "delivery %s: another node holds its lease now (this node's ran out); its "
@@ -153,6 +165,8 @@ void outcomes_flush(struct engine *e)
                     x->id);
         }
     }
+    free(recs);
+    free(fenced);
     if (rc == MTR_OK)
         rc = ledger_commit(&e->L);
     else

@@ -198,6 +198,159 @@ static int exec(struct pg_store *s, const char *what, const char *sql)
     return MTR_OK;
 }
 
+/* ---- arrays: one statement for a whole batch ---------------------------------------------
+ * A batch of rows goes to the server as one array per column in PostgreSQL's
+ * binary array format (no quoting of the JSON inside), and one statement
+ * unnests them: the server parses, plans and starts the statement once per
+ * batch instead of once per row. */
+
+#define OID_INT8 20
+#define OID_INT4 23
+#define OID_TEXT 25
+#define ARRAY_HEADER 20 /* ndim, has-null flag, element type, length, lower bound */
+
+struct arr {
+    unsigned char *p;
+    size_t len, cap;
+    uint32_t n;
+    int nulls, oom;
+};
+
+static void arr_put(struct arr *a, const void *bytes, size_t len)
+{
+    if (a->oom)
+        return;
+    if (a->len + len > a->cap) {
+        size_t cap = a->cap ? a->cap : 256;
+        while (cap < a->len + len)
+            cap *= 2;
+        unsigned char *p = realloc(a->p, cap);
+        if (!p) {
+            a->oom = 1;
+            return;
+        }
+        a->p = p;
+        a->cap = cap;
+    }
+    memcpy(a->p + a->len, bytes, len);
+    a->len += len;
+}
+
+static void arr_u32(struct arr *a, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    arr_put(a, b, 4);
+}
+
+static void arr_begin(struct arr *a, uint32_t oid)
+{
+    *a = (struct arr){0};
+    arr_u32(a, 1);
+    arr_u32(a, 0);
+    arr_u32(a, oid);
+    arr_u32(a, 0); /* the length, set by arr_end */
+    arr_u32(a, 1);
+}
+
+static void arr_text(struct arr *a, const char *s, size_t len)
+{
+    a->n++;
+    if (!s) {
+        a->nulls = 1;
+        arr_u32(a, UINT32_MAX); /* -1: NULL */
+        return;
+    }
+    arr_u32(a, (uint32_t)len);
+    arr_put(a, s, len);
+}
+
+static void arr_str(struct arr *a, const char *s)
+{
+    arr_text(a, s, s ? strlen(s) : 0);
+}
+
+static void arr_i64(struct arr *a, int64_t v)
+{
+    a->n++;
+    arr_u32(a, 8);
+    arr_u32(a, (uint32_t)((uint64_t)v >> 32));
+    arr_u32(a, (uint32_t)v);
+}
+
+static void arr_i32(struct arr *a, int32_t v)
+{
+    a->n++;
+    arr_u32(a, 4);
+    arr_u32(a, (uint32_t)v);
+}
+
+static void arr_end(struct arr *a)
+{
+    if (a->oom)
+        return;
+    unsigned char *p = a->p;
+    p[7] = (unsigned char)a->nulls;
+    p[12] = (unsigned char)(a->n >> 24);
+    p[13] = (unsigned char)(a->n >> 16);
+    p[14] = (unsigned char)(a->n >> 8);
+    p[15] = (unsigned char)a->n;
+}
+
+/* Runs sql with the k arrays as its parameters $1..$k and then the extra
+ * text parameters (NULL for none). */
+static PGresult *q_arrays(struct pg_store *s, const char *what, const char *sql, struct arr *arrs,
+                          int k, const char *const *extra, int n_extra)
+{
+    const char *vals[16];
+    int lens[16], bin[16];
+    for (int i = 0; i < k; i++) {
+        arr_end(&arrs[i]);
+        if (arrs[i].oom || arrs[i].len > INT32_MAX) {
+            s->host->set_error(s->ctx, "postgres: %s: out of memory", what);
+            s->transient = 0;
+            return NULL;
+        }
+        vals[i] = (const char *)arrs[i].p;
+        lens[i] = (int)arrs[i].len;
+        bin[i] = 1;
+    }
+    for (int i = 0; i < n_extra; i++) {
+        vals[k + i] = extra[i];
+        lens[k + i] = 0;
+        bin[k + i] = 0;
+    }
+    return q(s, what, sql, k + n_extra, vals, lens, bin);
+}
+
+static void arrs_free(struct arr *arrs, int k)
+{
+    for (int i = 0; i < k; i++)
+        free(arrs[i].p);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The ids of column 0 of r, sorted, for found_in (NULL on no memory). */
+static const char **sorted_ids(PGresult *r)
+{
+    int n = PQntuples(r);
+    const char **ids = malloc(((size_t)n + 1) * sizeof *ids);
+    for (int i = 0; ids && i < n; i++)
+        ids[i] = PQgetvalue(r, i, 0);
+    if (ids)
+        qsort(ids, (size_t)n, sizeof *ids, cmp_str);
+    return ids;
+}
+
+static int found_in(const char **ids, int n, const char *id)
+{
+    return bsearch(&id, ids, (size_t)n, sizeof *ids, cmp_str) != NULL;
+}
+
 static int pg_begin(void *state)
 {
     struct pg_store *s = state;
@@ -769,53 +922,92 @@ static int each_delivery(void *state, PGresult *r, mtr_delivery_fn fn, void *arg
     return MTR_OK;
 }
 
-static int insert_delivery(struct pg_store *s, const struct mtr_delivery_row *d, int *inserted)
+#define INSERT_DELIVERIES_SQL                                                                      \
+    "INSERT INTO deliveries(id, webhook_id, sink, tick, kind, state, attempts, round_start, "      \
+    "created_at, first_attempt_at, next_attempt_at, body, vehicles, last_status, last_error, "     \
+    "updated_at, lease_owner, lease_until) SELECT id, webhook_id, sink, tick, kind, state, 0, 0, " \
+    "created_at, 0, next_at, body, vehicles, 0, error, updated_at, owner, until FROM "             \
+    "unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::int4[], $7::int8[], "  \
+    "$8::int8[], $9::text[], $10::int4[], $11::text[], $12::int8[], $13::text[], $14::int8[]) AS " \
+    "u(id, webhook_id, sink, tick, kind, state, created_at, next_at, body, vehicles, error, "      \
+    "updated_at, owner, until) ON CONFLICT(id) DO NOTHING RETURNING id"
+
+#define JOBS_SENT_SQL                                                                              \
+    "UPDATE jobs j SET state = 2, lease_owner = NULL, lease_until = NULL FROM "                    \
+    "unnest($1::text[], $2::text[], $3::int8[]) AS u(webhook_id, vehicle_id, tick) WHERE "         \
+    "j.webhook_id = u.webhook_id AND j.vehicle_id = u.vehicle_id AND j.tick = u.tick"
+
+static PGresult *insert_deliveries(struct pg_store *s, const struct mtr_delivery_row *rows,
+                                   size_t n)
 {
-    struct nums n = {0};
-    char *body = NULL;
-    if (d->body) { /* text: the bytes up to body_len */
-        if (!(body = malloc(d->body_len + 1)))
-            return MTR_ERR;
-        memcpy(body, d->body, d->body_len);
-        body[d->body_len] = '\0';
+    struct arr c[14];
+    uint32_t oids[14] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_INT4, OID_INT4, OID_INT8,
+                         OID_INT8, OID_TEXT, OID_INT4, OID_TEXT, OID_INT8, OID_TEXT, OID_INT8};
+    for (int k = 0; k < 14; k++)
+        arr_begin(&c[k], oids[k]);
+    for (size_t i = 0; i < n; i++) {
+        const struct mtr_delivery_row *d = &rows[i];
+        arr_str(&c[0], d->id);
+        arr_str(&c[1], d->webhook_id);
+        arr_str(&c[2], d->sink);
+        arr_i64(&c[3], d->tick);
+        arr_i32(&c[4], d->kind);
+        arr_i32(&c[5], d->state);
+        arr_i64(&c[6], d->created_at);
+        arr_i64(&c[7], d->next_attempt_at);
+        arr_text(&c[8], d->body, d->body_len);
+        arr_i32(&c[9], d->vehicles);
+        arr_str(&c[10], d->last_error);
+        arr_i64(&c[11], d->updated_at);
+        arr_str(&c[12], d->lease_owner);
+        if (d->lease_owner)
+            arr_i64(&c[13], d->lease_until);
+        else
+            arr_text(&c[13], NULL, 0);
     }
-    const char *v[] = {d->id,
-                       d->webhook_id,
-                       d->sink,
-                       num(&n, d->tick),
-                       num(&n, d->kind),
-                       num(&n, d->state),
-                       num(&n, d->created_at),
-                       num(&n, d->next_attempt_at),
-                       body,
-                       num(&n, d->vehicles),
-                       d->last_error,
-                       num(&n, d->updated_at),
-                       d->lease_owner,
-                       d->lease_owner ? num(&n, d->lease_until) : NULL};
-    uint64_t changed = 0;
-    int rc = run(s, "insert delivery",
-                 "INSERT INTO deliveries(id, webhook_id, sink, tick, kind, state, attempts, "
-                 "round_start, created_at, first_attempt_at, next_attempt_at, body, vehicles, "
-                 "last_status, last_error, updated_at, lease_owner, lease_until) VALUES($1, $2, "
-                 "$3, $4, $5, $6, 0, 0, $7, 0, $8, $9, $10, 0, $11, $12, $13, $14) ON "
-                 "CONFLICT(id) DO NOTHING",
-                 14, v, &changed);
-    free(body);
-    if (inserted)
-        *inserted = changed > 0;
-    return rc;
+    PGresult *r = q_arrays(s, "insert deliveries", INSERT_DELIVERIES_SQL, c, 14, NULL, 0);
+    arrs_free(c, 14);
+    return r;
 }
 
+static int jobs_sent(struct pg_store *s, const struct mtr_job_key *jobs, size_t n)
+{
+    struct arr c[3];
+    arr_begin(&c[0], OID_TEXT);
+    arr_begin(&c[1], OID_TEXT);
+    arr_begin(&c[2], OID_INT8);
+    for (size_t i = 0; i < n; i++) {
+        arr_str(&c[0], jobs[i].webhook_id);
+        arr_str(&c[1], jobs[i].vehicle_id);
+        arr_i64(&c[2], jobs[i].tick);
+    }
+    PGresult *r = q_arrays(s, "mark jobs sent", JOBS_SENT_SQL, c, 3, NULL, 0);
+    arrs_free(c, 3);
+    if (!r)
+        return status_of(s);
+    PQclear(r);
+    return MTR_OK;
+}
+
+/* The batch's deliveries in one statement, then its jobs marked sent in
+ * another; inserted[i] says whether rows[i] was new. */
 static int pg_deliveries_insert(void *state, const struct mtr_delivery_row *rows, size_t n,
                                 const struct mtr_job_key *jobs, size_t n_jobs, int *inserted)
 {
     struct pg_store *s = state;
     int own, rc = tx_enter(s, &own);
-    for (size_t i = 0; rc == MTR_OK && i < n; i++)
-        rc = insert_delivery(s, &rows[i], inserted ? &inserted[i] : NULL);
-    for (size_t i = 0; rc == MTR_OK && i < n_jobs; i++)
-        rc = pg_job_set_state(s, &jobs[i], MTR_JOB_SENT);
+    if (rc == MTR_OK && n) {
+        PGresult *r = insert_deliveries(s, rows, n);
+        const char **ids = r ? sorted_ids(r) : NULL;
+        rc = !r ? status_of(s) : ids ? MTR_OK : MTR_ERR;
+        for (size_t i = 0; ids && inserted && i < n; i++)
+            inserted[i] = found_in(ids, PQntuples(r), rows[i].id);
+        free(ids);
+        if (r)
+            PQclear(r);
+    }
+    if (rc == MTR_OK && n_jobs)
+        rc = jobs_sent(s, jobs, n_jobs);
     return tx_leave(s, own, rc);
 }
 
@@ -836,35 +1028,106 @@ static int pg_claim_deliveries(void *state, const char *owner, mtr_time now, mtr
     return each_delivery(state, r, fn, arg);
 }
 
+/* An attempt as one statement: the delivery's row is updated unless another
+ * node holds its lease (fencing), and the attempt is inserted only when it
+ * was: one row inserted says recorded, none says fenced. */
+#define RECORD_SQL                                                                                 \
+    "WITH d AS (UPDATE deliveries SET attempts = $2, state = $3, next_attempt_at = $4, "           \
+    "last_status = $5, last_error = $6, first_attempt_at = CASE WHEN first_attempt_at = 0 THEN "   \
+    "$7 ELSE first_attempt_at END, updated_at = $7, lease_owner = NULL, lease_until = NULL WHERE " \
+    "id = $1 AND ($8::text IS NULL OR lease_owner IS NULL OR lease_owner = $8) RETURNING id) "     \
+    "INSERT INTO attempts(delivery_id, n, at, http_status, error, latency_us) SELECT id, $2, $7, " \
+    "$5, $6, $9::bigint FROM d ON CONFLICT(delivery_id, n) DO UPDATE SET at = excluded.at, "       \
+    "http_status = "                                                                               \
+    "excluded.http_status, error = excluded.error, latency_us = excluded.latency_us"
+
 static int record(struct pg_store *s, const char *owner, const struct mtr_attempt_row *a,
                   int new_state, mtr_time next_attempt_at, int *fenced)
 {
     struct nums n = {0};
     const char *v[] = {
         a->delivery_id,          num(&n, a->n), num(&n, new_state), num(&n, next_attempt_at),
-        num(&n, a->http_status), a->error,      num(&n, a->at),     owner};
+        num(&n, a->http_status), a->error,      num(&n, a->at),     owner,
+        num(&n, a->latency_us)};
     uint64_t changed = 0;
-    int own, rc = tx_enter(s, &own);
-    *fenced = 0;
-    if (rc == MTR_OK)
-        rc = run(s, "update delivery",
-                 "UPDATE deliveries SET attempts = $2, state = $3, next_attempt_at = $4, "
-                 "last_status = $5, last_error = $6, first_attempt_at = CASE WHEN "
-                 "first_attempt_at = 0 THEN $7 ELSE first_attempt_at END, updated_at = $7, "
-                 "lease_owner = NULL, lease_until = NULL WHERE id = $1 AND ($8::text IS NULL OR "
-                 "lease_owner IS NULL OR lease_owner = $8)",
-                 8, v, &changed);
+    int rc = run(s, "record attempt", RECORD_SQL, 9, v, &changed);
     *fenced = rc == MTR_OK && owner && changed == 0;
-    const char *w[] = {a->delivery_id,          num(&n, a->n), num(&n, a->at),
-                       num(&n, a->http_status), a->error,      num(&n, a->latency_us)};
-    if (rc == MTR_OK && !*fenced)
-        rc = run(s, "insert attempt",
-                 "INSERT INTO attempts(delivery_id, n, at, http_status, error, latency_us) "
-                 "VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT(delivery_id, n) DO UPDATE SET at = "
-                 "excluded.at, http_status = excluded.http_status, error = excluded.error, "
-                 "latency_us = excluded.latency_us",
-                 6, w, NULL);
-    return tx_leave(s, own, rc);
+    return rc;
+}
+
+/* The batch as one statement: the deliveries' rows are updated unless
+ * another node holds their leases, and attempts are inserted for those that
+ * were; the ids returned are the recorded ones, the rest were fenced. */
+#define RECORD_BATCH_SQL                                                                           \
+    "WITH u AS (SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::int8[], "             \
+    "$5::int4[], $6::text[], $7::int8[], $8::int8[]) AS u(id, n, state, next_at, status, error, "  \
+    "at, latency)), d AS (UPDATE deliveries SET attempts = u.n, state = u.state, next_attempt_at " \
+    "= u.next_at, last_status = u.status, last_error = u.error, first_attempt_at = CASE WHEN "     \
+    "first_attempt_at = 0 THEN u.at ELSE first_attempt_at END, updated_at = u.at, lease_owner = "  \
+    "NULL, lease_until = NULL FROM u WHERE deliveries.id = u.id AND ($9::text IS NULL OR "         \
+    "lease_owner IS NULL OR lease_owner = $9) RETURNING deliveries.id) INSERT INTO "               \
+    "attempts(delivery_id, n, at, http_status, error, latency_us) SELECT u.id, u.n, u.at, "        \
+    "u.status, u.error, u.latency FROM u JOIN d ON d.id = u.id ON CONFLICT(delivery_id, n) DO "    \
+    "UPDATE SET at = excluded.at, http_status = excluded.http_status, error = excluded.error, "    \
+    "latency_us = excluded.latency_us RETURNING delivery_id"
+
+/* Whether a delivery appears twice in the batch (two attempts of one
+ * delivery: one statement could not order them). */
+static int has_repeats(const struct mtr_attempt_record *recs, size_t n)
+{
+    const char **ids = malloc((n + 1) * sizeof *ids);
+    int repeats = !ids;
+    for (size_t i = 0; ids && i < n; i++)
+        ids[i] = recs[i].attempt.delivery_id;
+    if (ids)
+        qsort(ids, n, sizeof *ids, cmp_str);
+    for (size_t i = 1; ids && i < n && !repeats; i++)
+        repeats = strcmp(ids[i - 1], ids[i]) == 0;
+    free(ids);
+    return repeats;
+}
+
+static int pg_record_attempts_as(void *state, const char *owner,
+                                 const struct mtr_attempt_record *recs, size_t n, int *fenced)
+{
+    struct pg_store *s = state;
+    if (n == 0)
+        return MTR_OK;
+    if (has_repeats(recs, n)) { /* one at a time, in order */
+        int own, rc = tx_enter(s, &own);
+        for (size_t i = 0; i < n && rc == MTR_OK; i++)
+            rc = record(s, owner, &recs[i].attempt, recs[i].new_state, recs[i].next_attempt_at,
+                        &fenced[i]);
+        return tx_leave(s, own, rc);
+    }
+    struct arr c[8];
+    uint32_t oids[8] = {OID_TEXT, OID_INT4, OID_INT4, OID_INT8,
+                        OID_INT4, OID_TEXT, OID_INT8, OID_INT8};
+    for (int k = 0; k < 8; k++)
+        arr_begin(&c[k], oids[k]);
+    for (size_t i = 0; i < n; i++) {
+        const struct mtr_attempt_row *a = &recs[i].attempt;
+        arr_str(&c[0], a->delivery_id);
+        arr_i32(&c[1], a->n);
+        arr_i32(&c[2], recs[i].new_state);
+        arr_i64(&c[3], recs[i].next_attempt_at);
+        arr_i32(&c[4], a->http_status);
+        arr_str(&c[5], a->error);
+        arr_i64(&c[6], a->at);
+        arr_i64(&c[7], a->latency_us);
+    }
+    const char *extra[] = {owner};
+    PGresult *r = q_arrays(s, "record attempts", RECORD_BATCH_SQL, c, 8, extra, 1);
+    arrs_free(c, 8);
+    if (!r)
+        return status_of(s);
+    const char **ids = sorted_ids(r);
+    int rc = ids ? MTR_OK : MTR_ERR;
+    for (size_t i = 0; ids && i < n; i++)
+        fenced[i] = owner && !found_in(ids, PQntuples(r), recs[i].attempt.delivery_id);
+    free(ids);
+    PQclear(r);
+    return rc;
 }
 
 static int pg_record_attempt(void *state, const struct mtr_attempt_row *a, int new_state,
@@ -1196,6 +1459,7 @@ static const struct mtr_store_ops pg_ops = {
     .nodes_list = pg_nodes_list,
     .job_retry_as = pg_job_retry_as,
     .job_set_state_as = pg_job_set_state_as,
+    .record_attempts_as = pg_record_attempts_as,
 };
 
 static const struct mtr_option pg_options[] = {

@@ -66,12 +66,49 @@ static char *all_headers(struct MHD_Connection *c)
     return all;
 }
 
+static size_t slot_of(const struct receiver *r, const char *id)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    size_t i = (size_t)h & (r->cap_seen - 1);
+    while (r->seen[i].id && strcmp(r->seen[i].id, id) != 0)
+        i = (i + 1) & (r->cap_seen - 1);
+    return i;
+}
+
+/* The arrival's number for this delivery id (1 for the first); id is kept
+ * by reference (a log entry owns it). The table stays at most half full, so
+ * a thousand-fold fleet does not make each arrival scan all before it. */
+static int arrival(struct receiver *r, const char *id)
+{
+    if (!id)
+        return 1;
+    if (2 * (r->n_seen + 1) > r->cap_seen) {
+        struct seen_id *old = r->seen;
+        size_t old_cap = r->cap_seen, cap = old_cap ? old_cap * 2 : 1024;
+        struct seen_id *grown = calloc(cap, sizeof *grown);
+        if (!grown)
+            return 1;
+        r->seen = grown;
+        r->cap_seen = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].id)
+                r->seen[slot_of(r, old[i].id)] = old[i];
+        free(old);
+    }
+    size_t i = slot_of(r, id);
+    if (!r->seen[i].id) {
+        r->seen[i].id = id;
+        r->n_seen++;
+    }
+    return ++r->seen[i].n;
+}
+
 static int record(struct receiver *r, struct MHD_Connection *c, const char *id, const char *event,
                   const char *body, size_t len, int sig_ok, int status, int vehicles)
 {
     int n = 1;
-    for (size_t i = 0; id && i < r->n_log; i++)
-        n += r->log[i].delivery_id && strcmp(r->log[i].delivery_id, id) == 0;
     if (r->n_log == r->cap_log) {
         size_t cap = r->cap_log ? r->cap_log * 2 : 64;
         struct received *p = realloc(r->log, cap * sizeof *p);
@@ -82,7 +119,9 @@ static int record(struct receiver *r, struct MHD_Connection *c, const char *id, 
     }
     struct received *x = &r->log[r->n_log++];
     x->delivery_id = dup_str(id);
+    n = arrival(r, x->delivery_id);
     x->event = dup_str(event);
+    r->n_scheduled += event && strcmp(event, "scheduled") == 0;
     x->body = malloc(len + 1);
     if (x->body) {
         memcpy(x->body, body, len);
@@ -143,10 +182,7 @@ static enum MHD_Result handle(struct receiver *r, struct MHD_Connection *c, stru
     int is_verify = event && strcmp(event, "verify") == 0;
     pthread_mutex_lock(&r->mu);
     struct receiver_rule rule = is_verify ? r->verify_rule : next_rule(r);
-    size_t seen = 0;
-    for (size_t i = 0; r->flaky_every && !is_verify && i < r->n_log; i++)
-        seen += r->log[i].event && strcmp(r->log[i].event, "scheduled") == 0;
-    if (r->flaky_every && !is_verify && (seen + 1) % r->flaky_every == 0)
+    if (r->flaky_every && !is_verify && (r->n_scheduled + 1) % r->flaky_every == 0)
         rule = (struct receiver_rule){.mode = RECV_RESPOND, .status = 503, .retry_after = -1};
     int status = rule.mode == RECV_RESPOND || rule.mode == RECV_WRONG_CHALLENGE ? rule.status : 0;
     if (rule.mode == RECV_HANG)
@@ -244,7 +280,10 @@ void receiver_stop(struct receiver *r)
     for (size_t i = 0; i < r->n_log; i++)
         received_free(&r->log[i]);
     free(r->log);
+    free(r->seen);
     free(r->script);
+    r->seen = NULL;
+    r->n_seen = r->cap_seen = r->n_scheduled = 0;
     r->log = NULL;
     r->script = NULL;
     r->n_log = r->n_script = 0;

@@ -26,6 +26,11 @@ struct receiver_rule {
     const char *retry_after_text; /* sent as the Retry-After value as is, when set */
 };
 
+struct seen_id {
+    const char *id; /* a log entry's delivery_id */
+    int n;
+};
+
 struct received {
     char *delivery_id;
     char *event; /* eventName */
@@ -50,6 +55,9 @@ struct receiver {
     struct receiver_rule verify_rule; /* for verify challenges; scripts are for payloads */
     struct received *log;
     size_t n_log, cap_log;
+    struct seen_id *seen; /* arrivals per delivery id: open addressing, cap_seen a power of 2 */
+    size_t n_seen, cap_seen;
+    size_t n_scheduled;   /* scheduled payloads received */
     FILE *log_file;       /* JSON lines of what arrived, or NULL */
     unsigned flaky_every; /* answer 503 to every n-th payload (0: never) */
 };

@@ -22,7 +22,9 @@ extern "C" {
 
 #define MTR_PLUGIN_MAGIC 0x4d54524eu /* "MTRN" */
 #define MTR_ABI_MAJOR 1
-#define MTR_ABI_MINOR 2 /* 1.1: store read_only and check; 1.2: store listings, webhook_delete */
+#define MTR_ABI_MINOR                                                                              \
+    3 /* 1.1: store read_only and check; 1.2: store listings, webhook_delete;                      \
+        1.3: batched outcomes, shared quotas (store and host) */
 #define MTR_PLUGIN_ENTRY_SYMBOL "mtr_plugin_entry"
 
 #if defined(__GNUC__)
@@ -128,7 +130,19 @@ struct mtr_host_api {
     const char *(*get_list_item)(mtr_ctx *ctx, const char *option, size_t index);
     mtr_time (*now)(mtr_ctx *ctx); /* the daemon's clock: wall, fixed (--now) or virtual */
     const char *(*instance_name)(mtr_ctx *ctx);
+    /* ABI 1.3: check struct_size covers it before calling. Takes one request
+     * from the application-wide rate limit `key` (per_minute, burst), one
+     * budget shared by every node on the ledger. Returns 1 when granted; 0
+     * when the budget is spent, *wait_s the seconds until it has refilled;
+     * -1 when this host keeps no shared budget here (a command, not the
+     * daemon): the plugin keeps its own. */
+    int (*rate_take)(mtr_ctx *ctx, const char *key, int64_t per_minute, int64_t burst,
+                     int64_t *wait_s);
 };
+
+/* Whether a host table has the member `field` (added in a later ABI minor). */
+#define MTR_HOST_HAS(host, field)                                                                  \
+    ((host)->struct_size >= offsetof(struct mtr_host_api, field) + sizeof((host)->field))
 
 /* ---- Kind-specific operations -------------------------------------------------- */
 
@@ -208,7 +222,8 @@ _Static_assert(sizeof(struct mtr_option) == 56, "ABI 1.0 option size");
 _Static_assert(offsetof(struct mtr_host_api, log) == 8, "ABI: host log");
 _Static_assert(offsetof(struct mtr_host_api, get_string) == 32, "ABI: host get_string");
 _Static_assert(offsetof(struct mtr_host_api, now) == 96, "ABI: host now");
-_Static_assert(sizeof(struct mtr_host_api) == 112, "ABI 1.0 host table size");
+_Static_assert(offsetof(struct mtr_host_api, rate_take) == 112, "ABI 1.3: host rate_take");
+_Static_assert(sizeof(struct mtr_host_api) == 120, "ABI 1.3 host table size");
 #endif
 
 #ifdef __cplusplus

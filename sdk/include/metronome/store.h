@@ -113,6 +113,14 @@ struct mtr_attempt_row {
     int64_t latency_us;
 };
 
+/* One outcome of a batch (ABI 1.3): the attempt, and the delivery's state and
+ * next due time after it, as record_attempt takes them. */
+struct mtr_attempt_record {
+    struct mtr_attempt_row attempt;
+    int new_state;
+    mtr_time next_attempt_at;
+};
+
 /* A subscription with its vehicle's credential state (ABI 1.2). */
 struct mtr_subscription_row {
     const char *webhook_id;
@@ -302,9 +310,22 @@ struct mtr_store_ops {
                         mtr_time due_at, const char *error, int *fenced);
     int (*job_set_state_as)(void *state, const char *owner, const struct mtr_job_key *key,
                             int new_state, int *fenced);
+    /* ABI 1.3, optional. record_attempt_as for n outcomes at once, inside the
+     * core's transaction; fenced[i] as record_attempt_as's *fenced for recs[i].
+     * Without it the core calls record_attempt_as once per outcome; a store
+     * whose every statement is a round trip to a server sends them together. */
+    int (*record_attempts_as)(void *state, const char *owner, const struct mtr_attempt_record *recs,
+                              size_t n, int *fenced);
+    /* ABI 1.3, optional. A rate limit shared by every node on this ledger: the
+     * token bucket `key` holds at most burst tokens and gains per_minute tokens
+     * a minute of `now` (a node whose clock is behind the bucket's adds none).
+     * Takes up to want tokens, atomically, and says how many in *granted (0
+     * when it is empty). Without it each node keeps its own bucket. */
+    int (*quota_take)(void *state, const char *key, int64_t per_minute, int64_t burst, mtr_time now,
+                      int64_t want, int64_t *granted);
 };
 
-/* The frozen layout of ABI 1.0, 1.1 and 1.2 (LP64): these only grow at the end. A core reading a
+/* The frozen layout of ABI 1.0 to 1.3 (LP64): these only grow at the end. A core reading a
  * field added later checks the table's struct_size first. */
 #if defined(__LP64__) && !defined(__cplusplus)
 _Static_assert(offsetof(struct mtr_store_ops, begin) == 8, "ABI: store begin");
@@ -313,7 +334,9 @@ _Static_assert(offsetof(struct mtr_store_ops, prune) == 208, "ABI: store prune")
 _Static_assert(offsetof(struct mtr_store_ops, read_only) == 224, "ABI 1.1: store read_only");
 _Static_assert(offsetof(struct mtr_store_ops, subscriptions_list) == 248,
                "ABI 1.2: store subscriptions_list");
-_Static_assert(sizeof(struct mtr_store_ops) == 328, "ABI 1.2 store ops size");
+_Static_assert(offsetof(struct mtr_store_ops, record_attempts_as) == 328,
+               "ABI 1.3: store record_attempts_as");
+_Static_assert(sizeof(struct mtr_store_ops) == 344, "ABI 1.3 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

@@ -1249,6 +1249,17 @@ static int sqlite_record_attempt_as(void *state, const char *owner, const struct
     return record(state, owner, a, new_state, next_attempt_at, fenced);
 }
 
+/* A batch is its outcomes in order: SQLite has no round trips to save. */
+static int sqlite_record_attempts_as(void *state, const char *owner,
+                                     const struct mtr_attempt_record *recs, size_t n, int *fenced)
+{
+    int rc = MTR_OK;
+    for (size_t i = 0; i < n && rc == MTR_OK; i++)
+        rc = record(state, owner, &recs[i].attempt, recs[i].new_state, recs[i].next_attempt_at,
+                    &fenced[i]);
+    return rc;
+}
+
 static int sqlite_fail_pending(void *state, const char *webhook_id, const char *reason,
                                mtr_time now, uint64_t *count)
 {
@@ -1697,6 +1708,7 @@ static const struct mtr_store_ops sqlite_ops = {
     .webhook_delete = sqlite_webhook_delete,
     .delivery_counts = sqlite_delivery_counts,
     .record_attempt_as = sqlite_record_attempt_as,
+    .record_attempts_as = sqlite_record_attempts_as,
     .node_heartbeat = sqlite_node_heartbeat,
     .nodes_list = sqlite_nodes_list,
     .job_retry_as = sqlite_job_retry_as,

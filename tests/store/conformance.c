@@ -384,6 +384,87 @@ Test(store, a_node_that_lost_its_lease_cannot_overwrite_the_new_owners_work)
     node_close(&a);
 }
 
+static int count_attempts(void *arg, const struct mtr_attempt_row *a)
+{
+    (void)a;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int attempts_of(struct node *n, const char *id)
+{
+    int count = 0;
+    OK(n, list_attempts(n->st, id, count_attempts, &count));
+    return count;
+}
+
+Test(store, a_batch_of_outcomes_is_fenced_outcome_by_outcome)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    fleet(&a, 1);
+    cr_assert_not_null(a.ops->record_attempts_as, "the store records outcomes in batches");
+    const char *ids[] = {"55555555-0000-4000-8000-000000000001",
+                         "55555555-0000-4000-8000-000000000002",
+                         "55555555-0000-4000-8000-000000000003"};
+    struct mtr_delivery_row rows[] = {delivery(ids[0], 3600, "node-a"),
+                                      delivery(ids[1], 3600, "node-a"),
+                                      delivery(ids[2], 3600, "node-a")};
+    rows[1].next_attempt_at = rows[1].lease_until = 3000; /* its lease ends first */
+    int ins[3], fenced[3] = {-1, -1, -1}, state = -1;
+    char claimed[40] = "";
+    OK(&a, deliveries_insert(a.st, rows, 3, NULL, 0, ins));
+    OK(&b, claim_deliveries(b.st, "node-b", 3001, 3601, 10, on_delivery, claimed));
+    cr_assert_str_eq(claimed, ids[1], "b took over the one whose lease ran out");
+    struct mtr_attempt_record recs[3];
+    for (int i = 0; i < 3; i++)
+        recs[i] = (struct mtr_attempt_record){
+            .attempt = {.delivery_id = ids[i], .n = 1, .at = 3100, .http_status = 200 + i},
+            .new_state = i == 2 ? MTR_DELIVERY_FAILED : MTR_DELIVERY_DELIVERED};
+    OK(&a, begin(a.st));
+    OK(&a, record_attempts_as(a.st, "node-a", recs, 3, fenced));
+    OK(&a, commit(a.st));
+    cr_expect(fenced[0] == 0 && fenced[1] == 1 && fenced[2] == 0,
+              "only b's delivery is fenced: %d %d %d", fenced[0], fenced[1], fenced[2]);
+    OK(&b, delivery_get(b.st, ids[0], state_of, &state));
+    cr_expect_eq(state, MTR_DELIVERY_DELIVERED);
+    OK(&b, delivery_get(b.st, ids[1], state_of, &state));
+    cr_expect_eq(state, MTR_DELIVERY_PENDING, "b's delivery untouched");
+    OK(&b, delivery_get(b.st, ids[2], state_of, &state));
+    cr_expect_eq(state, MTR_DELIVERY_FAILED);
+    cr_expect_eq(attempts_of(&b, ids[0]), 1);
+    cr_expect_eq(attempts_of(&b, ids[1]), 0, "no attempt recorded for the fenced outcome");
+    cr_expect_eq(attempts_of(&b, ids[2]), 1);
+    node_close(&b);
+    node_close(&a);
+}
+
+Test(store, a_batch_holding_two_attempts_of_one_delivery_keeps_their_order)
+{
+    struct node a;
+    char *dir = make_tmpdir();
+    node_open(&a, dir, "node a");
+    free(dir);
+    fleet(&a, 1);
+    const char *id = "66666666-0000-4000-8000-000000000001";
+    struct mtr_delivery_row row = delivery(id, 3600, "node-a");
+    int ins, fenced[2], state = -1;
+    OK(&a, deliveries_insert(a.st, &row, 1, NULL, 0, &ins));
+    struct mtr_attempt_record recs[] = {
+        {.attempt = {.delivery_id = id, .n = 1, .at = 3700, .http_status = 500},
+         .new_state = MTR_DELIVERY_PENDING,
+         .next_attempt_at = 3730},
+        {.attempt = {.delivery_id = id, .n = 2, .at = 3730, .http_status = 200},
+         .new_state = MTR_DELIVERY_DELIVERED}};
+    OK(&a, begin(a.st));
+    OK(&a, record_attempts_as(a.st, "node-a", recs, 2, fenced));
+    OK(&a, commit(a.st));
+    OK(&a, delivery_get(a.st, id, state_of, &state));
+    cr_expect_eq(state, MTR_DELIVERY_DELIVERED, "the later attempt decides");
+    cr_expect_eq(attempts_of(&a, id), 2);
+    node_close(&a);
+}
+
 struct nodes_seen {
     char ids[4][32];
     uint64_t leases[4];

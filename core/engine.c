@@ -45,8 +45,13 @@ static int engine_init(struct engine *e, struct config *c, struct clock *clk)
     make_owner(e->owner, sizeof e->owner);
     e->started_at = clock_now(clk);
     e->started_wall = time(NULL);
-    if (ledger_open(&e->L, c, e->d) != 0 || start_plugins(c, e->d) != 0 ||
-        vault_load(&e->vault, c, e->d) != 0 || fetch_check_key(e) != 0)
+    if (ledger_open(&e->L, c, e->d) != 0)
+        return -1;
+    quota_init(&e->quota, &e->L, clk); /* the sources draw on budgets every node shares */
+    for (size_t i = 0; i < c->n_sources; i++)
+        c->sources[i].inst->ctx.quota = &e->quota;
+    if (start_plugins(c, e->d) != 0 || vault_load(&e->vault, c, e->d) != 0 ||
+        fetch_check_key(e) != 0)
         return -1;
     if (signer_init(&e->signer, c->management_token, strlen(c->management_token)) != 0)
         return diag_set(e->d, "cannot set up signing (out of memory)");
@@ -129,6 +134,9 @@ void engine_destroy(struct engine *e)
         }
         flight_free(f);
     }
+    for (size_t i = 0; e->c && i < e->c->n_sources; i++)
+        if (e->c->sources[i].inst->ctx.quota == &e->quota)
+            e->c->sources[i].inst->ctx.quota = NULL; /* the config may outlive the engine */
     heap_free(&e->ticks);
     webhooks_free(&e->ws);
     free(e->failing);

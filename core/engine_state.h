@@ -14,6 +14,7 @@
 #include "heap.h"
 #include "metrics.h"
 #include "payload.h"
+#include "quota.h"
 #include "vault.h"
 #include "webhooks.h"
 
@@ -75,6 +76,7 @@ struct engine {
     struct config *c;
     struct clock *clk;
     struct ledger L;
+    struct quota quota; /* the sources' shared rate limits, in L */
     char owner[128];
     struct webhook_set ws;
     struct timespec last_refresh;   /* of ws (monotonic) */

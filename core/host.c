@@ -2,6 +2,7 @@
  * and instance life cycle around create()/destroy(). */
 #include "host.h"
 #include "log.h"
+#include "quota.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -107,16 +108,13 @@ static const char *host_instance_name(mtr_ctx *ctx)
     return ctx->name;
 }
 
-/* No shared budget behind this instance yet: the plugin keeps its own. */
+/* The ledger's shared budget for the daemon's instances; -1 (the plugin
+ * keeps its own) for a command's. */
 static int host_rate_take(mtr_ctx *ctx, const char *key, int64_t per_minute, int64_t burst,
                           int64_t *wait_s)
 {
-    (void)ctx;
-    (void)key;
-    (void)per_minute;
-    (void)burst;
     *wait_s = 0;
-    return -1;
+    return ctx && ctx->quota ? quota_take(ctx->quota, key, per_minute, burst, wait_s) : -1;
 }
 
 static const struct mtr_host_api the_host = {

@@ -9,11 +9,14 @@
 #include "loader.h"
 #include "options.h"
 
+struct quota;
+
 struct mtr_ctx {
     char *name; /* "sink 'callback'" style origin for logs */
     const struct plugin_file *pf;
     struct optset opts;
     const struct clock *clock;
+    struct quota *quota; /* the ledger's shared rate limits (the daemon's sources), or NULL */
     char error[1024];
 };
 

@@ -13,7 +13,8 @@
  * Errors (reference section 6): 409 VEHICLE_STATE, 5xx/UPSTREAM and transport
  * errors are transient (the core tries the next 15-minute slot); 429 waits for
  * retry-after; 403 and other 4xx are final error elements. An app-wide token
- * bucket keeps a fleet's tick under the application's rate limit. Transfers
+ * bucket keeps a fleet's tick under the application's rate limit; in the
+ * daemon it is the ledger's, one budget for every node. Transfers
  * run on one libcurl multi handle driven from poll(), behind the SSRF guard. */
 #include <metronome/metronome.h>
 #include <metronome/netguard.h>
@@ -488,9 +489,19 @@ static int sc_poll(void *state, int timeout_ms)
  */
 
 /* Takes one request from the app-wide bucket; returns the seconds to wait
- * when it is empty, or 0. */
+ * when it is empty, or 0. In the daemon the bucket is the host's, shared by
+ * every node on the ledger (one budget per client id); otherwise this
+ * instance keeps its own. */
 static int64_t take_token(struct sc *s)
 {
+    if (MTR_HOST_HAS(s->host, rate_take)) {
+        char key[160];
+        int64_t wait = 0;
+        snprintf(key, sizeof key, "smartcar:%.140s", s->client_id ? s->client_id : "");
+        int got = s->host->rate_take(s->ctx, key, s->per_minute, s->burst, &wait);
+        if (got >= 0)
+            return got == 1 ? 0 : wait < 1 ? 1 : wait;
+    }
     mtr_time now = s->host->now(s->ctx);
     if (s->bucket_at == 0)
         s->bucket_at = now;
@@ -830,7 +841,8 @@ static const struct mtr_option sc_options[] = {
      .default_value = "120",
      .min = 1,
      .max = 1000000,
-     .help = "the application's request budget (token bucket refill)"},
+     .help = "the application's request budget (token bucket refill), shared by every node on "
+             "the ledger"},
     {.name = "burst",
      .type = MTR_OPT_INT,
      .default_value = "120",

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define MIGRATION_LOCK 7212350101 /* pg_advisory_lock key: "metronome" migrations */
 
 struct pg_store {
@@ -66,6 +66,9 @@ static const char *const migrations[] = {
     "KEY(delivery_id, n));"
     "CREATE TABLE IF NOT EXISTS nodes(id text PRIMARY KEY, host text NOT NULL, started_at bigint "
     "NOT NULL, last_seen bigint NOT NULL);",
+    /* 2: shared rate limits (quota_take) */
+    "CREATE TABLE IF NOT EXISTS quotas(key text PRIMARY KEY, tokens double precision NOT NULL, "
+    "at bigint NOT NULL, granted bigint NOT NULL);",
 };
 
 /* ---- plumbing ---------------------------------------------------------------------------- */
@@ -1412,6 +1415,31 @@ static int pg_nodes_list(void *state, mtr_time seen_since, mtr_time now,
     return MTR_OK;
 }
 
+/* The bucket's tokens at $4: refilled at $2 a minute since it was last
+ * touched (none for a clock behind it), at most $3. */
+#define REFILLED "least($3::float8, q.tokens + greatest($4::bigint - q.at, 0) * $2::float8 / 60)"
+
+/* One statement, under the row's lock: two nodes taking at once are
+ * serialized by the database, and each sees what the other took. */
+static int pg_quota_take(void *state, const char *key, int64_t per_minute, int64_t burst,
+                         mtr_time now, int64_t want, int64_t *granted)
+{
+    struct nums n = {0};
+    const char *v[] = {key, num(&n, per_minute), num(&n, burst), num(&n, now), num(&n, want)};
+    PGresult *r = q(state, "take from a rate limit",
+                    "INSERT INTO quotas AS q(key, tokens, at, granted) VALUES($1, $3::float8 - "
+                    "least($5::bigint, $3::bigint), $4::bigint, least($5::bigint, $3::bigint)) "
+                    "ON CONFLICT(key) DO UPDATE SET tokens = " REFILLED " - least($5::bigint, "
+                    "floor(" REFILLED ")), granted = least($5::bigint, floor(" REFILLED
+                    ")::bigint), at = greatest(q.at, $4::bigint) RETURNING granted",
+                    5, v, NULL, NULL);
+    if (!r)
+        return status_of(state);
+    *granted = PQntuples(r) == 1 ? i64(r, 0, 0) : 0;
+    PQclear(r);
+    return MTR_OK;
+}
+
 static int pg_read_only(void *state)
 {
     (void)state; /* reading needs nothing else of a database server */
@@ -1460,6 +1488,7 @@ static const struct mtr_store_ops pg_ops = {
     .job_retry_as = pg_job_retry_as,
     .job_set_state_as = pg_job_set_state_as,
     .record_attempts_as = pg_record_attempts_as,
+    .quota_take = pg_quota_take,
 };
 
 static const struct mtr_option pg_options[] = {

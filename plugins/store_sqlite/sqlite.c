@@ -68,6 +68,7 @@ enum stmt_id {
     S_PRUNE_PAYLOADS,
     S_PRUNE_DELIVERIES,
     S_PRUNE_JOBS,
+    S_QUOTA_TAKE,
     S_COUNT
 };
 
@@ -82,6 +83,8 @@ enum stmt_id {
 #define HAS_PAYLOAD "EXISTS (SELECT 1 FROM payloads WHERE delivery = deliveries.rowid)"
 
 /* ?1, ?2 ... are bound by position in each function below. */
+#define REFILLED "min(?3, tokens + max(?4 - at, 0) * ?2 / 60.0)"
+
 static const char *const sql_text[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -214,6 +217,13 @@ static const char *const sql_text[S_COUNT] = {
         "AND tick < ?1 ORDER BY rowid LIMIT ?2)",
     [S_STATS_SUBS] = "SELECT count(*) FROM subscriptions WHERE (?1 IS NULL OR webhook_id = ?1) "
                      "AND removed_at IS NULL",
+    /* the bucket refilled at ?2 a minute since it was last touched (none for a
+     * clock behind it), at most ?3; up to ?5 whole tokens taken */
+    [S_QUOTA_TAKE] =
+        "INSERT INTO quotas(key, tokens, at, granted) VALUES(?1, ?3 - min(?5, ?3), ?4, min(?5, "
+        "?3)) ON CONFLICT(key) DO UPDATE SET tokens = " REFILLED " - min(?5, CAST(" REFILLED
+        " AS INTEGER)), granted = min(?5, CAST(" REFILLED " AS INTEGER)), at = max(at, ?4) "
+        "RETURNING granted",
 };
 
 /* Each entry migrates from version i to i + 1. */
@@ -284,6 +294,9 @@ static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS nodes(id TEXT PRIMARY KEY, host TEXT NOT NULL, started_at "
     "INTEGER NOT NULL, "
     "last_seen INTEGER NOT NULL);",
+    /* 6: shared rate limits (quota_take): every process on this file draws on one budget */
+    "CREATE TABLE quotas(key TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL, "
+    "granted INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};
@@ -1249,6 +1262,26 @@ static int sqlite_record_attempt_as(void *state, const char *owner, const struct
     return record(state, owner, a, new_state, next_attempt_at, fenced);
 }
 
+static int sqlite_quota_take(void *state, const char *key, int64_t per_minute, int64_t burst,
+                             mtr_time now, int64_t want, int64_t *granted)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_QUOTA_TAKE);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, per_minute);
+    sqlite3_bind_int64(st, 3, burst);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 5, want);
+    int rc = sqlite3_step(st);
+    *granted = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? MTR_OK : fail(s, "take from a rate limit");
+}
+
 /* A batch is its outcomes in order: SQLite has no round trips to save. */
 static int sqlite_record_attempts_as(void *state, const char *owner,
                                      const struct mtr_attempt_record *recs, size_t n, int *fenced)
@@ -1709,6 +1742,7 @@ static const struct mtr_store_ops sqlite_ops = {
     .delivery_counts = sqlite_delivery_counts,
     .record_attempt_as = sqlite_record_attempt_as,
     .record_attempts_as = sqlite_record_attempts_as,
+    .quota_take = sqlite_quota_take,
     .node_heartbeat = sqlite_node_heartbeat,
     .nodes_list = sqlite_nodes_list,
     .job_retry_as = sqlite_job_retry_as,

@@ -47,6 +47,7 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_work, .timeout = 
     long long tick = iso("2030-03-01T16:00:00Z");
     char sql[2048];
     exec_ok(db, "BEGIN; DROP INDEX subscriptions_spread; DROP TABLE jobs; DROP TABLE nodes;"
+                "DROP TABLE quotas;"
                 "CREATE TABLE jobs(webhook_id TEXT NOT NULL, vehicle_id TEXT NOT NULL, tick "
                 "INTEGER NOT NULL, state INTEGER NOT NULL, due_at INTEGER NOT NULL, "
                 "fetch_attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, lease_owner TEXT, "
@@ -78,7 +79,9 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_work, .timeout = 
 
     sc_virtual(&s, "2030-03-01T16:00:30Z", "2030-03-01T16:30:00Z");
     db = open_ledger(&s);
-    cr_expect_eq(query_int(db, "PRAGMA user_version"), 5);
+    cr_expect_eq(query_int(db, "PRAGMA user_version"), 6);
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'quotas'"), 1,
+                 "schema 6 keeps the shared rate limits");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM vehicles"), 5, "the vehicles were kept");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs WHERE state = 2"), 5,
                  "the jobs written under schema 1 were delivered");

@@ -20,7 +20,8 @@ struct live {
     struct fake_smartcar f;
 };
 
-static void live_start(struct live *l, const char *extra, const char *delivery)
+static void live_start_cadence(struct live *l, const char *extra, const char *delivery,
+                               const char *cadence)
 {
     char source[1024];
     cr_assert_eq(fake_start(&l->f), 0);
@@ -29,9 +30,14 @@ static void live_start(struct live *l, const char *extra, const char *delivery)
              "auth_url: \"http://127.0.0.1:%u/oauth/token\", client_id: %s, client_secret: %s, "
              "allow_private_networks: true%s}",
              l->f.port, l->f.port, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, extra ? extra : "");
-    struct scenario_opts o = {.source = source, .delivery = delivery};
+    struct scenario_opts o = {.source = source, .delivery = delivery, .cadence = cadence};
     setenv("METRONOME_SECRET_KEY", KEY, 1);
     scenario_start(&l->s, &o);
+}
+
+static void live_start(struct live *l, const char *extra, const char *delivery)
+{
+    live_start_cadence(l, extra, delivery, NULL);
 }
 
 static void live_stop(struct live *l)
@@ -262,6 +268,34 @@ Test(live, the_application_rate_limit_spreads_requests, .timeout = 60)
     cr_expect_geq(hi - lo, 120, "one request a minute: the third waits two minutes (%lld s)",
                   (long long)(hi - lo));
     json_decref(d);
+    live_stop(&l);
+}
+
+/* Two nodes one after the other on one ledger: the budget the first spent is
+ * spent for the second too (a node keeping its own bucket would start the
+ * second full and send the 16:00:30 tick at once). */
+Test(live, the_application_rate_limit_is_one_budget_for_every_node, .timeout = 60)
+{
+    struct live l;
+    live_start_cadence(&l, ", requests_per_minute: 1, burst: 3", "{spread: [0s, 0s]}",
+                       "{policy: interval, every: 30s}");
+    sc_ok(&l.s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:59:50Z", NULL);
+    live_vehicle(&l, "car-1", "2030-03-01T15:59:50Z");
+    live_vehicle(&l, "car-2", "2030-03-01T15:59:50Z");
+    live_vehicle(&l, "car-3", "2030-03-01T15:59:50Z");
+    sc_virtual(&l.s, "2030-03-01T15:59:55Z", "2030-03-01T16:00:10Z"); /* node A: the burst */
+    struct fake_smartcar f;
+    fake_snapshot(&l.f, &f);
+    cr_assert_eq(f.batch_requests, 3, "node A spent the burst on the 16:00 tick");
+    sc_virtual(&l.s, "2030-03-01T16:00:10Z", "2030-03-01T16:05:00Z"); /* node B */
+    int spent_by_a = f.batch_requests;
+    fake_snapshot(&l.f, &f);
+    int by_b = f.batch_requests - spent_by_a;
+    /* from 16:00:00 the budget refills one a minute: five by 16:05:00 */
+    cr_expect(by_b >= 4 && by_b <= 5,
+              "node B sent what the shared budget refilled and no more: %d requests (its own "
+              "bucket would have allowed 7)",
+              by_b);
     live_stop(&l);
 }
 

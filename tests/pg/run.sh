@@ -3,7 +3,8 @@
 # started here and stopped at the end): the store conformance suite; a virtual
 # day with two nodes on one database; PostgreSQL restarted under a running
 # daemon; three nodes, one killed -9 mid-tick; and the end-to-end suites of
-# delivery and of the admin API with `store: {plugin: postgres}`.
+# delivery, the admin API, live mode, the command line and the corpus with
+# `store: {plugin: postgres}`.
 set -eu
 build=$1
 src=$2
@@ -167,7 +168,10 @@ if fail:
     print("FAIL: " + "; ".join(fail)); sys.exit(1)
 PY
 
-# the end-to-end suites of delivery and of the admin API, on this database
-METRONOME_TEST_PG_DSN="$dsn" "$build/tests/test_delivery" --jobs 2
-METRONOME_TEST_PG_DSN="$dsn" "$build/tests/test_api" --jobs 2
+# the end-to-end suites on this database: delivery, the admin API, live mode
+# (the shared rate limit among them), the command line and the corpus (the
+# others check SQLite's files: their permissions, corruption, read-only opens)
+for suite in test_delivery test_api test_live test_cli test_corpus; do
+    METRONOME_TEST_PG_DSN="$dsn" "$build/tests/$suite" --jobs 2
+done
 echo "6 passed, 0 failed"

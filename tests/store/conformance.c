@@ -465,6 +465,63 @@ Test(store, a_batch_holding_two_attempts_of_one_delivery_keeps_their_order)
     node_close(&a);
 }
 
+static int64_t take(struct node *n, const char *key, mtr_time now, int64_t want)
+{
+    int64_t granted = -1;
+    OK(n, quota_take(n->st, key, 60, 5, now, want, &granted)); /* 1 a second, 5 at most */
+    return granted;
+}
+
+Test(store, a_rate_limit_is_one_budget_for_every_node)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    cr_assert_not_null(a.ops->quota_take, "the store keeps shared rate limits (quota_take)");
+    cr_expect_eq(take(&a, "app", 1000, 3), 3, "a new bucket starts full");
+    cr_expect_eq(take(&b, "app", 1000, 5), 2, "what a took is gone for b");
+    cr_expect_eq(take(&a, "app", 1000, 1), 0, "empty");
+    cr_expect_eq(take(&b, "app", 1002, 5), 2, "two seconds refill two tokens");
+    cr_expect_eq(take(&a, "app", 1001, 5), 0, "a clock behind the bucket's refills nothing");
+    cr_expect_eq(take(&a, "app", 1100, 9), 5, "never more than the burst");
+    cr_expect_eq(take(&b, "other", 1100, 1), 1, "budgets are by key");
+    node_close(&b);
+    node_close(&a);
+}
+
+struct taker {
+    struct node *n;
+    int64_t got;
+    int rc;
+};
+
+static void *take_many(void *arg)
+{
+    struct taker *t = arg;
+    for (int i = 0; i < 40 && t->rc == MTR_OK; i++) {
+        int64_t g = 0;
+        t->rc = t->n->ops->quota_take(t->n->st, "race", 60, 50, 2000, 1, &g);
+        t->got += g;
+    }
+    return NULL;
+}
+
+Test(store, two_nodes_taking_at_once_never_get_more_than_the_budget)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    struct taker ta = {.n = &a}, tb = {.n = &b};
+    pthread_t x, y;
+    pthread_create(&x, NULL, take_many, &ta);
+    pthread_create(&y, NULL, take_many, &tb);
+    pthread_join(x, NULL);
+    pthread_join(y, NULL);
+    cr_assert(ta.rc == MTR_OK && tb.rc == MTR_OK, "%s / %s", a.inst->ctx.error, b.inst->ctx.error);
+    cr_expect_eq(ta.got + tb.got, 50, "80 asks at one instant share a burst of 50: got %lld + %lld",
+                 (long long)ta.got, (long long)tb.got);
+    node_close(&b);
+    node_close(&a);
+}
+
 struct nodes_seen {
     char ids[4][32];
     uint64_t leases[4];

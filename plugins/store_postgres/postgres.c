@@ -9,12 +9,15 @@
  * node holds it. The schema is versioned and migrated under an advisory lock,
  * so nodes starting together migrate once.
  *
- * One instance is one connection (the admin API opens its own instances).
- * Statements are sent with PQexecParams; payloads are text (the core's JSON
+ * The instances of a process (the engine's, the admin API's) share a pool
+ * of at most max_connections connections. Statements are sent with
+ * PQexecParams, batches as binary arrays; payloads are text (the core's JSON
  * is UTF-8 without NUL), sealed tokens bytea. */
 #include <metronome/metronome.h>
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +26,33 @@
 #define SCHEMA_VERSION 2
 #define MIGRATION_LOCK 7212350101 /* pg_advisory_lock key: "metronome" migrations */
 
+#define POOL_WAIT_S 30 /* for a connection when all are busy, then a transient failure */
+
+/* The connections of every instance in this process with the same dsn and
+ * schema (the engine's, the admin API's): at most max open at once. */
+struct pool {
+    struct pool *next;
+    char *key; /* dsn NUL schema */
+    size_t key_len;
+    int max, open, refs;
+    PGconn **idle;
+    int n_idle;
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+};
+
 struct pg_store {
     const struct mtr_host_api *host;
     mtr_ctx *ctx;
     const char *dsn;
     const char *schema;
-    PGconn *db;
+    int64_t max_connections;
+    struct pool *pool;
+    PGconn *db; /* held for one statement, or from BEGIN to its end */
     int in_tx;
+    int pinned;      /* keep db between statements (a session-level lock is held) */
     int transient;   /* the last failure was the connection's: MTR_EAGAIN */
+    int lost;        /* the database was unreachable: say so when it is back */
     double retry_at; /* monotonic seconds: when to try to reconnect */
     double backoff;  /* seconds before the next try, doubling to 5 */
 };
@@ -101,33 +123,179 @@ static int fail_db(struct pg_store *s, const char *what, PGresult *r)
     return status_of(s);
 }
 
-static int session_setup(struct pg_store *s);
+static int session_setup(struct pg_store *s, PGconn *db);
 
-/* Whether the connection is up, trying to bring it back (with backoff: 0.25 s
- * doubling to 5 s) when it is not. */
+/* ---- the connection pool ---------------------------------------------------------------------
+ * Instances draw connections from their process's pool for their dsn and
+ * schema: a connection is held for one statement, or for a transaction from
+ * BEGIN to its end, then goes back, so the engine and the admin API's
+ * threads together never open more than max_connections. One that finds
+ * them all busy waits for one (POOL_WAIT_S at most). */
+
+static pthread_mutex_t pools_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pool *pools;
+
+static struct pool *pool_get(const char *dsn, const char *schema, int max)
+{
+    size_t a = strlen(dsn), b = strlen(schema), len = a + 1 + b;
+    pthread_mutex_lock(&pools_mu);
+    struct pool *p = pools;
+    while (p && !(p->key_len == len && memcmp(p->key, dsn, a) == 0 &&
+                  strcmp(p->key + a + 1, schema) == 0))
+        p = p->next;
+    if (!p && (p = calloc(1, sizeof *p)) != NULL) {
+        p->key = malloc(len + 1);
+        p->idle = calloc((size_t)max, sizeof *p->idle);
+        if (!p->key || !p->idle || pthread_mutex_init(&p->mu, NULL) != 0) {
+            free(p->key);
+            free(p->idle);
+            free(p);
+            p = NULL;
+        } else {
+            memcpy(p->key, dsn, a + 1);
+            memcpy(p->key + a + 1, schema, b + 1);
+            p->key_len = len;
+            p->max = max;
+            pthread_cond_init(&p->freed, NULL);
+            p->next = pools;
+            pools = p;
+        }
+    }
+    if (p)
+        p->refs++;
+    pthread_mutex_unlock(&pools_mu);
+    return p;
+}
+
+static void pool_put(struct pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&pools_mu);
+    if (--p->refs == 0) {
+        struct pool **at = &pools;
+        while (*at != p)
+            at = &(*at)->next;
+        *at = p->next;
+        for (int i = 0; i < p->n_idle; i++)
+            PQfinish(p->idle[i]);
+        pthread_cond_destroy(&p->freed);
+        pthread_mutex_destroy(&p->mu);
+        free(p->idle);
+        free(p->key);
+        free(p);
+    }
+    pthread_mutex_unlock(&pools_mu);
+}
+
+/* A connection for s: an idle one, or a new one while fewer than max are
+ * open, or the next one given back. NULL with the error set. */
+static PGconn *pool_take(struct pg_store *s)
+{
+    struct pool *p = s->pool;
+    PGconn *db = NULL;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += POOL_WAIT_S;
+    pthread_mutex_lock(&p->mu);
+    int rc = 0;
+    while (p->n_idle == 0 && p->open >= p->max && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&p->freed, &p->mu, &until);
+    if (p->n_idle > 0)
+        db = p->idle[--p->n_idle];
+    else if (p->open < p->max)
+        p->open++; /* ours to open, outside the lock */
+    else {
+        pthread_mutex_unlock(&p->mu);
+        s->host->set_error(s->ctx, "postgres: all %d connections stayed busy for %d s", p->max,
+                           POOL_WAIT_S);
+        return NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (db)
+        return db;
+    /* the dsn's own application_name wins over this one, which names us in pg_stat_activity */
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const vals[] = {s->dsn ? s->dsn : "", "metronome", NULL};
+    db = PQconnectdbParams(keys, vals, 1);
+    if (db && PQstatus(db) == CONNECTION_OK && session_setup(s, db) == MTR_OK)
+        return db;
+    s->host->set_error(s->ctx, "postgres: the database is unreachable: %.400s",
+                       db ? PQerrorMessage(db) : "out of memory");
+    if (db)
+        PQfinish(db);
+    pthread_mutex_lock(&p->mu);
+    p->open--;
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Gives s's connection back: kept when it is sound and idle, closed
+ * otherwise - and then the idle ones too, which a server that went away has
+ * most likely dropped as well. */
+static void pool_give(struct pg_store *s)
+{
+    struct pool *p = s->pool;
+    PGconn *db = s->db;
+    s->db = NULL;
+    if (!db)
+        return;
+    int sound = PQstatus(db) == CONNECTION_OK && PQtransactionStatus(db) == PQTRANS_IDLE;
+    PGconn *drop[64];
+    int n_drop = 0;
+    pthread_mutex_lock(&p->mu);
+    if (sound) {
+        p->idle[p->n_idle++] = db;
+    } else {
+        drop[n_drop++] = db;
+        p->open--;
+        while (p->n_idle > 0 && n_drop < 64) {
+            drop[n_drop++] = p->idle[--p->n_idle];
+            p->open--;
+        }
+    }
+    pthread_cond_broadcast(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < n_drop; i++)
+        PQfinish(drop[i]);
+}
+
+/* After a statement: the connection goes back unless a transaction (or a
+ * session-level lock) holds it. */
+static void done_with(struct pg_store *s)
+{
+    if (!s->in_tx && !s->pinned)
+        pool_give(s);
+}
+
+/* Whether s holds a sound connection, taking one from the pool when it
+ * holds none (after a failure, not before its backoff - 0.25 s doubling to
+ * 5 s - has passed). */
 static int connected(struct pg_store *s)
 {
     if (s->db && PQstatus(s->db) == CONNECTION_OK)
         return 1;
-    s->transient = 1;
-    s->in_tx = 0;
+    if (s->db) { /* broken under a transaction: the server ended it */
+        s->in_tx = 0;
+        pool_give(s);
+    }
     double now = mono();
-    if (now < s->retry_at) {
+    if (s->lost && now < s->retry_at) {
+        s->transient = 1;
         s->host->set_error(s->ctx, "postgres: the database is unreachable; trying again");
         return 0;
     }
-    if (s->db)
-        PQreset(s->db);
-    else
-        s->db = PQconnectdb(s->dsn ? s->dsn : "");
-    if (!s->db || PQstatus(s->db) != CONNECTION_OK || session_setup(s) != MTR_OK) {
+    if (!(s->db = pool_take(s))) {
+        s->transient = 1;
+        s->lost = 1;
         s->backoff = s->backoff ? (s->backoff * 2 > 5 ? 5 : s->backoff * 2) : 0.25;
         s->retry_at = now + s->backoff;
-        s->host->set_error(s->ctx, "postgres: the database is unreachable: %.400s",
-                           s->db ? PQerrorMessage(s->db) : "no connection");
         return 0;
     }
-    s->host->log(s->ctx, MTR_LOG_WARN, "connected to the database again");
+    if (s->lost)
+        s->host->log(s->ctx, MTR_LOG_WARN, "connected to the database again");
+    s->lost = 0;
     s->backoff = 0;
     s->transient = 0;
     return 1;
@@ -146,8 +314,9 @@ static PGresult *q(struct pg_store *s, const char *what, const char *sql, int n,
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         fail_db(s, what, r);
-        return NULL;
+        r = NULL;
     }
+    done_with(s);
     return r;
 }
 
@@ -195,10 +364,11 @@ static int exec(struct pg_store *s, const char *what, const char *sql)
     s->transient = 0;
     PGresult *r = PQexec(s->db, sql);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        return fail_db(s, what, r);
-    PQclear(r);
-    return MTR_OK;
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? MTR_OK : fail_db(s, what, r);
+    if (rc == MTR_OK)
+        PQclear(r);
+    done_with(s);
+    return rc;
 }
 
 /* ---- arrays: one statement for a whole batch ---------------------------------------------
@@ -210,7 +380,6 @@ static int exec(struct pg_store *s, const char *what, const char *sql)
 #define OID_INT8 20
 #define OID_INT4 23
 #define OID_TEXT 25
-#define ARRAY_HEADER 20 /* ndim, has-null flag, element type, length, lower bound */
 
 struct arr {
     unsigned char *p;
@@ -357,10 +526,13 @@ static int found_in(const char **ids, int n, const char *id)
 static int pg_begin(void *state)
 {
     struct pg_store *s = state;
-    if (exec(s, "begin", "BEGIN") != MTR_OK)
-        return MTR_ERR;
-    s->in_tx = 1;
-    return MTR_OK;
+    s->in_tx = 1; /* the connection stays with s until the transaction ends */
+    int rc = exec(s, "begin", "BEGIN");
+    if (rc != MTR_OK) {
+        s->in_tx = 0;
+        done_with(s);
+    }
+    return rc;
 }
 
 static int pg_commit(void *state)
@@ -407,6 +579,7 @@ static int pg_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **out)
     s->ctx = ctx;
     s->dsn = host->get_string(ctx, "dsn");
     s->schema = host->get_string(ctx, "schema");
+    s->max_connections = host->get_int(ctx, "max_connections");
     *out = s;
     size_t n = s->schema ? strlen(s->schema) : 0;
     int ok = n > 0 && n < 64 && s->schema[0] >= 'a' && s->schema[0] <= 'z';
@@ -460,14 +633,14 @@ static int migrate(struct pg_store *s)
 }
 
 /* What every connection is set up with: quiet notices, the schema. */
-static int session_setup(struct pg_store *s)
+static int session_setup(struct pg_store *s, PGconn *db)
 {
     char sql[256]; /* the schema name was checked: a-z 0-9 _ only */
     snprintf(sql, sizeof sql,
              "SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS %s; SET search_path "
              "TO %s",
              s->schema, s->schema);
-    PGresult *r = PQexec(s->db, sql);
+    PGresult *r = PQexec(db, sql);
     int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
     if (r)
         PQclear(r);
@@ -477,20 +650,29 @@ static int session_setup(struct pg_store *s)
 static int pg_start(void *state)
 {
     struct pg_store *s = state;
-    s->db = PQconnectdb(s->dsn ? s->dsn : "");
-    if (!s->db || PQstatus(s->db) != CONNECTION_OK)
-        return fail_db(s, "cannot connect", NULL), MTR_ERR;
-    if (session_setup(s) != MTR_OK)
-        return fail_db(s, "set up the session", NULL), MTR_ERR;
-    return migrate(s);
+    s->pool = pool_get(s->dsn ? s->dsn : "", s->schema, (int)s->max_connections);
+    if (!s->pool) {
+        s->host->set_error(s->ctx, "postgres: out of memory");
+        return MTR_ERR;
+    }
+    if (!(s->db = pool_take(s)))
+        return MTR_ERR; /* at start, a database that is not there is an error, not a wait */
+    s->pinned = 1;      /* the migrations' advisory lock is the session's */
+    int rc = migrate(s);
+    s->pinned = 0;
+    done_with(s);
+    return rc;
 }
 
 static void pg_stop(void *state)
 {
     struct pg_store *s = state;
-    if (s->db)
-        PQfinish(s->db);
-    s->db = NULL;
+    if (s->pool) {
+        s->in_tx = s->pinned = 0;
+        pool_give(s);
+        pool_put(s->pool);
+    }
+    s->pool = NULL;
 }
 
 static void pg_destroy(void *state)
@@ -1501,6 +1683,13 @@ static const struct mtr_option pg_options[] = {
      .type = MTR_OPT_STRING,
      .default_value = "metronome",
      .help = "the schema the ledger's tables live in (created if missing)"},
+    {.name = "max_connections",
+     .type = MTR_OPT_INT,
+     .default_value = "4",
+     .min = 1,
+     .max = 64,
+     .help = "connections this node opens to the database at most: the engine and the admin "
+             "API's requests share them, each holding one for a statement or a transaction"},
     {0},
 };
 

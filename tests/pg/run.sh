@@ -174,4 +174,42 @@ PY
 for suite in test_delivery test_api test_live test_cli test_corpus; do
     METRONOME_TEST_PG_DSN="$dsn" "$build/tests/$suite" --jobs 2
 done
-echo "6 passed, 0 failed"
+
+# the connection pool: a node with max_connections: 2 serves 160 API requests, 8 at a
+# time, while it sends a tick, and never holds more than 2 connections (without the
+# pool it would hold 5: the engine's and the admin API's 4)
+aport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed -e "s/schema: e2e }/schema: pool, max_connections: 2 }/" "$tmp/pipeline.yaml" >"$tmp/pool.yaml"
+echo "admin: { listen: \"127.0.0.1:$aport\", token: pg-admin-token }" >>"$tmp/pool.yaml"
+pcfg="--config $tmp/pool.yaml"
+$m webhook verify fleet $pcfg --now 2030-03-01T00:00:00Z >/dev/null
+seq -f "pool-%05.0f" 1 2000 >"$tmp/pool.csv"
+$m subscribe fleet --file "$tmp/pool.csv" $pcfg --now 2030-03-01T00:00:00Z >/dev/null
+$m run --clock virtual --start 2030-03-01T00:59:50Z --until 2030-03-01T03:00:00Z $pcfg \
+    >"$tmp/pool.log" 2>&1 &
+node=$!
+for _ in $(seq 1 200); do
+    curl -fsS "http://127.0.0.1:$aport/readyz" >/dev/null 2>&1 && break
+    sleep 0.05
+done
+( # the node's connections, sampled until it stops
+    while kill -0 $node 2>/dev/null; do
+        psql "$dsn" -Atqc "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'metronome'"
+        sleep 0.02
+    done
+) >"$tmp/pool.samples" 2>/dev/null &
+sampler=$!
+seq 1 160 | xargs -P 8 -I{} curl -s -o /dev/null -w "%{http_code}\n" \
+    -H "Authorization: Bearer pg-admin-token" "http://127.0.0.1:$aport/api/v1/webhooks" >"$tmp/pool.codes"
+wait $node || { echo "FAIL: the pooled node"; cat "$tmp/pool.log"; exit 1; }
+wait $sampler || true
+python3 - "$tmp/pool.samples" "$tmp/pool.codes" <<'PY'
+import sys
+samples = [int(x) for x in open(sys.argv[1]).read().split()]
+codes = open(sys.argv[2]).read().split()
+print("pool: %d samples, at most %d connections; %d API answers, %d of them 200"
+      % (len(samples), max(samples or [0]), len(codes), codes.count("200")))
+if not samples or max(samples) > 2 or max(samples) < 1: sys.exit("FAIL: connections outside 1..2")
+if len(codes) != 160 or codes.count("200") != 160: sys.exit("FAIL: an API request was not served")
+PY
+echo "7 passed, 0 failed"

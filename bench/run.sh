@@ -11,7 +11,9 @@
 #     hourly webhook with 3 endpoints, one vehicle per payload, spread off, the
 #     SQLite ledger on disk - from the tick until every delivery is recorded;
 #  3. the same with 100 vehicles per payload;
-#  4. the scheduler micro-benchmark (a million subscriptions planned and popped).
+#  4. the scheduler micro-benchmark (a million subscriptions planned and popped);
+#  5. the postgres store beside SQLite with 1, 2 and 3 nodes (bench/postgres.sh,
+#     POSTGRES_VEHICLES vehicles, default 20000; POSTGRES=0 skips it).
 # It prints deliveries/s, the ratio to R, tick-to-last-delivery seconds, CPU
 # seconds per 1000 deliveries, peak RSS and ledger size, and appends the
 # figures to bench/results.txt.
@@ -227,3 +229,6 @@ PY
 )
 echo "$out"
 echo "$out" >>bench/results.txt
+
+# the postgres store beside SQLite (1, 2 and 3 nodes; bench/postgres.sh appends its own lines)
+[ "${POSTGRES:-1}" = 0 ] || sh bench/postgres.sh "${POSTGRES_VEHICLES:-20000}"

@@ -101,6 +101,10 @@ static const struct mtr_option delivery_options[] = {
      .min = 1000,
      .max = 86400000,
      .help = "the retries are spread over this window"},
+    {.name = "retry_schedule",
+     .type = MTR_OPT_LIST,
+     .help = "explicit retry times after the first attempt, increasing, like [30s, 2m, 10m]; "
+             "replaces retries and retry_window"},
     {.name = "fulfil_within",
      .type = MTR_OPT_DURATION,
      .default_value = "15m",
@@ -116,6 +120,25 @@ static const struct mtr_option delivery_options[] = {
      .default_value = "latest",
      .choices = catch_up_choices,
      .help = "ticks missed while down: skip, latest or all"},
+    {0},
+};
+
+/* A webhook's own delivery block: what it sets overrides the top-level one. */
+static const struct mtr_option webhook_delivery_options[] = {
+    {.name = "retries",
+     .type = MTR_OPT_INT,
+     .min = 0,
+     .max = RETRIES_MAX,
+     .help = "attempts after the first"},
+    {.name = "retry_window",
+     .type = MTR_OPT_DURATION,
+     .min = 1000,
+     .max = 86400000,
+     .help = "the retries are spread over this window"},
+    {.name = "retry_schedule",
+     .type = MTR_OPT_LIST,
+     .help = "explicit retry times after the first attempt, increasing, like [30s, 2m, 10m]; "
+             "replaces retries and retry_window"},
     {0},
 };
 
@@ -161,6 +184,9 @@ const struct config_section config_sections[] = {
     {"webhooks[]",
      "each webhook; also `cadence: {policy: NAME, ...}` with the policy's options below",
      webhook_options},
+    {"webhooks[].delivery",
+     "a webhook's own retry policy: each key it sets overrides the top-level `delivery` block's",
+     webhook_delivery_options},
     {"delivery", "scheduling and retry policy", delivery_options},
     {"admin", "the admin HTTP API", admin_options},
     {"retention", "how long the ledger keeps what", retention_options},
@@ -595,6 +621,79 @@ static int load_cadence(struct loader *l, struct webhook_cfg *w, const struct yn
     return create_block(l, n, "policy", MTR_KIND_CADENCE, label, &w->cadence_policy, &w->cadence);
 }
 
+/* retry_schedule's offsets into rp: increasing, from 1 s to 24 h, at most
+ * RETRIES_MAX of them. */
+static int load_schedule(struct loader *l, const struct optval *v, const struct ynode *section,
+                         struct retry_policy *rp)
+{
+    const struct ynode *where = v->node ? v->node : section;
+    if (v->list_len == 0 || v->list_len > RETRIES_MAX)
+        return at(l, where, "'retry_schedule' must list 1 to %d retry times, like [30s, 2m, 10m]",
+                  RETRIES_MAX);
+    for (size_t i = 0; i < v->list_len; i++) {
+        const struct ynode *item = v->node && i < v->node->n ? v->node->items[i] : where;
+        int64_t ms;
+        if (parse_duration_ms(v->list[i], &ms) != 0)
+            return at(l, item, "'retry_schedule': bad duration '%s' (write 30s, 10m, 1h30m)",
+                      v->list[i]);
+        if (ms < 1000 || ms > 86400000)
+            return at(l, item, "'retry_schedule': %s is outside 1s .. 24h", v->list[i]);
+        if (i > 0 && ms <= rp->schedule_ms[i - 1])
+            return at(l, item,
+                      "'retry_schedule' must increase: %s comes after %s (each time counts "
+                      "from the first attempt)",
+                      v->list[i], v->list[i - 1]);
+        rp->schedule_ms[i] = ms;
+    }
+    rp->n_schedule = v->list_len;
+    rp->retries = (int)v->list_len;
+    rp->window_ms = rp->schedule_ms[v->list_len - 1];
+    return 0;
+}
+
+/* The retry keys of a delivery block (s) over rp: a schedule, or retries
+ * and a window, never both in one block. */
+static int load_retry(struct loader *l, const struct optset *s, const struct ynode *section,
+                      struct retry_policy *rp)
+{
+    const struct optval *sched = optset_find(s, "retry_schedule");
+    const struct optval *retries = optset_find(s, "retries");
+    const struct optval *window = optset_find(s, "retry_window");
+    if (sched->set) {
+        if (retries->set || window->set)
+            return at(l, sched->node ? sched->node : section,
+                      "'retry_schedule' replaces 'retries' and 'retry_window': give one or the "
+                      "other");
+        return load_schedule(l, sched, section, rp);
+    }
+    if (retries->set || window->set)
+        rp->n_schedule = 0; /* back to the curve, with what is inherited */
+    if (retries->has_value)
+        rp->retries = (int)retries->num;
+    if (window->has_value)
+        rp->window_ms = window->num;
+    return 0;
+}
+
+/* A webhook's `delivery:` block, over the top-level one. */
+static int load_webhook_delivery(struct loader *l, const struct ynode *map, struct webhook_cfg *w)
+{
+    const struct ynode *n = ynode_get(map, "delivery");
+    w->retry = l->c->delivery.retry;
+    if (!n)
+        return 0;
+    if (n->kind != YNODE_MAP)
+        return at(l, n, "a webhook's 'delivery' must be a mapping, not %s",
+                  ynode_kind_name(n->kind));
+    struct optset s;
+    if (options_parse(webhook_delivery_options, n, NULL, l->file, "a webhook's delivery", &s,
+                      l->d) != 0)
+        return -1;
+    int rc = load_retry(l, &s, n, &w->retry);
+    optset_free(&s);
+    return rc;
+}
+
 /* Reads one webhook into w; *named is set once w->name is (so the caller
  * frees a half-loaded webhook too). */
 static int load_webhook(struct loader *l, const struct ynode *map, struct webhook_cfg *w,
@@ -602,7 +701,7 @@ static int load_webhook(struct loader *l, const struct ynode *map, struct webhoo
 {
     struct config *c = l->c;
     struct optset s;
-    const char *reserved[] = {"cadence", NULL};
+    const char *reserved[] = {"cadence", "delivery", NULL};
     if (map->kind != YNODE_MAP)
         return at(l, map, "each webhook must be a mapping, not %s", ynode_kind_name(map->kind));
     if (options_parse(webhook_options, map, reserved, l->file, "a webhook", &s, l->d) != 0)
@@ -647,7 +746,7 @@ static int load_webhook(struct loader *l, const struct ynode *map, struct webhoo
         }
         w->source = (size_t)k;
     }
-    rc = load_cadence(l, w, map);
+    rc = load_webhook_delivery(l, map, w) != 0 ? -1 : load_cadence(l, w, map);
     goto out;
 out_nomem:
     diag_set(l->d, "out of memory");
@@ -706,11 +805,13 @@ static int load_delivery(struct loader *l, const struct ynode *root)
     struct optset s;
     if (core_section(l, n, "delivery", delivery_options, NULL, &s) != 0)
         return -1;
-    dc->retries = (int)opt_num(&s, "retries");
-    dc->retry_window_ms = opt_num(&s, "retry_window");
+    dc->retry.retries = (int)opt_num(&s, "retries");
+    dc->retry.window_ms = opt_num(&s, "retry_window");
     dc->fulfil_within_ms = opt_num(&s, "fulfil_within");
     dc->catch_up = (int)opt_num(&s, "catch_up");
-    int rc = load_spread(l, optset_find(&s, "spread"), n);
+    int rc = load_retry(l, &s, n, &dc->retry);
+    if (rc == 0)
+        rc = load_spread(l, optset_find(&s, "spread"), n);
     optset_free(&s);
     return rc;
 }

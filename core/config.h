@@ -21,6 +21,19 @@ struct named_instance {
     struct instance *inst;
 };
 
+#define RETRIES_MAX 20
+
+/* When a failed delivery is tried again: `retries` attempts after the first,
+ * spread over `window_ms` on a curve (SPEC 4), or at the explicit offsets
+ * from the first attempt in schedule_ms (then retries = n_schedule and the
+ * window ends at the last offset). */
+struct retry_policy {
+    int retries;
+    int64_t window_ms;
+    int64_t schedule_ms[RETRIES_MAX];
+    size_t n_schedule;
+};
+
 struct webhook_cfg {
     char *name;
     char *callback_uri;
@@ -33,12 +46,12 @@ struct webhook_cfg {
     size_t n_sinks;
     size_t source; /* index into config.sources: the default for its subscriptions */
     int vehicles_per_payload;
+    struct retry_policy retry; /* the top-level delivery block's, overridden by the webhook's */
     int line; /* where the pipeline file declares it (0: defined through the API) */
 };
 
 struct delivery_cfg {
-    int retries;
-    int64_t retry_window_ms;
+    struct retry_policy retry;
     int64_t fulfil_within_ms;
     int64_t spread_min_ms;
     int64_t spread_max_ms;

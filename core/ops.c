@@ -288,6 +288,20 @@ void cadence_words(const struct webhook_cfg *w, char *buf, size_t len)
     }
 }
 
+/* The webhook's retry policy, as its delivery block would write it. */
+static json_t *retry_json(const struct retry_policy *rp)
+{
+    char buf[32];
+    json_t *schedule = rp->n_schedule ? json_array() : json_null();
+    for (size_t k = 0; k < rp->n_schedule; k++) {
+        format_duration(rp->schedule_ms[k], buf, sizeof buf);
+        json_array_append_new(schedule, json_string(buf));
+    }
+    format_duration(rp->window_ms, buf, sizeof buf);
+    return json_pack("{s:i,s:s,s:o}", "retries", rp->retries, "retryWindow", buf, "retrySchedule",
+                     schedule);
+}
+
 static json_t *webhook_json(struct ops *o, size_t i)
 {
     const struct webhook *w = &o->ws.v[i];
@@ -308,15 +322,16 @@ static json_t *webhook_json(struct ops *o, size_t i)
     if (w->origin == ORIGIN_PIPELINE)
         snprintf(where, sizeof where, "%s:%d", o->c->path, cfg->line);
     return json_pack(
-        "{s:s,s:s,s:s,s:o,s:o,s:s,s:o,s:s,s:i,s:s,s:o,s:o,s:s,s:o,s:I,s:o,s:o}", "id", w->rec.id,
-        "name", w->name, "callbackUri", cfg->callback_uri, "cadence", cadence_json(cfg),
+        "{s:s,s:s,s:s,s:o,s:o,s:s,s:o,s:s,s:i,s:s,s:o,s:o,s:s,s:o,s:I,s:o,s:o,s:o}", "id",
+        w->rec.id, "name", w->name, "callbackUri", cfg->callback_uri, "cadence", cadence_json(cfg),
         "endpoints", endpoints, "units", cfg->units == MTR_UNITS_IMPERIAL ? "imperial" : "metric",
         "sinks", sinks, "source", o->c->sources[cfg->source].name, "vehiclesPerPayload",
         cfg->vehicles_per_payload, "state", webhook_state_name(w->rec.state), "disabledReason",
         str_or_null(w->rec.state == MTR_WEBHOOK_DISABLED ? w->rec.reason : NULL), "stateSince",
         iso_json(w->rec.state_at), "origin", w->origin == ORIGIN_API ? "api" : "pipeline",
         "definedAt", str_or_null(where), "vehicles", (json_int_t)st.subscriptions, "nextTick",
-        iso_json(next), "lastTick", iso_json(w->rec.last_tick));
+        iso_json(next), "lastTick", iso_json(w->rec.last_tick), "delivery",
+        retry_json(&cfg->retry));
 }
 
 /* The webhook's last 24 hours of scheduled deliveries and its newest one's

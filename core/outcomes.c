@@ -63,7 +63,6 @@ void outcomes_disable(struct engine *e, size_t wh, const char *reason, mtr_time 
 static int next_step(struct engine *e, struct flight *f, const struct mtr_sink_outcome *o,
                      mtr_time now, mtr_time *next_at, const char **disable_reason)
 {
-    const struct delivery_cfg *dc = &e->c->delivery;
     *disable_reason = NULL;
     *next_at = 0;
     if (o->status == MTR_OK)
@@ -75,21 +74,23 @@ static int next_step(struct engine *e, struct flight *f, const struct mtr_sink_o
         *disable_reason = "gone";
         return MTR_DELIVERY_FAILED;
     }
+    const struct retry_policy *rp = &e->ws.v[f->wh].cfg->retry;
     int failures = f->attempts + 1 - f->round_start; /* in this round, this one included */
-    if (failures > dc->retries) {
+    if (failures > rp->retries) {
         *disable_reason = "retries-exhausted";
         return MTR_DELIVERY_FAILED;
     }
-    int64_t window = dc->retry_window_ms / 1000;
+    int64_t window = rp->window_ms / 1000;
     mtr_time first = f->first_attempt_at ? f->first_attempt_at : now, end = first + window;
-    *next_at = first + retry_offset(failures, dc->retries, window, f->id);
+    *next_at = first + (rp->n_schedule ? rp->schedule_ms[failures - 1] / 1000
+                                       : retry_offset(failures, rp->retries, window, f->id));
     if (*next_at <= now) { /* behind the schedule (a Retry-After, a restart) */
         if (now >= end) {  /* the window is over: no burst of late retries */
             *disable_reason = "retries-exhausted";
             return MTR_DELIVERY_FAILED;
         }
         /* the retries left, spread evenly over what is left of the window */
-        *next_at = now + (end - now) / (dc->retries - failures + 1);
+        *next_at = now + (end - now) / (rp->retries - failures + 1);
     }
     /* Retry-After (a sink's word, so bounded here too), within the window */
     int64_t ra = o->retry_after_s;

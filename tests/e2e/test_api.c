@@ -149,14 +149,31 @@ Test(api, webhooks_created_at_run_time_are_validated_listed_and_kept)
     expect_status(http_call(&d, "DELETE", "/api/v1/webhooks/fleet", ADMIN, NULL, 0), 409,
                   "conflict", "deleting a pipeline webhook");
 
+    /* its own retry policy, checked like the pipeline's */
+    snprintf(body, sizeof body,
+             "{\"name\":\"api-hook\",\"callbackUri\":\"%s\",\"cadence\":{\"policy\":\"hourly\"},"
+             "\"endpoints\":[\"/odometer\"],\"sinks\":[\"callback\"],\"delivery\":{"
+             "\"retrySchedule\":[\"2m\",\"1m\"]}}",
+             hook);
+    r = post(&d, "/api/v1/webhooks", body);
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    cr_expect_str_eq(jstr(r.json, "field"), "delivery.retrySchedule[1]", "%s", r.body);
+    cr_expect(strstr(jstr(r.json, "message"), "must increase") != NULL, "%s", r.body);
+    http_reply_free(&r);
+
     /* created */
     snprintf(body, sizeof body,
              "{\"name\":\"api-hook\",\"callbackUri\":\"%s\",\"cadence\":{\"policy\":\"daily\","
              "\"at\":\"06:30\"},\"endpoints\":[\"/odometer\",\"/battery\"],\"units\":\"imperial\","
-             "\"sinks\":[\"callback\"]}",
+             "\"sinks\":[\"callback\"],\"delivery\":{\"retrySchedule\":[\"30s\",\"2m\"]}}",
              hook);
     r = post(&d, "/api/v1/webhooks", body);
     cr_assert_eq(r.status, 201, "%s", r.body);
+    json_t *policy = json_object_get(r.json, "delivery");
+    cr_expect_eq(json_integer_value(json_object_get(policy, "retries")), 2, "%s", r.body);
+    cr_expect_eq(json_array_size(json_object_get(policy, "retrySchedule")), 2, "%s", r.body);
+    cr_expect_str_eq(jstr(policy, "retryWindow"), "2m", "the window ends at the last retry: %s",
+                     r.body);
     cr_expect_str_eq(jstr(r.json, "origin"), "api");
     cr_expect_str_eq(jstr(r.json, "state"), "unverified");
     cr_expect_str_eq(jstr(json_object_get(r.json, "cadence"), "at"), "06:30", "%s", r.body);

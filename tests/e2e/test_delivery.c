@@ -177,6 +177,54 @@ Test(delivery, five_retries_in_ten_minutes_then_disabled, .timeout = 90)
     scenario_stop(&s);
 }
 
+/* The attempts of the only delivery of a run where the receiver always
+ * answers 500, as seconds after the first; the webhook ends disabled. */
+static size_t failing_attempts(const char *webhook_extra, mtr_time *off, size_t max)
+{
+    struct scenario s;
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, &(struct scenario_opts){.webhook_extra = webhook_extra});
+    receiver_default(&s.r, (struct receiver_rule){.status = 500, .retry_after = -1});
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:40:00Z");
+    json_t *d = sc_deliveries(&s);
+    cr_assert_eq(json_array_size(d), 1, "one delivery (the 16:00 tick)");
+    json_t *a = attempts_of(json_array_get(d, 0));
+    size_t n = json_array_size(a);
+    for (size_t k = 0; k < n && k < max; k++)
+        off[k] = at_of(json_array_get(a, k)) - at_of(json_array_get(a, 0));
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(d, 0), "state")), "failed");
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "disabled");
+    cr_expect_str_eq(reason, "retries-exhausted");
+    json_decref(d);
+    scenario_stop(&s);
+    return n;
+}
+
+Test(delivery, a_webhooks_retry_schedule_replaces_the_default, .timeout = 60)
+{
+    mtr_time off[8];
+    size_t n = failing_attempts("    delivery: {retry_schedule: [1m, 2m, 4m]}\n", off, 8);
+    cr_assert_eq(n, 4, "1 + 3 attempts, not 1 + 5");
+    cr_expect(off[1] == 60 && off[2] == 120 && off[3] == 240,
+              "retries at +60 +120 +240 s exactly: +%lld +%lld +%lld", (long long)off[1],
+              (long long)off[2], (long long)off[3]);
+}
+
+Test(delivery, a_webhooks_retries_override_the_pipelines_key_by_key, .timeout = 60)
+{
+    mtr_time off[8];
+    /* retries from the webhook, the 10-minute window from the pipeline */
+    size_t n = failing_attempts("    delivery: {retries: 2}\n", off, 8);
+    cr_assert_eq(n, 3, "1 + 2 attempts");
+    cr_expect_eq(off[2], 600, "the pipeline's window still closes at +10 min");
+    n = failing_attempts("    delivery: {retries: 1, retry_window: 2m}\n", off, 8);
+    cr_assert_eq(n, 2, "1 + 1 attempts");
+    cr_expect_eq(off[1], 120, "the webhook's own window: the last retry at +2 min");
+}
+
 Test(delivery, gone_disables_at_once, .timeout = 60)
 {
     struct scenario s;

@@ -89,8 +89,8 @@ static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS nodes(id text PRIMARY KEY, host text NOT NULL, started_at bigint "
     "NOT NULL, last_seen bigint NOT NULL);",
     /* 2: shared rate limits (quota_take) */
-    "CREATE TABLE IF NOT EXISTS quotas(key text PRIMARY KEY, tokens double precision NOT NULL, "
-    "at bigint NOT NULL, granted bigint NOT NULL);",
+    ("CREATE TABLE IF NOT EXISTS quotas(key text PRIMARY KEY, tokens double precision NOT NULL, "
+     "at bigint NOT NULL, granted bigint NOT NULL);"),
 };
 
 /* ---- plumbing ---------------------------------------------------------------------------- */

@@ -295,8 +295,8 @@ static const char *const migrations[] = {
     "INTEGER NOT NULL, "
     "last_seen INTEGER NOT NULL);",
     /* 6: shared rate limits (quota_take): every process on this file draws on one budget */
-    "CREATE TABLE quotas(key TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL, "
-    "granted INTEGER NOT NULL) WITHOUT ROWID;",
+    ("CREATE TABLE quotas(key TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL, "
+     "granted INTEGER NOT NULL) WITHOUT ROWID;"),
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};

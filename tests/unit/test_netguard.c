@@ -164,7 +164,7 @@ Test(netguard, special_purpose_registries)
     size_t n = sizeof rows / sizeof *rows;
     cr_assert_geq(n, 60);
     for (size_t i = 0; i < n; i++) {
-        const char *why;
+        const char *why = NULL;
         unsigned char b6[16];
         struct in_addr b4;
         if (inet_pton(AF_INET, rows[i].addr, &b4) == 1)

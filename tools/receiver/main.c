@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 {
     long port = 8845, seconds = 0, flaky = 0;
     const char *token = getenv("METRONOME_MANAGEMENT_TOKEN"), *log = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end;
         if (strcmp(argv[i], "--port") == 0 && v) {
@@ -52,7 +52,6 @@ int main(int argc, char **argv)
         } else {
             return usage();
         }
-        i++;
     }
     if (!token || !*token) {
         fprintf(stderr, "metronome-receiver: no management token (--token or "

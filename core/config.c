@@ -105,6 +105,11 @@ static const struct mtr_option delivery_options[] = {
      .type = MTR_OPT_LIST,
      .help = "explicit retry times after the first attempt, increasing, like [30s, 2m, 10m]; "
              "replaces retries and retry_window"},
+    {.name = "auto_recover",
+     .type = MTR_OPT_BOOL,
+     .default_value = "false",
+     .help = "a webhook disabled by exhausted retries is probed (1m, 5m, 30m, then hourly, for 7 "
+             "days) and enabled again on probation when it answers"},
     {.name = "fulfil_within",
      .type = MTR_OPT_DURATION,
      .default_value = "15m",
@@ -139,6 +144,10 @@ static const struct mtr_option webhook_delivery_options[] = {
      .type = MTR_OPT_LIST,
      .help = "explicit retry times after the first attempt, increasing, like [30s, 2m, 10m]; "
              "replaces retries and retry_window"},
+    {.name = "auto_recover",
+     .type = MTR_OPT_BOOL,
+     .help = "a webhook disabled by exhausted retries is probed (1m, 5m, 30m, then hourly, for 7 "
+             "days) and enabled again on probation when it answers"},
     {0},
 };
 
@@ -680,6 +689,7 @@ static int load_webhook_delivery(struct loader *l, const struct ynode *map, stru
 {
     const struct ynode *n = ynode_get(map, "delivery");
     w->retry = l->c->delivery.retry;
+    w->auto_recover = l->c->delivery.auto_recover;
     if (!n)
         return 0;
     if (n->kind != YNODE_MAP)
@@ -690,6 +700,9 @@ static int load_webhook_delivery(struct loader *l, const struct ynode *map, stru
                       l->d) != 0)
         return -1;
     int rc = load_retry(l, &s, n, &w->retry);
+    const struct optval *recover = optset_find(&s, "auto_recover");
+    if (recover->has_value)
+        w->auto_recover = (int)recover->num;
     optset_free(&s);
     return rc;
 }
@@ -809,6 +822,7 @@ static int load_delivery(struct loader *l, const struct ynode *root)
     dc->retry.window_ms = opt_num(&s, "retry_window");
     dc->fulfil_within_ms = opt_num(&s, "fulfil_within");
     dc->catch_up = (int)opt_num(&s, "catch_up");
+    dc->auto_recover = (int)opt_num(&s, "auto_recover");
     int rc = load_retry(l, &s, n, &dc->retry);
     if (rc == 0)
         rc = load_spread(l, optset_find(&s, "spread"), n);

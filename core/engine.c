@@ -1,6 +1,7 @@
 /* The delivery engine's loop. One thread; each turn:
  *
  *   take_requests     verify and test requests from the admin API -> flights
+ *   recovery          probes of webhooks disabled with auto_recover -> flights
  *   refresh           the webhook set, when a second has passed (changes made
  *                     by the API or another process's CLI count within it)
  *   ticks_fire        due ticks -> jobs in the ledger (before any fetch)
@@ -17,6 +18,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "outcomes.h"
+#include "recovery.h"
 #include "ticks.h"
 
 #include <stdio.h>
@@ -365,8 +367,10 @@ static void prune(struct engine *e, mtr_time now)
 /* The next instant anything becomes due; 0 when nothing ever will. */
 static mtr_time next_wakeup(struct engine *e)
 {
-    mtr_time at = ticks_next(e), due;
+    mtr_time at = ticks_next(e), due, probe = recovery_next(e);
     int found;
+    if (probe && (at == 0 || probe < at))
+        at = probe;
     if (ledger_next_due(&e->L, &due, &found) != MTR_OK) {
         store_failed(e, "next due");
         return 0;
@@ -447,6 +451,10 @@ int engine_run(struct engine *e, const struct engine_options *o, struct diag *d)
             continue;
         }
         take_requests(e, now);
+        for (struct send_request *r = recovery_run(e, now), *next; r; r = next) {
+            next = r->next;
+            delivery_start_send(e, r, now);
+        }
         heartbeat(e);
         if (store_still_away(e) || (second_passed(&e->last_refresh) && refresh_webhooks(e) != 0)) {
             if (e->failed)

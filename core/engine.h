@@ -99,6 +99,7 @@ struct send_request {
     size_t n_results;
     struct send_sink_result results[SEND_MAX_SINKS];
     /* the engine's */
+    int probe; /* the engine's own auto-recovery probe: nobody waits for it */
     size_t pending;
     char expected[65];
     struct send_request *next;

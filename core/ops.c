@@ -288,9 +288,10 @@ void cadence_words(const struct webhook_cfg *w, char *buf, size_t len)
     }
 }
 
-/* The webhook's retry policy, as its delivery block would write it. */
-static json_t *retry_json(const struct retry_policy *rp)
+/* The webhook's delivery policy, as its delivery block would write it. */
+static json_t *policy_json(const struct webhook_cfg *cfg)
 {
+    const struct retry_policy *rp = &cfg->retry;
     char buf[32];
     json_t *schedule = rp->n_schedule ? json_array() : json_null();
     for (size_t k = 0; k < rp->n_schedule; k++) {
@@ -298,8 +299,8 @@ static json_t *retry_json(const struct retry_policy *rp)
         json_array_append_new(schedule, json_string(buf));
     }
     format_duration(rp->window_ms, buf, sizeof buf);
-    return json_pack("{s:i,s:s,s:o}", "retries", rp->retries, "retryWindow", buf, "retrySchedule",
-                     schedule);
+    return json_pack("{s:i,s:s,s:o,s:b}", "retries", rp->retries, "retryWindow", buf,
+                     "retrySchedule", schedule, "autoRecover", cfg->auto_recover);
 }
 
 static json_t *webhook_json(struct ops *o, size_t i)
@@ -330,8 +331,7 @@ static json_t *webhook_json(struct ops *o, size_t i)
         str_or_null(w->rec.state == MTR_WEBHOOK_DISABLED ? w->rec.reason : NULL), "stateSince",
         iso_json(w->rec.state_at), "origin", w->origin == ORIGIN_API ? "api" : "pipeline",
         "definedAt", str_or_null(where), "vehicles", (json_int_t)st.subscriptions, "nextTick",
-        iso_json(next), "lastTick", iso_json(w->rec.last_tick), "delivery",
-        retry_json(&cfg->retry));
+        iso_json(next), "lastTick", iso_json(w->rec.last_tick), "delivery", policy_json(cfg));
 }
 
 /* The webhook's last 24 hours of scheduled deliveries and its newest one's

@@ -50,6 +50,7 @@ void outcomes_disable(struct engine *e, size_t wh, const char *reason, mtr_time 
     }
     w->pending_disable[0] = '\0';
     w->rec.state = MTR_WEBHOOK_DISABLED;
+    w->rec.state_at = now;
     snprintf(w->rec.reason, sizeof w->rec.reason, "%s", reason);
     e->stats.disabled++;
     log_msg(MTR_LOG_WARN, w->name,
@@ -72,6 +73,11 @@ static int next_step(struct engine *e, struct flight *f, const struct mtr_sink_o
         return MTR_DELIVERY_FAILED;
     if (o->http_status == 410) {
         *disable_reason = "gone";
+        return MTR_DELIVERY_FAILED;
+    }
+    const struct webhook *w = &e->ws.v[f->wh];
+    if (strcmp(w->rec.reason, "recovered") == 0 && !w->probation_over) {
+        *disable_reason = "probation"; /* recovered without an operator: no second chance */
         return MTR_DELIVERY_FAILED;
     }
     const struct retry_policy *rp = &e->ws.v[f->wh].cfg->retry;
@@ -281,7 +287,7 @@ static void answer_request(struct engine *e, struct flight *f, const struct mtr_
     for (size_t i = 0; i < r->n_results; i++)
         if (!r->results[i].ok)
             r->status = -1;
-    if (r->kind == SEND_VERIFY && r->status == 0 && f->wh != SIZE_MAX) {
+    if (r->kind == SEND_VERIFY && r->status == 0 && f->wh != SIZE_MAX && !r->probe) {
         struct webhook *w = &e->ws.v[f->wh];
         if (ledger_webhook_set_state(&e->L, w->rec.id, MTR_WEBHOOK_ACTIVE, NULL,
                                      clock_now(e->clk)) != MTR_OK)
@@ -324,6 +330,8 @@ static void handle_outcome(struct engine *e, struct flight *f, const struct mtr_
         e->stats.retries++;
     if (state == MTR_DELIVERY_DELIVERED)
         e->stats.delivered++;
+    if (state == MTR_DELIVERY_DELIVERED && f->kind == MTR_DELIVERY_SCHEDULED && f->wh != SIZE_MAX)
+        e->ws.v[f->wh].probation_over = 1; /* a recovered webhook is trusted again */
     if (state != MTR_DELIVERY_PENDING && f->earlier)
         e->stats.earlier_settled++;
     if (f->kind == MTR_DELIVERY_SCHEDULED)

@@ -17,6 +17,8 @@ enum webhook_origin {
     ORIGIN_API = 1,
 };
 
+struct send_request;
+
 struct webhook {
     const struct webhook_cfg *cfg; /* NULL when gone or its definition no longer loads */
     struct webhook_cfg *own;       /* an API webhook's definition, owned */
@@ -30,6 +32,10 @@ struct webhook {
     int noted_unverified;
     unsigned checked;         /* the engine's batch that last read its state again */
     char pending_disable[32]; /* a disable the store was away for (its reason), or "" */
+    /* the engine's recovery without an operator (recovery.c) */
+    struct send_request *probe; /* the verify challenge in flight, or NULL */
+    mtr_time last_probe;        /* when the last one was sent (0: none since start) */
+    int probation_over;         /* delivered since it was recovered */
 };
 
 struct webhook_set {

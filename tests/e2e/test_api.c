@@ -174,6 +174,7 @@ Test(api, webhooks_created_at_run_time_are_validated_listed_and_kept)
     cr_expect_eq(json_array_size(json_object_get(policy, "retrySchedule")), 2, "%s", r.body);
     cr_expect_str_eq(jstr(policy, "retryWindow"), "2m", "the window ends at the last retry: %s",
                      r.body);
+    cr_expect(json_is_false(json_object_get(policy, "autoRecover")), "off by default: %s", r.body);
     cr_expect_str_eq(jstr(r.json, "origin"), "api");
     cr_expect_str_eq(jstr(r.json, "state"), "unverified");
     cr_expect_str_eq(jstr(json_object_get(r.json, "cadence"), "at"), "06:30", "%s", r.body);

@@ -225,6 +225,109 @@ Test(delivery, a_webhooks_retries_override_the_pipelines_key_by_key, .timeout = 
     cr_expect_eq(off[1], 120, "the webhook's own window: the last retry at +2 min");
 }
 
+/* A webhook with auto_recover whose receiver fails everything from 16:00 and
+ * is disabled at 16:10 (retries exhausted); its probes at 16:11 and 16:15 are
+ * refused. Then the receiver answers payloads with payload_status and
+ * challenges right, and the daemon (restarted) runs on to 17:30. */
+static void recover_scenario(struct scenario *s, int payload_status, const char *cadence,
+                             const char *delivery)
+{
+    static const char *const one[] = {"v1", NULL};
+    struct scenario_opts o = {.webhook_extra = "    delivery: {auto_recover: true}\n",
+                              .cadence = cadence,
+                              .delivery = delivery ? delivery : "{spread: [0s, 0s]}"};
+    scenario_start(s, &o);
+    sc_setup(s, "2030-03-01T15:45:00Z", one);
+    size_t verifies = receiver_count_event(&s->r, "verify");
+    receiver_default(&s->r, (struct receiver_rule){.status = 500, .retry_after = -1});
+    receiver_verify_rule(&s->r, (struct receiver_rule){.status = 503, .retry_after = -1});
+    sc_virtual(s, "2030-03-01T15:45:00Z", "2030-03-01T16:35:00Z");
+    char state[32], reason[64];
+    webhook_state(s, state, sizeof state, reason, sizeof reason);
+    cr_assert_str_eq(state, "disabled");
+    cr_assert_str_eq(reason, "retries-exhausted");
+    cr_expect_eq(receiver_count_event(&s->r, "verify") - verifies, 2,
+                 "probed at 16:11 and 16:15, and not again before 16:40");
+    receiver_default(&s->r, (struct receiver_rule){.status = payload_status, .retry_after = -1});
+    receiver_verify_rule(&s->r, (struct receiver_rule){.status = 200, .retry_after = -1});
+    sc_virtual(s, "2030-03-01T16:35:00Z", "2030-03-01T17:30:00Z");
+}
+
+Test(delivery, auto_recover_re_enables_a_receiver_that_came_back, .timeout = 90)
+{
+    struct scenario s;
+    recover_scenario(&s, 200, NULL, NULL);
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "active", "re-enabled without anyone");
+    json_t *d = sc_deliveries(&s);
+    cr_assert_eq(json_array_size(d), 2, "the 16:00 payload and the 17:00 one");
+    json_t *old = json_array_get(d, 0), *next = json_array_get(d, 1);
+    cr_expect_str_eq(json_string_value(json_object_get(old, "state")), "delivered",
+                     "catch_up latest: the payload it missed was replayed");
+    cr_expect_eq(json_array_size(attempts_of(old)), 7, "6 attempts before, 1 after");
+    cr_expect_str_eq(json_string_value(json_object_get(next, "state")), "delivered");
+    struct received first, last;
+    receiver_get_payload(&s.r, 0, &first);
+    receiver_get_payload(&s.r, 6, &last);
+    cr_expect_str_eq(last.delivery_id, first.delivery_id, "the same delivery id, replayed");
+    cr_expect(last.len == first.len && memcmp(last.body, first.body, first.len) == 0,
+              "the same bytes");
+    received_free(&first);
+    received_free(&last);
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, a_recovered_webhook_on_probation_is_disabled_by_one_failure, .timeout = 90)
+{
+    struct scenario s;
+    recover_scenario(&s, 500, NULL, NULL);
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "disabled");
+    cr_expect_str_eq(reason, "probation");
+    json_t *d = sc_deliveries(&s);
+    cr_assert_eq(json_array_size(d), 1, "nothing after it was disabled again");
+    cr_expect_eq(json_array_size(attempts_of(json_array_get(d, 0))), 7,
+                 "the replay failed once, and that was all: %zu",
+                 json_array_size(attempts_of(json_array_get(d, 0))));
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+/* Ticks at 16:00, 16:04 and 16:08: 16:00's retries run out at 16:10, when
+ * 16:04's and 16:08's deliveries fail with it; recovered at 16:35, the three failed ticks
+ * are replayed as catch_up says. Returns how many of them were delivered. */
+static size_t caught_up(const char *delivery)
+{
+    struct scenario s;
+    recover_scenario(&s, 200, "{policy: cron, expr: \"0,4,8 16 * * *\"}", delivery);
+    json_t *d = sc_deliveries(&s);
+    size_t early = 0, delivered = 0;
+    for (size_t i = 0; i < json_array_size(d); i++) {
+        json_t *x = json_array_get(d, i);
+        if (iso(json_string_value(json_object_get(x, "tick"))) > iso("2030-03-01T16:08:00Z"))
+            continue;
+        early++;
+        delivered += strcmp(json_string_value(json_object_get(x, "state")), "delivered") == 0;
+    }
+    cr_expect_eq(early, 3, "16:00, 16:04 and 16:08 became deliveries");
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "active");
+    json_decref(d);
+    scenario_stop(&s);
+    return delivered;
+}
+
+Test(delivery, auto_recover_replays_what_was_missed_as_catch_up_says, .timeout = 120)
+{
+    cr_expect_eq(caught_up("{spread: [0s, 0s], catch_up: skip}"), 0, "skip: none replayed");
+    cr_expect_eq(caught_up("{spread: [0s, 0s], catch_up: latest}"), 1, "latest: 16:08's");
+    cr_expect_eq(caught_up("{spread: [0s, 0s], catch_up: all}"), 3, "all: every one");
+}
+
 Test(delivery, gone_disables_at_once, .timeout = 60)
 {
     struct scenario s;

@@ -38,7 +38,7 @@ const char *const smartcar_endpoints[] = {
 
 static const char *const top_sections[] = {
     "version", "application", "plugin_path", "secrets", "store",     "sources",
-    "sinks",   "webhooks",    "delivery",    "admin",   "retention",
+    "sinks",   "webhooks",    "delivery",    "admin",   "retention", "events",
 };
 
 static const struct mtr_option application_options[] = {
@@ -151,6 +151,15 @@ static const struct mtr_option webhook_delivery_options[] = {
     {0},
 };
 
+static const struct mtr_option events_options[] = {
+    {.name = "sinks",
+     .type = MTR_OPT_LIST,
+     .flags = MTR_OPT_REQUIRED,
+     .help = "sinks that receive metronome's own events (webhook.disabled, webhook.recovered, "
+             "webhook.enabled, delivery.failed, vehicle.reauthentication_required)"},
+    {0},
+};
+
 static const struct mtr_option admin_options[] = {
     {.name = "listen",
      .type = MTR_OPT_STRING,
@@ -198,6 +207,7 @@ const struct config_section config_sections[] = {
      webhook_delivery_options},
     {"delivery", "scheduling and retry policy", delivery_options},
     {"admin", "the admin HTTP API", admin_options},
+    {"events", "the stream of metronome's own events, sent through the ledger", events_options},
     {"retention", "how long the ledger keeps what", retention_options},
 };
 const size_t n_config_sections = sizeof config_sections / sizeof *config_sections;
@@ -842,6 +852,38 @@ static int check_listen(struct loader *l, const struct ynode *node, const char *
     return 0;
 }
 
+/* `events: {sinks: [...]}`: the sinks of metronome's own event stream. */
+static int load_events(struct loader *l, const struct ynode *root)
+{
+    const struct ynode *n = ynode_get(root, "events");
+    struct config *c = l->c;
+    struct optset s;
+    if (!n)
+        return 0;
+    if (core_section(l, n, "events", events_options, NULL, &s) != 0)
+        return -1;
+    const struct optval *v = optset_find(&s, "sinks");
+    int rc = 0;
+    if (v->list_len == 0)
+        rc = at(l, v->node ? v->node : n, "'events.sinks' names at least one sink");
+    c->events_sinks = rc == 0 ? calloc(v->list_len, sizeof *c->events_sinks) : NULL;
+    if (rc == 0 && !c->events_sinks)
+        rc = diag_set(l->d, "out of memory");
+    for (size_t i = 0; rc == 0 && i < v->list_len; i++) {
+        const struct ynode *item = v->node && i < v->node->n ? v->node->items[i] : n;
+        int k = find_named(c->sinks, c->n_sinks, v->list[i]);
+        if (k < 0)
+            rc = at(l, item, "unknown sink '%s' (declare it under 'sinks')", v->list[i]);
+        for (size_t j = 0; rc == 0 && j < c->n_events_sinks; j++)
+            if (c->events_sinks[j] == (size_t)k)
+                rc = at(l, item, "sink '%s' is listed twice", v->list[i]);
+        if (rc == 0)
+            c->events_sinks[c->n_events_sinks++] = (size_t)k;
+    }
+    optset_free(&s);
+    return rc;
+}
+
 static int load_admin(struct loader *l, const struct ynode *root)
 {
     const struct ynode *n = ynode_get(root, "admin");
@@ -916,7 +958,7 @@ static int load_tree(struct loader *l, const struct ynode *root)
         load_named_list(l, root, "sources", MTR_KIND_SOURCE, &l->c->sources, &l->c->n_sources) ||
         load_named_list(l, root, "sinks", MTR_KIND_SINK, &l->c->sinks, &l->c->n_sinks) ||
         load_delivery(l, root) || load_webhooks(l, root) || load_admin(l, root) ||
-        load_retention(l, root))
+        load_retention(l, root) || load_events(l, root))
         return -1;
     return 0;
 }
@@ -995,6 +1037,7 @@ void config_free(struct config *c)
     free(c->store_plugin);
     free(c->management_token);
     free(c->key_file);
+    free(c->events_sinks);
     free(c->admin.listen);
     free(c->admin.token);
     free(c->admin.tls_cert);

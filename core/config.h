@@ -90,6 +90,8 @@ struct config {
     struct webhook_cfg *webhooks;
     size_t n_webhooks;
     struct delivery_cfg delivery;
+    size_t *events_sinks; /* indices into sinks: the event stream's (events.h) */
+    size_t n_events_sinks;
     struct admin_cfg admin;
     struct retention_cfg retention;
 };

@@ -1,6 +1,7 @@
 /* Delivery: payloads -> the courier. Every flight is signed here (SC-Signature
  * over the exact stored bytes) just before it is handed over. */
 #include "delivery.h"
+#include "events.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -12,15 +13,16 @@ static void prepare_launch(struct engine *e, struct flight *f)
 {
     /* the set may grow (and move) while the courier holds the flight; the
      * definition it points into stays (webhooks.h: retired) */
-    const struct webhook_cfg *w = e->ws.v[f->wh].cfg;
-    memcpy(f->webhook_id, e->ws.v[f->wh].rec.id, sizeof f->webhook_id);
+    /* an event belongs to no webhook, and goes where its sink sends everything */
+    const struct webhook_cfg *w = f->wh == SIZE_MAX ? NULL : e->ws.v[f->wh].cfg;
+    memcpy(f->webhook_id, w ? e->ws.v[f->wh].rec.id : EVENTS_STREAM_ID, sizeof f->webhook_id);
     payload_headers(&f->ph, &e->signer, f->body, f->body_len, f->id);
     f->ci.sink = f->sink;
     f->ci.keep_response = f->kind == FLIGHT_VERIFY;
     f->ci.d = (struct mtr_delivery){
         .delivery_id = f->id,
         .webhook_id = f->webhook_id,
-        .target = w->callback_uri,
+        .target = w ? w->callback_uri : NULL,
         .body = f->body,
         .body_len = f->body_len,
         .headers = f->ph.h,
@@ -83,7 +85,7 @@ static int on_delivery(void *arg, const struct mtr_delivery_row *row)
     snprintf(f->id, sizeof f->id, "%s", row->id);
     memcpy(f->body, row->body, row->body_len);
     f->body_len = row->body_len;
-    f->wh = webhooks_by_id(&e->ws, row->webhook_id);
+    f->wh = row->kind == MTR_DELIVERY_EVENT ? SIZE_MAX : webhooks_by_id(&e->ws, row->webhook_id);
     if (f->wh != SIZE_MAX && !e->ws.v[f->wh].cfg)
         f->wh = SIZE_MAX;
     f->sink = find_sink(e, row->sink);
@@ -116,7 +118,7 @@ int delivery_dispatch(struct engine *e, mtr_time now)
         ds.list = f->next;
         f->next = NULL;
         n++;
-        if (f->wh == SIZE_MAX || f->sink == SIZE_MAX) {
+        if ((f->wh == SIZE_MAX && f->kind != MTR_DELIVERY_EVENT) || f->sink == SIZE_MAX) {
             settle_unsendable(e, f, "its webhook or sink is no longer in the pipeline");
             continue;
         }

@@ -61,6 +61,7 @@ struct outcome {
     int state;
     mtr_time next_at;
     size_t wh;  /* for the metrics */
+    int kind;   /* enum mtr_delivery_kind: a scheduled one that fails is an event */
     int fenced; /* the store refused it: another node holds the lease */
 };
 

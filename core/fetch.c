@@ -5,6 +5,7 @@
  * element. Sources are called on this thread; the sinks keep sending on the
  * courier's meanwhile. */
 #include "fetch.h"
+#include "events.h"
 #include "log.h"
 #include "scheduler.h"
 
@@ -242,6 +243,32 @@ static size_t store_refreshed(struct engine *e, struct fetch_item *items, size_t
 
 static void fetch_round(struct engine *e, struct fetch_item *items, size_t n);
 
+/* A vehicle whose owner must connect it again: marked so, with the event
+ * that says it (vehicle.reauthentication_required), in one transaction. */
+static int mark_reauth(struct engine *e, const struct fetch_item *it)
+{
+    mtr_time now = clock_now(e->clk);
+    struct mtr_vehicle_row v = {
+        .id = it->vehicle_id, .source = e->c->sources[it->source].name, .needs_reauth = 1};
+    struct events ev;
+    if (events_make(e->c, "vehicle.reauthentication_required", it->vehicle_id, now,
+                    json_pack("{s:s,s:s,s:s}", "vehicleId", it->vehicle_id, "webhookId",
+                              e->ws.v[it->wh].rec.id, "webhookName", e->ws.v[it->wh].name),
+                    &ev) != 0)
+        return -1;
+    int rc = ledger_begin(&e->L);
+    if (rc == MTR_OK)
+        rc = ledger_vehicle_upsert(&e->L, &v);
+    if (rc == MTR_OK && ev.n)
+        rc = ledger_deliveries_insert(&e->L, ev.rows, ev.n, NULL, 0, NULL);
+    if (rc == MTR_OK)
+        rc = ledger_commit(&e->L);
+    else
+        ledger_rollback(&e->L);
+    events_free(&ev);
+    return rc == MTR_OK ? 0 : -1;
+}
+
 /* Fetches every item through its source (again, with new tokens, when a
  * source refreshed them); sinks keep running meanwhile. */
 static void fetch_all(struct engine *e, struct fetch_item *items, size_t n)
@@ -252,13 +279,8 @@ static void fetch_all(struct engine *e, struct fetch_item *items, size_t n)
             break;
     }
     for (size_t i = 0; i < n; i++)
-        if (items[i].needs_reauth && items[i].wh != SIZE_MAX) {
-            struct mtr_vehicle_row v = {.id = items[i].vehicle_id,
-                                        .source = e->c->sources[items[i].source].name,
-                                        .needs_reauth = 1};
-            if (ledger_vehicle_upsert(&e->L, &v) != MTR_OK)
-                store_failed(e, "mark vehicle");
-        }
+        if (items[i].needs_reauth && items[i].wh != SIZE_MAX && mark_reauth(e, &items[i]) != 0)
+            store_failed(e, "mark vehicle");
 }
 
 static void fetch_round(struct engine *e, struct fetch_item *items, size_t n)

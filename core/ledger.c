@@ -126,7 +126,8 @@ int ledger_sync_webhooks(struct ledger *L, const struct config *c, mtr_time now,
     return 0;
 }
 
-int ledger_disable(struct ledger *L, const char *webhook_id, const char *reason, mtr_time now)
+int ledger_disable(struct ledger *L, const char *webhook_id, const char *reason, mtr_time now,
+                   const struct mtr_delivery_row *events, size_t n_events)
 {
     uint64_t failed, missed;
     int rc = L->last_rc = L->ops->begin(L->st);
@@ -134,7 +135,9 @@ int ledger_disable(struct ledger *L, const char *webhook_id, const char *reason,
         ((rc = L->ops->webhook_set_state(L->st, webhook_id, MTR_WEBHOOK_DISABLED, reason, now)) !=
              MTR_OK ||
          (rc = L->ops->fail_pending(L->st, webhook_id, reason, now, &failed)) != MTR_OK ||
-         (rc = L->ops->jobs_miss_pending(L->st, webhook_id, &missed)) != MTR_OK)) {
+         (rc = L->ops->jobs_miss_pending(L->st, webhook_id, &missed)) != MTR_OK ||
+         (n_events &&
+          (rc = L->ops->deliveries_insert(L->st, events, n_events, NULL, 0, NULL)) != MTR_OK))) {
         L->last_rc = rc;
         L->ops->rollback(L->st);
         return -1;

@@ -56,8 +56,10 @@ int ledger_list_webhooks(struct ledger *L, mtr_webhook_fn fn, void *arg);
 void ledger_copy_row(const struct mtr_webhook_row *w, struct webhook_rec *out);
 
 /* Disables a webhook: its pending deliveries become failed and its due jobs
- * missed, in one transaction. */
-int ledger_disable(struct ledger *L, const char *webhook_id, const char *reason, mtr_time now);
+ * missed, and the events about it (n_events rows, may be 0) are written, in
+ * one transaction. */
+int ledger_disable(struct ledger *L, const char *webhook_id, const char *reason, mtr_time now,
+                   const struct mtr_delivery_row *events, size_t n_events);
 
 /* The store's integrity check: fn is called per problem; *problems counts them. */
 int ledger_check(struct ledger *L, int (*fn)(void *, const char *), void *arg, uint64_t *problems,

@@ -6,6 +6,7 @@
 #include "metrics.h"
 #include "payload.h"
 #include "scalar.h"
+#include "events.h"
 #include "scheduler.h"
 #include "sign.h"
 
@@ -621,10 +622,30 @@ int ops_webhook_enable(struct ops *o, const char *ref, int enable, json_t **out,
         return fail(err, OP_CONFLICT, NULL,
                     "'%s' is not verified yet; verify it first (metronome webhook verify %s)",
                     w->name, w->name);
-    if (enable && w->rec.state != MTR_WEBHOOK_ACTIVE &&
-        ledger_webhook_set_state(&o->L, w->rec.id, MTR_WEBHOOK_ACTIVE, NULL, now) != MTR_OK)
-        return store_fail(o, err);
-    if (!enable && ledger_disable(&o->L, w->rec.id, "operator", now) != 0)
+    int changes =
+        enable ? w->rec.state != MTR_WEBHOOK_ACTIVE : w->rec.state != MTR_WEBHOOK_DISABLED;
+    struct events ev = {0};
+    if (changes &&
+        events_make(o->c, enable ? "webhook.enabled" : "webhook.disabled", w->rec.id, now,
+                    json_pack("{s:s,s:s,s:s}", "webhookId", w->rec.id, "webhookName", w->name,
+                              "reason", "operator"),
+                    &ev) != 0)
+        return oom(err);
+    int rc = 0;
+    if (enable && changes) { /* the state and its event, together */
+        rc = ledger_begin(&o->L) == MTR_OK &&
+                     ledger_webhook_set_state(&o->L, w->rec.id, MTR_WEBHOOK_ACTIVE, NULL, now) ==
+                         MTR_OK &&
+                     (ev.n == 0 ||
+                      ledger_deliveries_insert(&o->L, ev.rows, ev.n, NULL, 0, NULL) == MTR_OK) &&
+                     ledger_commit(&o->L) == MTR_OK
+                 ? 0
+                 : (ledger_rollback(&o->L), -1);
+    } else if (!enable) {
+        rc = ledger_disable(&o->L, w->rec.id, "operator", now, ev.rows, ev.n);
+    }
+    events_free(&ev);
+    if (rc != 0)
         return store_fail(o, err);
     log_msg(MTR_LOG_INFO, w->name, "webhook %s by an operator", enable ? "enabled" : "disabled");
     if (refresh(o, err) != 0)
@@ -1211,9 +1232,11 @@ static json_t *delivery_json(struct delivery_list *l, const struct mtr_delivery_
     json_t *j = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:i,s:I,s:i,s:o,s:o,s:o,s:o}", "id", d->id, "webhook",
         webhook_name_of(l->o, d->webhook_id), "webhookId", d->webhook_id, "sink", d->sink, "kind",
-        d->kind == MTR_DELIVERY_TEST ? "test" : "scheduled", "tick", iso_json(d->tick), "state",
-        delivery_state_name(d->state), "vehicles", d->vehicles, "bytes", (json_int_t)d->body_len,
-        "attemptCount", d->attempts, "lastStatus",
+        d->kind == MTR_DELIVERY_TEST    ? "test"
+        : d->kind == MTR_DELIVERY_EVENT ? "event"
+                                        : "scheduled",
+        "tick", iso_json(d->tick), "state", delivery_state_name(d->state), "vehicles", d->vehicles,
+        "bytes", (json_int_t)d->body_len, "attemptCount", d->attempts, "lastStatus",
         d->last_status ? json_integer(d->last_status) : json_null(), "lastError",
         str_or_null(d->last_error), "createdAt", iso_json(d->created_at), "nextAttemptAt",
         iso_json(d->state == MTR_DELIVERY_PENDING ? d->next_attempt_at : 0));

@@ -2,6 +2,7 @@
  * starting to fail, and recovering, is logged - once each, not once an
  * attempt - and where the metrics of attempts are counted. */
 #include "outcomes.h"
+#include "events.h"
 #include "log.h"
 #include "scalar.h"
 
@@ -42,7 +43,17 @@ void outcomes_disable(struct engine *e, size_t wh, const char *reason, mtr_time 
     struct webhook *w = &e->ws.v[wh];
     if (w->rec.state == MTR_WEBHOOK_DISABLED)
         return;
-    if (ledger_disable(&e->L, w->rec.id, reason, now) != 0) {
+    struct events ev;
+    if (events_make(e->c, "webhook.disabled", w->rec.id, now,
+                    json_pack("{s:s,s:s,s:s}", "webhookId", w->rec.id, "webhookName", w->name,
+                              "reason", reason),
+                    &ev) != 0) {
+        store_failed(e, "disable webhook (out of memory)");
+        return;
+    }
+    int rc = ledger_disable(&e->L, w->rec.id, reason, now, ev.rows, ev.n);
+    events_free(&ev);
+    if (rc != 0) {
         if (ledger_transient(&e->L)) /* done when the store is back */
             snprintf(w->pending_disable, sizeof w->pending_disable, "%s", reason);
         store_failed(e, "disable webhook");
@@ -68,22 +79,23 @@ static int next_step(struct engine *e, struct flight *f, const struct mtr_sink_o
     *next_at = 0;
     if (o->status == MTR_OK)
         return MTR_DELIVERY_DELIVERED;
-    if (f->kind != MTR_DELIVERY_SCHEDULED || f->wh == SIZE_MAX ||
-        e->ws.v[f->wh].rec.state != MTR_WEBHOOK_ACTIVE)
+    int event = f->kind == MTR_DELIVERY_EVENT; /* retried, but it disables nothing */
+    if (!event && (f->kind != MTR_DELIVERY_SCHEDULED || f->wh == SIZE_MAX ||
+                   e->ws.v[f->wh].rec.state != MTR_WEBHOOK_ACTIVE))
         return MTR_DELIVERY_FAILED;
-    if (o->http_status == 410) {
+    if (!event && o->http_status == 410) {
         *disable_reason = "gone";
         return MTR_DELIVERY_FAILED;
     }
-    const struct webhook *w = &e->ws.v[f->wh];
-    if (strcmp(w->rec.reason, "recovered") == 0 && !w->probation_over) {
+    const struct webhook *w = event ? NULL : &e->ws.v[f->wh];
+    if (w && strcmp(w->rec.reason, "recovered") == 0 && !w->probation_over) {
         *disable_reason = "probation"; /* recovered without an operator: no second chance */
         return MTR_DELIVERY_FAILED;
     }
-    const struct retry_policy *rp = &e->ws.v[f->wh].cfg->retry;
+    const struct retry_policy *rp = w ? &w->cfg->retry : &e->c->delivery.retry;
     int failures = f->attempts + 1 - f->round_start; /* in this round, this one included */
     if (failures > rp->retries) {
-        *disable_reason = "retries-exhausted";
+        *disable_reason = event ? NULL : "retries-exhausted";
         return MTR_DELIVERY_FAILED;
     }
     int64_t window = rp->window_ms / 1000;
@@ -92,7 +104,7 @@ static int next_step(struct engine *e, struct flight *f, const struct mtr_sink_o
                                        : retry_offset(failures, rp->retries, window, f->id));
     if (*next_at <= now) { /* behind the schedule (a Retry-After, a restart) */
         if (now >= end) {  /* the window is over: no burst of late retries */
-            *disable_reason = "retries-exhausted";
+            *disable_reason = event ? NULL : "retries-exhausted";
             return MTR_DELIVERY_FAILED;
         }
         /* the retries left, spread evenly over what is left of the window */
@@ -132,6 +144,27 @@ static void count_batch(struct engine *e, double write_s)
         m->failed += x->state == MTR_DELIVERY_FAILED;
     }
     metrics_unlock(&e->metrics);
+}
+
+/* A scheduled delivery that failed for good is an event (delivery.failed),
+ * written with its outcome. */
+static int failed_event(struct engine *e, const struct outcome *x)
+{
+    if (x->state != MTR_DELIVERY_FAILED || x->kind != MTR_DELIVERY_SCHEDULED || x->fenced ||
+        x->wh == SIZE_MAX || e->c->n_events_sinks == 0)
+        return MTR_OK;
+    char subject[UUID_LEN + 16];
+    snprintf(subject, sizeof subject, "%s/%d", x->id, x->n);
+    struct events ev;
+    if (events_make(e->c, "delivery.failed", subject, x->at,
+                    json_pack("{s:s,s:s,s:s,s:i,s:i,s:s?}", "deliveryId", x->id, "webhookId",
+                              e->ws.v[x->wh].rec.id, "webhookName", wh_name(e, x->wh), "attempts",
+                              x->n, "httpStatus", x->http_status, "error", x->error),
+                    &ev) != 0)
+        return MTR_ERR;
+    int rc = ledger_deliveries_insert(&e->L, ev.rows, ev.n, NULL, 0, NULL);
+    events_free(&ev);
+    return rc;
 }
 
 void outcomes_flush(struct engine *e)
@@ -174,6 +207,8 @@ void outcomes_flush(struct engine *e)
     }
     free(recs);
     free(fenced);
+    for (size_t i = 0; i < e->n_outcomes && rc == MTR_OK; i++)
+        rc = failed_event(e, &e->outcomes[i]);
     if (rc == MTR_OK)
         rc = ledger_commit(&e->L);
     else
@@ -197,7 +232,7 @@ void outcomes_flush(struct engine *e)
 }
 
 static void queue_outcome(struct engine *e, const struct mtr_attempt_row *a, int state,
-                          mtr_time next_at, size_t wh)
+                          mtr_time next_at, size_t wh, int kind)
 {
     if (e->n_outcomes == e->cap_outcomes) {
         size_t cap = e->cap_outcomes ? e->cap_outcomes * 2 : 1024;
@@ -223,6 +258,7 @@ static void queue_outcome(struct engine *e, const struct mtr_attempt_row *a, int
     x->state = state;
     x->next_at = next_at;
     x->wh = wh;
+    x->kind = kind;
     x->fenced = 0;
 }
 
@@ -324,7 +360,7 @@ static void handle_outcome(struct engine *e, struct flight *f, const struct mtr_
         .error = o->status == MTR_OK ? NULL : error,
         .latency_us = o->latency_us,
     };
-    queue_outcome(e, &a, state, next_at, f->wh);
+    queue_outcome(e, &a, state, next_at, f->wh, f->kind);
     e->stats.attempts++;
     if (a.n - f->round_start > 1)
         e->stats.retries++;

@@ -2,6 +2,7 @@
  * it (delivery.auto_recover), their outcome, and the catch-up of what the
  * webhook missed. See recovery.h for the rules. */
 #include "recovery.h"
+#include "events.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -154,6 +155,16 @@ static void recovered(struct engine *e, size_t i, mtr_time now)
         rc = ledger_webhook_set_state(&e->L, w->rec.id, MTR_WEBHOOK_ACTIVE, "recovered", now);
     if (rc == MTR_OK && catch_up(e, i, now, &replayed) != 0)
         rc = MTR_ERR;
+    struct events ev = {0};
+    if (rc == MTR_OK &&
+        events_make(e->c, "webhook.recovered", w->rec.id, now,
+                    json_pack("{s:s,s:s,s:I}", "webhookId", w->rec.id, "webhookName", w->name,
+                              "replayed", (json_int_t)replayed),
+                    &ev) != 0)
+        rc = MTR_ERR;
+    if (rc == MTR_OK && ev.n)
+        rc = ledger_deliveries_insert(&e->L, ev.rows, ev.n, NULL, 0, NULL);
+    events_free(&ev);
     if (rc == MTR_OK)
         rc = ledger_commit(&e->L);
     else

@@ -48,6 +48,7 @@ struct transfer {
 struct http_sink {
     const struct mtr_host_api *host;
     mtr_ctx *ctx;
+    const char *url; /* every delivery goes here instead of its callback URI (events' sinks) */
     int64_t timeout_ms;
     int64_t concurrency;
     uint64_t max_body_bytes;
@@ -317,8 +318,15 @@ static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_
         s->host->set_error(s->ctx, "out of memory");
         return MTR_ERR;
     }
+    const char *target = s->url ? s->url : d->target;
+    if (!target) {
+        transfer_put(s, t);
+        s->host->set_error(s->ctx, "no target: events have no callback URI, so a sink in "
+                                   "'events.sinks' needs its own 'url'");
+        return MTR_ERR;
+    }
     char why[300];
-    if (s->proxy && !s->allow_private && target_private(d->target, why, sizeof why)) {
+    if (s->proxy && !s->allow_private && target_private(target, why, sizeof why)) {
         transfer_put(s, t);
         s->host->set_error(s->ctx,
                            "refused to send through the proxy: %s (set "
@@ -331,7 +339,7 @@ static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_
     t->cookie = d->cookie;
     t->submitted_at = d->now;
     CURL *e = t->easy;
-    curl_easy_setopt(e, CURLOPT_URL, d->target);
+    curl_easy_setopt(e, CURLOPT_URL, target);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->nodes);
@@ -464,6 +472,11 @@ static int http_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **sta
     s->standard_webhooks = host->get_bool(ctx, "standard_webhooks");
     s->ca_file = host->get_string(ctx, "ca_file");
     s->proxy = host->get_string(ctx, "proxy");
+    s->url = host->get_string(ctx, "url");
+    if (s->url && strncmp(s->url, "https://", 8) != 0 && strncmp(s->url, "http://", 7) != 0) {
+        host->set_error(ctx, "url '%.200s': want an http:// or https:// URL", s->url);
+        return MTR_ERR;
+    }
     if (sodium_init() < 0) {
         host->set_error(ctx, "libsodium failed to initialise");
         return MTR_ERR;
@@ -549,6 +562,10 @@ static const struct mtr_option http_options[] = {
      .default_value = "false",
      .help = "allow loopback, private, link-local and metadata addresses"},
     {.name = "ca_file", .type = MTR_OPT_STRING, .help = "CA bundle to verify TLS peers with"},
+    {.name = "url",
+     .type = MTR_OPT_STRING,
+     .help = "POST every delivery here instead of the webhook's callback URI: for a sink in "
+             "events.sinks (an operator's endpoint), which has no callback URI"},
     {.name = "proxy",
      .type = MTR_OPT_STRING,
      .help = "HTTP(S) proxy URL; the environment's http_proxy and HTTPS_PROXY are never used, "

@@ -43,6 +43,28 @@ static size_t count_tick(json_t *deliveries, const char *tick)
 }
 
 /* The state and reason column of `webhook list --json` for fleet. */
+/* r's webhook-signature is v1,base64(HMAC-SHA256(key, "id.timestamp.body")),
+ * computed here independently from the whsec_ secret. */
+static void expect_standard_signature(const struct received *r, const char *secret)
+{
+    cr_assert_not_null(r->webhook_signature);
+    unsigned char key[64], mac[crypto_auth_hmacsha256_BYTES];
+    size_t key_len;
+    cr_assert_eq(sodium_base642bin(key, sizeof key, secret + 6, strlen(secret + 6), NULL, &key_len,
+                                   NULL, sodium_base64_VARIANT_ORIGINAL),
+                 0);
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key, key_len);
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s.%s.", r->webhook_id, r->webhook_timestamp);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)prefix, strlen(prefix));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)r->body, r->len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    char want[128] = "v1,";
+    sodium_bin2base64(want + 3, sizeof want - 3, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+    cr_expect_str_eq(r->webhook_signature, want);
+}
+
 static void webhook_state(struct scenario *s, char *state, size_t len, char *reason, size_t rlen)
 {
     struct run_result r = sc_run(s, "webhook", "list", "--json", NULL);
@@ -225,16 +247,61 @@ Test(delivery, a_webhooks_retries_override_the_pipelines_key_by_key, .timeout = 
     cr_expect_eq(off[1], 120, "the webhook's own window: the last retry at +2 min");
 }
 
+/* The scheduled deliveries of a `deliveries --json` answer (the event
+ * stream's are in the ledger too); takes d. */
+static json_t *scheduled_of(json_t *d)
+{
+    json_t *out = json_array(), *x;
+    size_t i;
+    json_array_foreach(d, i, x)
+    {
+        if (strcmp(json_string_value(json_object_get(x, "kind")), "scheduled") == 0)
+            json_array_append(out, x);
+    }
+    json_decref(d);
+    return out;
+}
+
+/* The events file's lines by type: how many of each, and the last of type. */
+static size_t events_of(const char *path, const char *type, json_t **last)
+{
+    char *text = read_file(path);
+    size_t n = 0;
+    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        json_error_t je;
+        json_t *v = json_loads(line, 0, &je);
+        cr_assert_not_null(v, "an events line is JSON: %s", line);
+        json_t *body = json_object_get(v, "body");
+        if (strcmp(json_string_value(json_object_get(body, "type")), type) == 0) {
+            n++;
+            if (last) {
+                json_decref(*last);
+                *last = json_incref(body);
+            }
+        }
+        json_decref(v);
+    }
+    free(text);
+    return n;
+}
+
 /* A webhook with auto_recover whose receiver fails everything from 16:00 and
  * is disabled at 16:10 (retries exhausted); its probes at 16:11 and 16:15 are
  * refused. Then the receiver answers payloads with payload_status and
  * challenges right, and the daemon (restarted) runs on to 17:30. */
 static void recover_scenario(struct scenario *s, int payload_status, const char *cadence,
-                             const char *delivery)
+                             const char *delivery, char events[512])
 {
     static const char *const one[] = {"v1", NULL};
+    char sink[600], *dir = make_tmpdir(), *path = path_join(dir, "events.jsonl");
+    snprintf(events, 512, "%s", path); /* the events go to this file */
+    snprintf(sink, sizeof sink, "}\n  - {name: events, plugin: file, path: \"%s\"", path);
+    free(path);
+    free(dir);
     struct scenario_opts o = {.webhook_extra = "    delivery: {auto_recover: true}\n",
                               .cadence = cadence,
+                              .sink_extra = sink,
+                              .extra = "events: {sinks: [events]}\n",
                               .delivery = delivery ? delivery : "{spread: [0s, 0s]}"};
     scenario_start(s, &o);
     sc_setup(s, "2030-03-01T15:45:00Z", one);
@@ -256,11 +323,18 @@ static void recover_scenario(struct scenario *s, int payload_status, const char 
 Test(delivery, auto_recover_re_enables_a_receiver_that_came_back, .timeout = 90)
 {
     struct scenario s;
-    recover_scenario(&s, 200, NULL, NULL);
+    char events[512];
+    recover_scenario(&s, 200, NULL, NULL, events);
     char state[32], reason[64];
     webhook_state(&s, state, sizeof state, reason, sizeof reason);
     cr_expect_str_eq(state, "active", "re-enabled without anyone");
-    json_t *d = sc_deliveries(&s);
+    json_t *recovered = NULL;
+    cr_expect_eq(events_of(events, "webhook.recovered", &recovered), 1, "said once");
+    cr_expect_eq(
+        json_integer_value(json_object_get(json_object_get(recovered, "data"), "replayed")), 1,
+        "with what it replayed");
+    json_decref(recovered);
+    json_t *d = scheduled_of(sc_deliveries(&s));
     cr_assert_eq(json_array_size(d), 2, "the 16:00 payload and the 17:00 one");
     json_t *old = json_array_get(d, 0), *next = json_array_get(d, 1);
     cr_expect_str_eq(json_string_value(json_object_get(old, "state")), "delivered",
@@ -282,12 +356,19 @@ Test(delivery, auto_recover_re_enables_a_receiver_that_came_back, .timeout = 90)
 Test(delivery, a_recovered_webhook_on_probation_is_disabled_by_one_failure, .timeout = 90)
 {
     struct scenario s;
-    recover_scenario(&s, 500, NULL, NULL);
+    char events[512];
+    recover_scenario(&s, 500, NULL, NULL, events);
     char state[32], reason[64];
     webhook_state(&s, state, sizeof state, reason, sizeof reason);
     cr_expect_str_eq(state, "disabled");
     cr_expect_str_eq(reason, "probation");
-    json_t *d = sc_deliveries(&s);
+    json_t *last = NULL;
+    cr_expect_eq(events_of(events, "webhook.disabled", &last), 2, "retries, then probation");
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(last, "data"), "reason")),
+                     "probation");
+    json_decref(last);
+    cr_expect_eq(events_of(events, "webhook.recovered", NULL), 1);
+    json_t *d = scheduled_of(sc_deliveries(&s));
     cr_assert_eq(json_array_size(d), 1, "nothing after it was disabled again");
     cr_expect_eq(json_array_size(attempts_of(json_array_get(d, 0))), 7,
                  "the replay failed once, and that was all: %zu",
@@ -302,8 +383,9 @@ Test(delivery, a_recovered_webhook_on_probation_is_disabled_by_one_failure, .tim
 static size_t caught_up(const char *delivery)
 {
     struct scenario s;
-    recover_scenario(&s, 200, "{policy: cron, expr: \"0,4,8 16 * * *\"}", delivery);
-    json_t *d = sc_deliveries(&s);
+    char events[512];
+    recover_scenario(&s, 200, "{policy: cron, expr: \"0,4,8 16 * * *\"}", delivery, events);
+    json_t *d = scheduled_of(sc_deliveries(&s));
     size_t early = 0, delivered = 0;
     for (size_t i = 0; i < json_array_size(d); i++) {
         json_t *x = json_array_get(d, i);
@@ -326,6 +408,159 @@ Test(delivery, auto_recover_replays_what_was_missed_as_catch_up_says, .timeout =
     cr_expect_eq(caught_up("{spread: [0s, 0s], catch_up: skip}"), 0, "skip: none replayed");
     cr_expect_eq(caught_up("{spread: [0s, 0s], catch_up: latest}"), 1, "latest: 16:08's");
     cr_expect_eq(caught_up("{spread: [0s, 0s], catch_up: all}"), 3, "all: every one");
+}
+
+Test(delivery, events_report_each_happening_once_through_the_ledger, .timeout = 90)
+{
+    static const char *const one[] = {"v1", NULL};
+    char *dir = make_tmpdir(), *events = path_join(dir, "events.jsonl"), sink[512];
+    snprintf(sink, sizeof sink, "}\n  - {name: events, plugin: file, path: \"%s\"", events);
+    struct scenario s;
+    struct scenario_opts o = {.sink_extra = sink,
+                              .delivery = "{spread: [0s, 0s]}",
+                              .extra = "events: {sinks: [events]}\n"};
+    scenario_start(&s, &o);
+    receiver_default(&s.r, (struct receiver_rule){.status = 500, .retry_after = -1});
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    json_t *failed = NULL, *disabled = NULL, *enabled = NULL;
+    cr_expect_eq(events_of(events, "delivery.failed", &failed), 1, "the failed payload, once");
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(failed, "data"), "attempts")),
+                 6);
+    cr_expect_eq(events_of(events, "webhook.disabled", &disabled), 1, "the disable, once");
+    json_t *data = json_object_get(disabled, "data");
+    cr_expect_str_eq(json_string_value(json_object_get(data, "reason")), "retries-exhausted");
+    cr_expect_str_eq(json_string_value(json_object_get(data, "webhookName")), "fleet");
+    cr_expect_str_eq(json_string_value(json_object_get(disabled, "timestamp")),
+                     "2030-03-01T16:10:00Z");
+    /* an operator enables it from the command line; the running daemon sends the event */
+    sc_ok(&s, "webhook", "enable", "fleet", "--now", "2030-03-01T16:30:00Z", NULL);
+    sc_virtual(&s, "2030-03-01T16:30:00Z", "2030-03-01T16:40:00Z");
+    sc_virtual(&s, "2030-03-01T16:40:00Z", "2030-03-01T16:50:00Z"); /* and a restart */
+    cr_expect_eq(events_of(events, "webhook.enabled", &enabled), 1);
+    cr_expect_eq(events_of(events, "webhook.disabled", NULL), 1, "restarts emit nothing again");
+    cr_expect_eq(events_of(events, "delivery.failed", NULL), 1);
+    /* the stream is not the webhook's: its listing and its payloads do not include it */
+    json_t *d = sc_deliveries(&s);
+    size_t kinds[3] = {0};
+    for (size_t i = 0; i < json_array_size(d); i++) {
+        const char *k = json_string_value(json_object_get(json_array_get(d, i), "kind"));
+        kinds[strcmp(k, "scheduled") == 0 ? 0 : strcmp(k, "event") == 0 ? 1 : 2]++;
+    }
+    cr_expect_eq(kinds[1], 3, "three events in the ledger, each once");
+    cr_expect_eq(sc_payloads(&s), 6, "the receiver got payloads, not events");
+    json_decref(d);
+    json_decref(failed);
+    json_decref(disabled);
+    json_decref(enabled);
+    scenario_stop(&s);
+    free(events);
+    free(dir);
+}
+
+Test(delivery, events_go_to_an_operators_url_signed_the_standard_webhooks_way, .timeout = 60)
+{
+    static const char secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    static const char *const one[] = {"v1", NULL};
+    struct receiver ops;
+    cr_assert_eq(receiver_start(&ops, 0, SCENARIO_TOKEN), 0);
+    char sink[512];
+    snprintf(sink, sizeof sink,
+             "}\n  - {name: ops, plugin: http, url: \"http://127.0.0.1:%u/events\", "
+             "allow_private_networks: true, standard_webhooks: true, "
+             "standard_webhooks_secret: %s",
+             ops.port, secret);
+    struct scenario s;
+    struct scenario_opts o = {
+        .sink_extra = sink, .delivery = "{spread: [0s, 0s]}", .extra = "events: {sinks: [ops]}\n"};
+    scenario_start(&s, &o);
+    receiver_default(&s.r, (struct receiver_rule){.status = 500, .retry_after = -1});
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    cr_assert_eq(receiver_count(&ops), 2, "delivery.failed and webhook.disabled, at the url");
+    int failed = 0, disabled = 0;
+    for (size_t k = 0; k < 2; k++) { /* in either order: the sink sends them at once */
+        struct received r;
+        cr_assert_eq(receiver_get(&ops, k, &r), 0);
+        json_error_t je;
+        json_t *v = json_loadb(r.body, r.len, 0, &je);
+        const char *type = json_string_value(json_object_get(v, "type"));
+        failed += type && strcmp(type, "delivery.failed") == 0;
+        disabled += type && strcmp(type, "webhook.disabled") == 0;
+        cr_expect(r.signature_ok, "SC-Signature, as every delivery");
+        expect_standard_signature(&r, secret);
+        json_decref(v);
+        received_free(&r);
+    }
+    cr_expect(failed == 1 && disabled == 1, "one of each: %d %d", failed, disabled);
+    scenario_stop(&s);
+    receiver_stop(&ops);
+}
+
+/* kill -9 while an event is in flight: the ledger holds each event once, and
+ * after the restart every one of them arrives (again with the same id). */
+Test(delivery, events_are_emitted_once_across_a_kill_9, .timeout = 120)
+{
+    static const char *const one[] = {"v1", NULL};
+    struct receiver ops;
+    cr_assert_eq(receiver_start(&ops, 0, SCENARIO_TOKEN), 0);
+    struct receiver_rule hang = {
+        .mode = RECV_HANG, .status = 200, .retry_after = -1, .hang_ms = 3000};
+    receiver_default(&ops, hang);
+    char sink[512];
+    snprintf(sink, sizeof sink,
+             "}\n  - {name: ops, plugin: http, url: \"http://127.0.0.1:%u/events\", "
+             "allow_private_networks: true",
+             ops.port);
+    struct scenario s;
+    struct scenario_opts o = {
+        .sink_extra = sink, .delivery = "{spread: [0s, 0s]}", .extra = "events: {sinks: [ops]}\n"};
+    scenario_start(&s, &o);
+    receiver_default(&s.r, (struct receiver_rule){.status = 500, .retry_after = -1});
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    const char *argv[] = {MTR_BIN,    "run",
+                          "--clock",  "virtual",
+                          "--start",  "2030-03-01T15:45:00Z",
+                          "--until",  "2030-03-01T16:30:00Z",
+                          "--config", s.config,
+                          NULL};
+    pid_t pid;
+    extern char **environ;
+    cr_assert_eq(posix_spawn(&pid, MTR_BIN, NULL, NULL, (char **)argv, environ), 0);
+    for (int i = 0; i < 500 && receiver_count(&ops) < 1; i++) { /* polled, bounded: 10 s */
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_geq(receiver_count(&ops), 1, "an event was in flight before the kill");
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the daemon was killed");
+    receiver_default(&ops, (struct receiver_rule){.status = 200, .retry_after = -1});
+    sc_virtual(&s, "2030-03-01T16:11:00Z", "2030-03-01T16:40:00Z"); /* leases run out */
+    json_t *d = sc_deliveries(&s);
+    size_t events = 0, i;
+    json_t *x;
+    json_array_foreach(d, i, x)
+    {
+        if (strcmp(json_string_value(json_object_get(x, "kind")), "event") != 0)
+            continue;
+        events++;
+        cr_expect_str_eq(json_string_value(json_object_get(x, "state")), "delivered");
+        const char *id = json_string_value(json_object_get(x, "id"));
+        int seen = 0;
+        for (size_t k = 0; k < receiver_count(&ops); k++) {
+            struct received r;
+            receiver_get(&ops, k, &r);
+            seen |= r.delivery_id && strcmp(r.delivery_id, id) == 0;
+            received_free(&r);
+        }
+        cr_expect(seen, "event %s never arrived", id);
+    }
+    cr_expect_eq(events, 2, "delivery.failed and webhook.disabled, each once in the ledger");
+    json_decref(d);
+    scenario_stop(&s);
+    receiver_stop(&ops);
 }
 
 Test(delivery, gone_disables_at_once, .timeout = 60)
@@ -752,22 +987,7 @@ Test(delivery, standard_webhooks_headers_verify, .timeout = 60)
     cr_expect_str_eq(r.webhook_id, r.delivery_id, "webhook-id is the delivery id");
     cr_expect_eq(iso("2030-03-01T16:00:00Z") <= atoll(r.webhook_timestamp), 1,
                  "webhook-timestamp is the daemon's clock");
-    /* v1,base64(HMAC-SHA256(key, "id.timestamp.body")), computed here independently */
-    unsigned char key[64], mac[crypto_auth_hmacsha256_BYTES];
-    size_t key_len;
-    cr_assert_eq(sodium_base642bin(key, sizeof key, secret + 6, strlen(secret + 6), NULL, &key_len,
-                                   NULL, sodium_base64_VARIANT_ORIGINAL),
-                 0);
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, key, key_len);
-    char prefix[128];
-    snprintf(prefix, sizeof prefix, "%s.%s.", r.webhook_id, r.webhook_timestamp);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)prefix, strlen(prefix));
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)r.body, r.len);
-    crypto_auth_hmacsha256_final(&st, mac);
-    char want[128] = "v1,";
-    sodium_bin2base64(want + 3, sizeof want - 3, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
-    cr_expect_str_eq(r.webhook_signature, want);
+    expect_standard_signature(&r, secret);
     cr_expect(r.signature_ok, "SC-Signature too");
     received_free(&r);
     scenario_stop(&s);

@@ -40,6 +40,7 @@ enum mtr_delivery_state {
 enum mtr_delivery_kind {
     MTR_DELIVERY_SCHEDULED = 0,
     MTR_DELIVERY_TEST = 1,
+    MTR_DELIVERY_EVENT = 2, /* ABI 1.3: metronome's own event stream (webhook_id is all zeros) */
 };
 
 struct mtr_webhook_row {

@@ -88,6 +88,14 @@ static const struct mtr_option webhook_options[] = {
 
 static const char *const catch_up_choices[] = {"skip", "latest", "all", NULL};
 
+/* Help shared by the top-level delivery block and a webhook's own. */
+#define RETRY_SCHEDULE_HELP                                                                        \
+    "explicit retry times after the first attempt, increasing, like [30s, 2m, 10m]; replaces "     \
+    "retries and retry_window"
+#define AUTO_RECOVER_HELP                                                                          \
+    "a webhook disabled by exhausted retries is probed (1m, 5m, 30m, then hourly, for 7 days) "    \
+    "and enabled again on probation when it answers"
+
 static const struct mtr_option delivery_options[] = {
     {.name = "retries",
      .type = MTR_OPT_INT,
@@ -101,15 +109,11 @@ static const struct mtr_option delivery_options[] = {
      .min = 1000,
      .max = 86400000,
      .help = "the retries are spread over this window"},
-    {.name = "retry_schedule",
-     .type = MTR_OPT_LIST,
-     .help = "explicit retry times after the first attempt, increasing, like [30s, 2m, 10m]; "
-             "replaces retries and retry_window"},
+    {.name = "retry_schedule", .type = MTR_OPT_LIST, .help = RETRY_SCHEDULE_HELP},
     {.name = "auto_recover",
      .type = MTR_OPT_BOOL,
      .default_value = "false",
-     .help = "a webhook disabled by exhausted retries is probed (1m, 5m, 30m, then hourly, for 7 "
-             "days) and enabled again on probation when it answers"},
+     .help = AUTO_RECOVER_HELP},
     {.name = "fulfil_within",
      .type = MTR_OPT_DURATION,
      .default_value = "15m",
@@ -140,14 +144,8 @@ static const struct mtr_option webhook_delivery_options[] = {
      .min = 1000,
      .max = 86400000,
      .help = "the retries are spread over this window"},
-    {.name = "retry_schedule",
-     .type = MTR_OPT_LIST,
-     .help = "explicit retry times after the first attempt, increasing, like [30s, 2m, 10m]; "
-             "replaces retries and retry_window"},
-    {.name = "auto_recover",
-     .type = MTR_OPT_BOOL,
-     .help = "a webhook disabled by exhausted retries is probed (1m, 5m, 30m, then hourly, for 7 "
-             "days) and enabled again on probation when it answers"},
+    {.name = "retry_schedule", .type = MTR_OPT_LIST, .help = RETRY_SCHEDULE_HELP},
+    {.name = "auto_recover", .type = MTR_OPT_BOOL, .help = AUTO_RECOVER_HELP},
     {0},
 };
 

@@ -65,6 +65,25 @@ static void expect_standard_signature(const struct received *r, const char *secr
     cr_expect_str_eq(r->webhook_signature, want);
 }
 
+/* `run` on the virtual clock from..until, in the background: its pid. */
+static pid_t spawn_run(struct scenario *s, const char *from, const char *until)
+{
+    const char *argv[] = {MTR_BIN,   "run", "--clock",  "virtual", "--start", from,
+                          "--until", until, "--config", s->config, NULL};
+    pid_t pid;
+    extern char **environ;
+    cr_assert_eq(posix_spawn(&pid, MTR_BIN, NULL, NULL, (char **)argv, environ), 0);
+    return pid;
+}
+
+static void kill_9(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the daemon was killed");
+}
+
 static void webhook_state(struct scenario *s, char *state, size_t len, char *reason, size_t rlen)
 {
     struct run_result r = sc_run(s, "webhook", "list", "--json", NULL);
@@ -518,24 +537,13 @@ Test(delivery, events_are_emitted_once_across_a_kill_9, .timeout = 120)
     scenario_start(&s, &o);
     receiver_default(&s.r, (struct receiver_rule){.status = 500, .retry_after = -1});
     sc_setup(&s, "2030-03-01T15:45:00Z", one);
-    const char *argv[] = {MTR_BIN,    "run",
-                          "--clock",  "virtual",
-                          "--start",  "2030-03-01T15:45:00Z",
-                          "--until",  "2030-03-01T16:30:00Z",
-                          "--config", s.config,
-                          NULL};
-    pid_t pid;
-    extern char **environ;
-    cr_assert_eq(posix_spawn(&pid, MTR_BIN, NULL, NULL, (char **)argv, environ), 0);
+    pid_t pid = spawn_run(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
     for (int i = 0; i < 500 && receiver_count(&ops) < 1; i++) { /* polled, bounded: 10 s */
         struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
     }
     cr_assert_geq(receiver_count(&ops), 1, "an event was in flight before the kill");
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the daemon was killed");
+    kill_9(pid);
     receiver_default(&ops, (struct receiver_rule){.status = 200, .retry_after = -1});
     sc_virtual(&s, "2030-03-01T16:11:00Z", "2030-03-01T16:40:00Z"); /* leases run out */
     json_t *d = sc_deliveries(&s);
@@ -854,24 +862,13 @@ Test(delivery, recovery_after_kill_9, .timeout = 120)
         {.mode = RECV_HANG, .status = 200, .retry_after = -1, .hang_ms = 2000},
         {.mode = RECV_HANG, .status = 200, .retry_after = -1, .hang_ms = 2000}};
     receiver_script(&s.r, rules, 6);
-    const char *argv[] = {MTR_BIN,    "run",
-                          "--clock",  "virtual",
-                          "--start",  "2030-03-01T15:45:00Z",
-                          "--until",  "2030-03-01T16:30:00Z",
-                          "--config", s.config,
-                          NULL};
-    pid_t pid;
-    extern char **environ;
-    cr_assert_eq(posix_spawn(&pid, MTR_BIN, NULL, NULL, (char **)argv, environ), 0);
+    pid_t pid = spawn_run(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
     for (int i = 0; i < 500 && sc_payloads(&s) < 6; i++) { /* polled, bounded: 10 s */
         struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
     }
     cr_assert_eq(sc_payloads(&s), 6, "all six were sent before the kill");
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the daemon was killed");
+    kill_9(pid);
     json_t *mid = sc_deliveries(&s);
     size_t before = count_state(mid, "delivered");
     json_decref(mid);

@@ -189,7 +189,9 @@ static void settle(struct engine *e, size_t i, mtr_time now)
     w->probe = NULL;
     int ok = r->status == 0;
     free(r);
-    if (ok && probed(e, i)) {
+    if (!probed(e, i))
+        return; /* enabled (or deleted) meanwhile */
+    if (ok) {
         recovered(e, i, now);
         return;
     }

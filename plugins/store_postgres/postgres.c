@@ -276,9 +276,15 @@ static int connected(struct pg_store *s)
 {
     if (s->db && PQstatus(s->db) == CONNECTION_OK)
         return 1;
-    if (s->db) { /* broken under a transaction: the server ended it */
+    if (s->db) { /* broken between statements */
+        int in_tx = s->in_tx;
         s->in_tx = 0;
         pool_give(s);
+        if (in_tx) { /* the server ended the transaction: never go on with its rest alone */
+            s->transient = 1;
+            s->host->set_error(s->ctx, "postgres: the connection was lost in a transaction");
+            return 0;
+        }
     }
     double now = mono();
     if (s->lost && now < s->retry_at) {

@@ -32,6 +32,7 @@ struct fetch_item {
     char *access, *refresh; /* decrypted tokens of a live vehicle, or NULL */
     mtr_time access_expires;
     int needs_reauth;
+    int marked;      /* the ledger already says it needs re-authentication */
     int key_refused; /* its tokens do not open with the vault's key */
     int refreshed;   /* the source refreshed the tokens: store them, fetch again */
     char *new_access, *new_refresh;
@@ -123,7 +124,7 @@ static int on_job(void *arg, const struct mtr_job *j)
     size_t fallback = it->wh == SIZE_MAX ? 0 : cl->e->ws.v[it->wh].cfg->source;
     it->source = find_source(cl->e, j->vehicle.source, fallback);
     it->access_expires = j->vehicle.access_expires;
-    it->needs_reauth = j->vehicle.needs_reauth;
+    it->needs_reauth = it->marked = j->vehicle.needs_reauth;
     it->retry_after_s = -1;
     open_tokens(cl->e, it, &j->vehicle);
     cl->n++;
@@ -279,7 +280,8 @@ static void fetch_all(struct engine *e, struct fetch_item *items, size_t n)
             break;
     }
     for (size_t i = 0; i < n; i++)
-        if (items[i].needs_reauth && items[i].wh != SIZE_MAX && mark_reauth(e, &items[i]) != 0)
+        if (items[i].needs_reauth && !items[i].marked && items[i].wh != SIZE_MAX &&
+            mark_reauth(e, &items[i]) != 0)
             store_failed(e, "mark vehicle");
 }
 

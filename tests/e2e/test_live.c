@@ -18,6 +18,7 @@
 struct live {
     struct scenario s;
     struct fake_smartcar f;
+    char events[512]; /* the events file (events: {sinks: [events]}) */
 };
 
 static void live_start_cadence(struct live *l, const char *extra, const char *delivery,
@@ -30,7 +31,16 @@ static void live_start_cadence(struct live *l, const char *extra, const char *de
              "auth_url: \"http://127.0.0.1:%u/oauth/token\", client_id: %s, client_secret: %s, "
              "allow_private_networks: true%s}",
              l->f.port, l->f.port, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, extra ? extra : "");
-    struct scenario_opts o = {.source = source, .delivery = delivery, .cadence = cadence};
+    char sink[700], *dir = make_tmpdir(), *path = path_join(dir, "events.jsonl");
+    snprintf(l->events, sizeof l->events, "%s", path);
+    snprintf(sink, sizeof sink, "}\n  - {name: events, plugin: file, path: \"%s\"", path);
+    free(path);
+    free(dir);
+    struct scenario_opts o = {.source = source,
+                              .delivery = delivery,
+                              .cadence = cadence,
+                              .sink_extra = sink,
+                              .extra = "events: {sinks: [events]}\n"};
     setenv("METRONOME_SECRET_KEY", KEY, 1);
     scenario_start(&l->s, &o);
 }
@@ -189,6 +199,13 @@ Test(live, a_rejected_refresh_marks_the_vehicle_for_reauthentication, .timeout =
     fake_snapshot(&l.f, &snap);
     cr_expect_eq(snap.refreshes, 1, "no further refresh once marked");
     cr_expect_eq(snap.batch_requests, 1, "no API call for the 17:00 tick");
+    char *events = read_file(l.events);
+    cr_assert_not_null(events, "the events file");
+    const char *hit = strstr(events, "\"type\":\"vehicle.reauthentication_required\"");
+    cr_expect(hit != NULL, "the owner must connect it again: said as an event: %s", events);
+    cr_expect(!hit || !strstr(hit + 10, "vehicle.reauthentication_required"), "once: %s", events);
+    cr_expect(strstr(events, "\"vehicleId\":\"car-1\"") != NULL, "naming it: %s", events);
+    free(events);
     live_stop(&l);
 }
 

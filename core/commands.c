@@ -793,15 +793,28 @@ static void print_status(const json_t *s)
                                                                                  : "",
            num(s, "inFlight"), num(s, "queuedOutcomes"));
     printf("this run: ticks %lld, jobs %lld, delivered %lld, failed %lld, attempts %lld, retries "
-           "%lld, webhooks disabled %lld\n",
+           "%lld, deferred %lld, webhooks disabled %lld\n",
            num(c, "ticks"), num(c, "jobs"), num(c, "delivered"), num(c, "failed"),
-           num(c, "attempts"), num(c, "retries"), num(c, "webhooksDisabled"));
+           num(c, "attempts"), num(c, "retries"), num(c, "deferred"), num(c, "webhooksDisabled"));
     json_array_foreach(json_object_get(s, "nodes"), i, x)
         printf("node %s (host %s), last heartbeat %s, %lld lease(s) held\n", str(x, "id"),
                str(x, "host"), str(x, "lastHeartbeat"), num(x, "leasesHeld"));
     printf("next ticks:\n");
     json_array_foreach(json_object_get(s, "nextTicks"), i, x)
         printf("  %-20s %s (%s)\n", str(x, "webhook"), str(x, "tick"), str(x, "state"));
+    json_t *waits = json_object_get(s, "waits");
+    if (json_array_size(waits))
+        printf("receivers waited for:\n");
+    json_array_foreach(waits, i, x)
+    {
+        long long status = num(x, "lastStatus");
+        printf("  %-40s %lld deferred, %s; %s", str(x, "origin"), num(x, "deferred"),
+               num(x, "waitSeconds") ? "waiting" : "not waiting now",
+               status ? "it asked to wait with Retry-After, last with HTTP" : "by the sink's limits");
+        printf(status ? " %lld\n" : "\n", status);
+        if (num(x, "waitSeconds"))
+            printf("  %-40s until %s (%llds)\n", "", str(x, "until"), num(x, "waitSeconds"));
+    }
     json_t *errors = json_object_get(s, "lastErrors");
     printf("last errors:%s\n", json_array_size(errors) ? "" : " none");
     json_array_foreach(errors, i, x)

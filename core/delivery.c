@@ -94,6 +94,7 @@ static int on_delivery(void *arg, const struct mtr_delivery_row *row)
     f->round_start = row->round_start;
     f->first_attempt_at = row->first_attempt_at;
     f->earlier = row->created_at < e->started_at;
+    f->created_at = row->created_at;
     f->next = ds->list;
     ds->list = f;
     return 0;

@@ -258,6 +258,8 @@ static void publish_status(struct engine *e)
     e->status.in_flight = e->in_flight;
     e->status.queued = e->n_outcomes;
     e->status.stats = e->stats;
+    e->status.origins.n = e->origins.n;
+    memcpy(e->status.origins.v, e->origins.v, e->origins.n * sizeof e->origins.v[0]);
     pthread_mutex_unlock(&e->status_mu);
 }
 

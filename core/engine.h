@@ -19,6 +19,7 @@
 #include "config.h"
 #include "diag.h"
 #include "ledger.h"
+#include "origins.h"
 
 struct engine;
 struct metrics;
@@ -41,6 +42,7 @@ struct engine_stats {
     uint64_t attempts;
     uint64_t retries;
     uint64_t disabled;
+    uint64_t deferred; /* deliveries a sink deferred (receiver protection), not attempts */
     /* wall seconds from the first tick this run fired to the last attempt it
      * recorded (0 when none): a tick's fulfilment time, without start-up and
      * shutdown */
@@ -61,6 +63,7 @@ struct engine_status {
     size_t in_flight; /* handed to sinks, no outcome yet */
     size_t queued;    /* outcomes waiting to be written */
     struct engine_stats stats;
+    struct origins origins; /* receivers that deliveries wait for */
     struct {
         mtr_time at;
         char origin[80];

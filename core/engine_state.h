@@ -25,6 +25,7 @@
 #define MISSED_TICKS_RECORDED 1000
 #define MAX_DATA_BYTES (16u << 20) /* one vehicle's data from a source */
 #define RESPONSE_KEPT 65536        /* of a verify answer; a receiver's word is bounded */
+#define DEFER_LIMIT_S 86400        /* a delivery is deferred for at most a day after it is made */
 
 /* A delivery handed to a sink, until its outcome is handled. A scheduled or
  * replayed delivery, a test payload, or a verify challenge (req set: the
@@ -38,6 +39,7 @@ struct flight {
     int kind;                      /* enum mtr_delivery_kind, or FLIGHT_VERIFY */
     int attempts;                  /* made before this one */
     int earlier;                   /* made before this run (resumed from the ledger) */
+    mtr_time created_at;           /* deferrals stop counting a day after it */
     int round_start;               /* attempts before this round */
     mtr_time first_attempt_at;
     char *body;
@@ -60,9 +62,10 @@ struct outcome {
     int64_t latency_us;
     int state;
     mtr_time next_at;
-    size_t wh;  /* for the metrics */
-    int kind;   /* enum mtr_delivery_kind: a scheduled one that fails is an event */
-    int fenced; /* the store refused it: another node holds the lease */
+    size_t wh;    /* for the metrics */
+    int kind;     /* enum mtr_delivery_kind: a scheduled one that fails is an event */
+    int fenced;   /* the store refused it: another node holds the lease */
+    int deferred; /* not an attempt: due again at next_at (store.h: mtr_deferral) */
 };
 
 /* Requests from other threads (the admin API): one-shot sends. */
@@ -93,6 +96,7 @@ struct engine {
     mtr_time last_prune;
     struct signer signer; /* SC-Signature, keyed with the management token */
     struct engine_stats stats;
+    struct origins origins;     /* deferrals by receiver origin */
     struct timespec first_tick; /* wall, monotonic: the first tick fired (0: none yet) */
     struct diag *d;
     int failed;          /* the store refused a write: the run ends */

@@ -504,6 +504,7 @@ static int make_ready(struct engine *e, const struct mtr_delivery_row *row, size
     f->wh = wh;
     f->sink = find_sink(e, row->sink);
     f->kind = row->kind;
+    f->created_at = row->created_at;
     f->next = e->ready;
     e->ready = f;
     return 0;

@@ -443,6 +443,20 @@ int ledger_record_attempts_fenced(struct ledger *L, const char *owner,
     return rc;
 }
 
+int ledger_has_defer(const struct ledger *L)
+{
+    return L->ops->defer_deliveries != NULL;
+}
+
+int ledger_defer_deliveries(struct ledger *L, const char *owner, const struct mtr_deferral *d,
+                            size_t n, int *fenced)
+{
+    memset(fenced, 0, n * sizeof *fenced);
+    return L->last_rc = L->ops->defer_deliveries
+                            ? L->ops->defer_deliveries(L->st, owner, d, n, fenced)
+                            : missing(L, "defer_deliveries");
+}
+
 int ledger_has_quota(const struct ledger *L)
 {
     return L->ops->quota_take != NULL;

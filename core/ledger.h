@@ -81,6 +81,11 @@ int ledger_record_attempt_fenced(struct ledger *L, const char *owner,
  * in one call when the store batches them. */
 int ledger_record_attempts_fenced(struct ledger *L, const char *owner,
                                   const struct mtr_attempt_record *recs, size_t n, int *fenced);
+/* Deferrals by the node owner, fenced as above (store.h's defer_deliveries);
+ * ledger_has_defer says whether the store keeps them. */
+int ledger_has_defer(const struct ledger *L);
+int ledger_defer_deliveries(struct ledger *L, const char *owner, const struct mtr_deferral *d,
+                            size_t n, int *fenced);
 /* Takes up to want tokens from the ledger's shared bucket key (store.h's
  * quota_take): 0 with *granted set, or -1 on a store error or a store that
  * keeps no shared buckets (ledger_has_quota). */

@@ -182,6 +182,28 @@ static void per_webhook(struct text *t, const struct metrics *m)
         }
 }
 
+/* Receiver protection: deferrals and waits by the receiver's origin. */
+static void per_origin(struct text *t, const struct metrics_gauges *g)
+{
+    char lb[2 * ORIGIN_LEN + 8];
+    size_t n = g->origins ? g->origins->n : 0;
+    head(t, "metronome_deliveries_deferred_total", "counter",
+         "Deliveries a sink held back for their receiver's origin (its max_in_flight or max_rate, "
+         "or its Retry-After), to be sent later without counting as an attempt.");
+    for (size_t i = 0; i < n; i++)
+        put(t, "metronome_deliveries_deferred_total{origin=\"%s\"} %llu\n",
+            label(g->origins->v[i].origin, lb, sizeof lb),
+            (unsigned long long)g->origins->v[i].deferred);
+    head(t, "metronome_origin_wait_seconds", "gauge",
+         "Seconds until the deliveries deferred for an origin are due again (0: none waits).");
+    for (size_t i = 0; i < n; i++) {
+        const struct origin_wait *w = &g->origins->v[i];
+        put(t, "metronome_origin_wait_seconds{origin=\"%s\"} %lld\n",
+            label(w->origin, lb, sizeof lb),
+            (long long)(w->until > g->now ? w->until - g->now : 0));
+    }
+}
+
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g, const char *version)
 {
     static const char *const job_states[] = {"due", "fetched", "sent", "missed"};
@@ -229,6 +251,7 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, const ch
     put(&t, "metronome_courier_in_flight %zu\n", g->in_flight);
     head(&t, "metronome_outcomes_queued", "gauge", "Outcomes waiting to be written.");
     put(&t, "metronome_outcomes_queued %zu\n", g->queued);
+    per_origin(&t, g);
     if (t.oom) {
         free(t.buf);
         return NULL;

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "origins.h"
 
 #define LATENCY_BUCKETS 14
 
@@ -57,6 +58,8 @@ struct metrics_gauges {
     size_t in_flight;
     size_t queued;
     double uptime_s;
+    const struct origins *origins; /* receivers deliveries were deferred for (NULL: none) */
+    mtr_time now;                  /* the engine's clock, for the origins' waits */
 };
 
 int metrics_init(struct metrics *m);

@@ -1437,12 +1437,29 @@ int ops_vehicles_list(struct ops *o, int needs_reauth_only, const struct page *p
 
 static json_t *counters_json(const struct engine_stats *s)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ticks", (json_int_t)s->ticks,
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ticks", (json_int_t)s->ticks,
                      "jobs", (json_int_t)s->jobs, "jobsMissed", (json_int_t)s->jobs_missed,
                      "fetchRetries", (json_int_t)s->fetch_retries, "deliveries",
                      (json_int_t)s->deliveries, "delivered", (json_int_t)s->delivered, "failed",
                      (json_int_t)s->failed, "attempts", (json_int_t)s->attempts, "retries",
-                     (json_int_t)s->retries, "webhooksDisabled", (json_int_t)s->disabled);
+                     (json_int_t)s->retries, "webhooksDisabled", (json_int_t)s->disabled,
+                     "deferred", (json_int_t)s->deferred);
+}
+
+/* The receivers deliveries were deferred for: how many, and how long the
+ * origin still waits (0: not now). */
+static json_t *waits_json(const struct engine_status *st)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < st->origins.n; i++) {
+        const struct origin_wait *w = &st->origins.v[i];
+        mtr_time left = w->until > st->now ? w->until - st->now : 0;
+        json_array_append_new(list, json_pack("{s:s,s:I,s:o,s:I,s:i}", "origin", w->origin,
+                                              "deferred", (json_int_t)w->deferred, "until",
+                                              iso_json(w->until), "waitSeconds", (json_int_t)left,
+                                              "lastStatus", w->last_status));
+    }
+    return list;
 }
 
 /* The next tick of each webhook, soonest first. */
@@ -1513,14 +1530,14 @@ int ops_status(struct ops *o, json_t **out, struct op_error *err)
     ops_ledger_totals(o, NULL, &totals, &ignored);
     time_t now_wall = time(NULL);
     json_t *nodes = nodes_json(o, &st, host);
-    *out = json_pack("{s:s,s:o,s:I,s:{s:o,s:b},s:b,s:b,s:o,s:I,s:I,s:o,s:o,s:o,s:o}", "version",
+    *out = json_pack("{s:s,s:o,s:I,s:{s:o,s:b},s:b,s:b,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o}", "version",
                      METRONOME_VERSION, "startedAt", iso_json((mtr_time)st.started_wall),
                      "uptimeSeconds", (json_int_t)(now_wall - st.started_wall), "clock", "now",
                      iso_json(st.now), "virtual", st.virtual_clock, "ready", st.ready, "stopping",
                      st.stopping, "nodes", nodes, "inFlight", (json_int_t)st.in_flight,
                      "queuedOutcomes", (json_int_t)st.queued, "counters", counters_json(&st.stats),
                      "nextTicks", next_ticks_json(o, st.now), "lastErrors", errors, "ledger",
-                     totals ? totals : json_null());
+                     totals ? totals : json_null(), "waits", waits_json(&st));
     return *out ? 0 : oom(err);
 }
 
@@ -1545,6 +1562,8 @@ int ops_metrics(struct ops *o, char **text, struct op_error *err)
     g.in_flight = es.in_flight;
     g.queued = es.queued;
     g.uptime_s = difftime(time(NULL), es.started_wall);
+    g.origins = &es.origins;
+    g.now = es.now;
     *text = metrics_render(engine_metrics(o->engine), &g, METRONOME_VERSION);
     return *text ? 0 : oom(err);
 }

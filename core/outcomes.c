@@ -136,8 +136,8 @@ static void count_batch(struct engine *e, double write_s)
         const struct outcome *x = &e->outcomes[i];
         struct webhook_metrics *m =
             x->wh == SIZE_MAX ? NULL : metrics_webhook(&e->metrics, x->wh, wh_name(e, x->wh));
-        if (!m || x->fenced)
-            continue; /* no label to count under, or not this node's to count */
+        if (!m || x->fenced || x->deferred)
+            continue; /* no label to count under, not this node's to count, or no attempt */
         m->attempts[x->error && !x->http_status ? CLASS_ERROR : attempt_class(x->http_status)]++;
         histogram_observe(&m->latency, (double)x->latency_us / 1e6);
         m->delivered += x->state == MTR_DELIVERY_DELIVERED;
@@ -174,30 +174,43 @@ void outcomes_flush(struct engine *e)
     e->last_flush = start;
     if (e->n_outcomes == 0)
         return;
-    struct mtr_attempt_record *recs = calloc(e->n_outcomes, sizeof *recs);
-    int *fenced = calloc(e->n_outcomes, sizeof *fenced);
-    if (!recs || !fenced) { /* out of memory: they stay queued for the next flush */
+    size_t n = e->n_outcomes, n_recs = 0, n_defs = 0;
+    struct mtr_attempt_record *recs = calloc(n, sizeof *recs);
+    struct mtr_deferral *defs = calloc(n, sizeof *defs);
+    int *fenced = calloc(n, sizeof *fenced), *fenced_defs = calloc(n, sizeof *fenced_defs);
+    if (!recs || !defs || !fenced || !fenced_defs) { /* out of memory: kept for the next flush */
         free(recs);
+        free(defs);
         free(fenced);
+        free(fenced_defs);
         return;
     }
     int rc = ledger_begin(&e->L);
-    for (size_t i = 0; i < e->n_outcomes; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct outcome *x = &e->outcomes[i];
-        recs[i] = (struct mtr_attempt_record){.attempt = {.delivery_id = x->id,
-                                                          .n = x->n,
-                                                          .at = x->at,
-                                                          .http_status = x->http_status,
-                                                          .error = x->error,
-                                                          .latency_us = x->latency_us},
-                                              .new_state = x->state,
-                                              .next_attempt_at = x->next_at};
+        if (x->deferred)
+            defs[n_defs++] = (struct mtr_deferral){.delivery_id = x->id,
+                                                   .at = x->at,
+                                                   .next_attempt_at = x->next_at,
+                                                   .last_status = x->http_status,
+                                                   .last_error = x->error};
+        else
+            recs[n_recs++] = (struct mtr_attempt_record){.attempt = {.delivery_id = x->id,
+                                                                     .n = x->n,
+                                                                     .at = x->at,
+                                                                     .http_status = x->http_status,
+                                                                     .error = x->error,
+                                                                     .latency_us = x->latency_us},
+                                                         .new_state = x->state,
+                                                         .next_attempt_at = x->next_at};
     }
-    if (rc == MTR_OK)
-        rc = ledger_record_attempts_fenced(&e->L, e->owner, recs, e->n_outcomes, fenced);
-    for (size_t i = 0; i < e->n_outcomes && rc == MTR_OK; i++) {
+    if (rc == MTR_OK && n_recs)
+        rc = ledger_record_attempts_fenced(&e->L, e->owner, recs, n_recs, fenced);
+    if (rc == MTR_OK && n_defs)
+        rc = ledger_defer_deliveries(&e->L, e->owner, defs, n_defs, fenced_defs);
+    for (size_t i = 0, r = 0, d = 0; i < n && rc == MTR_OK; i++) {
         struct outcome *x = &e->outcomes[i];
-        if (fenced[i]) {
+        if (x->deferred ? fenced_defs[d++] : fenced[r++]) {
             x->fenced = 1;
             log_msg(MTR_LOG_WARN, wh_name(e, x->wh),
                     "delivery %s: another node holds its lease now (this node's ran out); its "
@@ -206,7 +219,9 @@ void outcomes_flush(struct engine *e)
         }
     }
     free(recs);
+    free(defs);
     free(fenced);
+    free(fenced_defs);
     for (size_t i = 0; i < e->n_outcomes && rc == MTR_OK; i++)
         rc = failed_event(e, &e->outcomes[i]);
     if (rc == MTR_OK)
@@ -231,8 +246,9 @@ void outcomes_flush(struct engine *e)
     e->n_outcomes = 0;
 }
 
-static void queue_outcome(struct engine *e, const struct mtr_attempt_row *a, int state,
-                          mtr_time next_at, size_t wh, int kind)
+/* Queues an outcome for the next flush; returns it, or NULL (out of memory). */
+static struct outcome *queue_outcome(struct engine *e, const struct mtr_attempt_row *a, int state,
+                                     mtr_time next_at, size_t wh, int kind)
 {
     if (e->n_outcomes == e->cap_outcomes) {
         size_t cap = e->cap_outcomes ? e->cap_outcomes * 2 : 1024;
@@ -241,7 +257,7 @@ static void queue_outcome(struct engine *e, const struct mtr_attempt_row *a, int
             outcomes_flush(e);
             if (e->n_outcomes == e->cap_outcomes) {
                 store_failed(e, "out of memory");
-                return;
+                return NULL;
             }
         } else {
             e->outcomes = p;
@@ -260,6 +276,8 @@ static void queue_outcome(struct engine *e, const struct mtr_attempt_row *a, int
     x->wh = wh;
     x->kind = kind;
     x->fenced = 0;
+    x->deferred = 0;
+    return x;
 }
 
 void outcomes_maybe_flush(struct engine *e)
@@ -334,6 +352,45 @@ static void answer_request(struct engine *e, struct flight *f, const struct mtr_
     engine_complete(e, r);
 }
 
+/* The receiver's origin a flight was for: its callback's, or for an event
+ * (which goes where its sink sends everything) the sink's name. */
+static void flight_origin(const struct engine *e, const struct flight *f, char *out, size_t len)
+{
+    origin_of(f->ci.d.target, out, len);
+    if (!out[0])
+        snprintf(out, len, "sink:%s", f->sink == SIZE_MAX ? "?" : sink_name(e, f->sink));
+}
+
+/* A sink's deferral (sink.h: MTR_EAGAIN) of a scheduled delivery or an
+ * event: due again after the wait, with no attempt counted, while the
+ * delivery is under DEFER_LIMIT_S old and its webhook active. Returns 1 when
+ * it was taken as one; 0 leaves it an ordinary failure. */
+static int defer(struct engine *e, struct flight *f, const struct mtr_sink_outcome *o,
+                 const char *error, mtr_time now)
+{
+    if (o->status != MTR_EAGAIN || !ledger_has_defer(&e->L) ||
+        (f->kind != MTR_DELIVERY_SCHEDULED && f->kind != MTR_DELIVERY_EVENT))
+        return 0;
+    if (f->kind == MTR_DELIVERY_SCHEDULED &&
+        (f->wh == SIZE_MAX || e->ws.v[f->wh].rec.state != MTR_WEBHOOK_ACTIVE))
+        return 0;
+    int64_t wait = o->retry_after_s < 1 ? 1 : o->retry_after_s;
+    mtr_time created = f->created_at ? f->created_at : now;
+    if (now + wait > created + DEFER_LIMIT_S)
+        return 0; /* a day of waiting is enough: the retries count again */
+    char text[700], origin[ORIGIN_LEN];
+    snprintf(text, sizeof text, "deferred %llds: %s", (long long)wait, error);
+    struct mtr_attempt_row a = {
+        .delivery_id = f->id, .at = now, .http_status = o->http_status, .error = text};
+    struct outcome *x = queue_outcome(e, &a, MTR_DELIVERY_PENDING, now + wait, f->wh, f->kind);
+    if (x)
+        x->deferred = 1;
+    flight_origin(e, f, origin, sizeof origin);
+    origins_note(&e->origins, origin, now + wait, o->http_status);
+    e->stats.deferred++;
+    return 1;
+}
+
 /* What an attempt's outcome means: the attempt recorded, the next one
  * scheduled, or the webhook disabled. */
 static void handle_outcome(struct engine *e, struct flight *f, const struct mtr_sink_outcome *o)
@@ -347,6 +404,10 @@ static void handle_outcome(struct engine *e, struct flight *f, const struct mtr_
     e->in_flight--;
     if (f->kind == FLIGHT_VERIFY) { /* a challenge: nothing to record */
         answer_request(e, f, o, error);
+        flight_free(f);
+        return;
+    }
+    if (defer(e, f, o, error, now)) {
         flight_free(f);
         return;
     }

@@ -5,9 +5,12 @@
  * reported; and an SSRF guard refuses loopback, private, link-local, CGNAT and
  * metadata addresses after DNS resolution, at every connect, unless
  * allow_private_networks is true. Optionally adds the Standard Webhooks
- * headers (webhook-id, webhook-timestamp, webhook-signature). */
+ * headers (webhook-id, webhook-timestamp, webhook-signature). With
+ * max_in_flight, max_rate or pause_on_retry_after it protects each receiver
+ * origin (limits.h): what an origin cannot take now is held or deferred. */
 #include <metronome/metronome.h>
 #include <metronome/netguard.h>
+#include "limits.h"
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -40,7 +43,8 @@ struct transfer {
     int64_t retry_after_s;
     mtr_time submitted_at; /* the daemon's clock: HTTP-dates are read against it */
     struct timespec started;
-    char refused[256]; /* set by the SSRF guard */
+    struct origin *origin; /* with receiver protection on, else NULL */
+    char refused[256];     /* set by the SSRF guard */
     char curl_error[CURL_ERROR_SIZE];
     struct transfer *next_free;
 };
@@ -61,6 +65,8 @@ struct http_sink {
     CURLM *multi;
     int in_flight;
     struct transfer *free_list;
+    struct limits limits;
+    size_t held; /* deliveries waiting in origins' queues */
 };
 
 /* ---- the SSRF guard ------------------------------------------------------------------- */
@@ -306,11 +312,22 @@ static int build_headers(struct http_sink *s, struct transfer *t, const struct m
     return 0;
 }
 
-static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_fn done, void *core)
+/* Hands d back to the core to be sent again in wait seconds (sink.h: deferral). */
+static void defer(const struct mtr_delivery *d, mtr_sink_done_fn done, void *core, int64_t wait,
+                  int http_status, const char *why)
 {
-    struct http_sink *s = state;
-    if (s->in_flight >= s->concurrency)
-        return MTR_EAGAIN;
+    struct mtr_sink_outcome o = {.status = MTR_EAGAIN,
+                                 .http_status = http_status,
+                                 .retry_after_s = wait,
+                                 .error = why,
+                                 .cookie = d->cookie};
+    done(core, &o);
+}
+
+/* Starts the request of d to target; MTR_OK or MTR_ERR (with the error set). */
+static int start(struct http_sink *s, const struct mtr_delivery *d, const char *target,
+                 struct origin *origin, mtr_sink_done_fn done, void *core)
+{
     struct transfer *t = transfer_get(s);
     if (!t || build_headers(s, t, d) != 0) {
         if (t)
@@ -318,22 +335,7 @@ static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_
         s->host->set_error(s->ctx, "out of memory");
         return MTR_ERR;
     }
-    const char *target = s->url ? s->url : d->target;
-    if (!target) {
-        transfer_put(s, t);
-        s->host->set_error(s->ctx, "no target: events have no callback URI, so a sink in "
-                                   "'events.sinks' needs its own 'url'");
-        return MTR_ERR;
-    }
-    char why[300];
-    if (s->proxy && !s->allow_private && target_private(target, why, sizeof why)) {
-        transfer_put(s, t);
-        s->host->set_error(s->ctx,
-                           "refused to send through the proxy: %s (set "
-                           "allow_private_networks: true to allow)",
-                           why);
-        return MTR_ERR;
-    }
+    t->origin = origin;
     t->done = done;
     t->core = core;
     t->cookie = d->cookie;
@@ -350,7 +352,127 @@ static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_
         return MTR_ERR;
     }
     s->in_flight++;
+    if (origin)
+        limits_start(origin, d->now);
     return MTR_OK;
+}
+
+/* Queues d behind origin's requests; MTR_OK or MTR_ERR. */
+static int hold(struct http_sink *s, struct origin *o, const struct mtr_delivery *d,
+                mtr_sink_done_fn done, void *core)
+{
+    struct held *h = malloc(sizeof *h);
+    if (!h) {
+        s->host->set_error(s->ctx, "out of memory");
+        return MTR_ERR;
+    }
+    *h = (struct held){.d = *d, .done = done, .core = core};
+    if (o->tail)
+        o->tail->next = h;
+    else
+        o->head = h;
+    o->tail = h;
+    o->n_held++;
+    s->held++;
+    return MTR_OK;
+}
+
+/* The target of d: the sink's url, else the callback; NULL with the error set. */
+static const char *target_of(struct http_sink *s, const struct mtr_delivery *d)
+{
+    const char *target = s->url ? s->url : d->target;
+    char why[300];
+    if (!target) {
+        s->host->set_error(s->ctx, "no target: events have no callback URI, so a sink in "
+                                   "'events.sinks' needs its own 'url'");
+        return NULL;
+    }
+    if (s->proxy && !s->allow_private && target_private(target, why, sizeof why)) {
+        s->host->set_error(s->ctx,
+                           "refused to send through the proxy: %s (set "
+                           "allow_private_networks: true to allow)",
+                           why);
+        return NULL;
+    }
+    return target;
+}
+
+static int http_submit(void *state, const struct mtr_delivery *d, mtr_sink_done_fn done, void *core)
+{
+    struct http_sink *s = state;
+    const char *target = target_of(s, d);
+    struct origin *o = NULL;
+    if (!target)
+        return MTR_ERR;
+    if (limits_on(&s->limits)) {
+        char why[400];
+        int64_t wait;
+        if (!(o = limits_origin(&s->limits, target))) {
+            s->host->set_error(s->ctx, "cannot read the origin of '%.200s'", target);
+            return MTR_ERR;
+        }
+        switch (limits_check(&s->limits, o, d->now, 0, &wait, why, sizeof why)) {
+        case DEFER:
+            defer(d, done, core, wait, 0, why);
+            return MTR_OK;
+        case HOLD:
+            return hold(s, o, d, done, core);
+        case GO:
+            break;
+        }
+    }
+    if (s->in_flight >= s->concurrency)
+        return MTR_EAGAIN;
+    return start(s, d, target, o, done, core);
+}
+
+/* Sends or defers what origin o holds, oldest first, as far as its limits
+ * and the sink's concurrency let it. */
+static void release(void *arg, struct origin *o)
+{
+    struct http_sink *s = arg;
+    mtr_time now = s->host->now(s->ctx);
+    while (o->head) {
+        struct held *h = o->head;
+        char why[400];
+        int64_t wait;
+        enum verdict v = limits_check(&s->limits, o, now, 1, &wait, why, sizeof why);
+        if (v == HOLD || (v == GO && s->in_flight >= s->concurrency))
+            return;
+        o->head = h->next;
+        if (!o->head)
+            o->tail = NULL;
+        o->n_held--;
+        s->held--;
+        h->d.now = now;
+        const char *target = v == DEFER ? NULL : target_of(s, &h->d);
+        if (v == DEFER) {
+            defer(&h->d, h->done, h->core, wait, 0, why);
+        } else if (!target || start(s, &h->d, target, o, h->done, h->core) != MTR_OK) {
+            snprintf(why, sizeof why, "not sent: out of memory, or its target was refused");
+            struct mtr_sink_outcome out = {
+                .status = MTR_ERR, .retry_after_s = -1, .error = why, .cookie = h->d.cookie};
+            h->done(h->core, &out);
+        }
+        free(h);
+    }
+}
+
+/* The receiver asked origin o to wait: what it holds is deferred as well. */
+static void defer_held(struct http_sink *s, struct origin *o, mtr_time now)
+{
+    while (o->head) {
+        struct held *h = o->head;
+        char why[400];
+        o->head = h->next;
+        o->n_held--;
+        s->held--;
+        snprintf(why, sizeof why, "%s asked to wait (HTTP %d with Retry-After)", o->key,
+                 o->paused_status);
+        defer(&h->d, h->done, h->core, o->paused_until - now, 0, why);
+        free(h);
+    }
+    o->tail = NULL;
 }
 
 static void finish(struct http_sink *s, struct transfer *t, CURLcode result)
@@ -390,18 +512,37 @@ static void finish(struct http_sink *s, struct transfer *t, CURLcode result)
     }
     curl_multi_remove_handle(s->multi, t->easy);
     s->in_flight--;
+    struct origin *origin = t->origin;
+    mtr_time at = s->host->now(s->ctx);
+    char waiting[200];
+    if (origin) {
+        limits_end(origin);
+        if (o.status == MTR_ERR && (status == 429 || status == 503) &&
+            limits_pause(&s->limits, origin, at, t->retry_after_s, (int)status)) {
+            o.status = MTR_EAGAIN; /* the receiver's word: wait, do not count it a failure */
+            snprintf(waiting, sizeof waiting, "HTTP %ld: the receiver asked to wait %llds", status,
+                     (long long)t->retry_after_s);
+            o.error = waiting;
+        } else {
+            limits_answered(origin);
+        }
+    }
     mtr_sink_done_fn done = t->done;
     void *core = t->core;
     done(core, &o);
     transfer_put(s, t);
+    if (origin && origin->paused_until > at)
+        defer_held(s, origin, at);
 }
 
 static int http_poll(void *state, int timeout_ms)
 {
     struct http_sink *s = state;
     int running = 0, msgs;
+    if (s->held)
+        limits_each_holding(&s->limits, release, s);
     if (s->in_flight == 0)
-        return 0;
+        return (int)s->held;
     curl_multi_perform(s->multi, &running);
     if (running > 0 && timeout_ms > 0) {
         curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
@@ -415,7 +556,9 @@ static int http_poll(void *state, int timeout_ms)
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         finish(s, t, m->data.result);
     }
-    return s->in_flight;
+    if (s->held)
+        limits_each_holding(&s->limits, release, s);
+    return s->in_flight + (int)s->held;
 }
 
 static uint64_t http_max_body(void *state)
@@ -473,6 +616,9 @@ static int http_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **sta
     s->ca_file = host->get_string(ctx, "ca_file");
     s->proxy = host->get_string(ctx, "proxy");
     s->url = host->get_string(ctx, "url");
+    s->limits.max_in_flight = host->get_int(ctx, "max_in_flight");
+    s->limits.max_rate = host->get_int(ctx, "max_rate");
+    s->limits.pause_on_retry_after = host->get_bool(ctx, "pause_on_retry_after");
     if (s->url && strncmp(s->url, "https://", 8) != 0 && strncmp(s->url, "http://", 7) != 0) {
         host->set_error(ctx, "url '%.200s': want an http:// or https:// URL", s->url);
         return MTR_ERR;
@@ -509,6 +655,7 @@ static void http_stop(void *state)
         return;
     while (s->in_flight > 0) /* bounded by the timeout of each transfer */
         http_poll(s, 100);
+    limits_free(&s->limits); /* nothing is held: the core waited for every outcome */
     while (s->free_list) {
         struct transfer *t = s->free_list;
         s->free_list = t->next_free;
@@ -556,6 +703,25 @@ static const struct mtr_option http_options[] = {
      .min = 1024,
      .max = 1073741824,
      .help = "larger payloads are split by vehicles, never truncated"},
+    {.name = "max_in_flight",
+     .type = MTR_OPT_INT,
+     .default_value = "0",
+     .min = 0,
+     .max = 4096,
+     .help = "requests in flight at once to one receiver origin (scheme, host, port), shared by "
+             "every webhook posting there; more wait their turn (0: no cap)"},
+    {.name = "max_rate",
+     .type = MTR_OPT_INT,
+     .default_value = "0",
+     .min = 0,
+     .max = 100000,
+     .help = "requests started a second to one receiver origin; more are deferred, without "
+             "counting as attempts, to the seconds after (0: no cap)"},
+    {.name = "pause_on_retry_after",
+     .type = MTR_OPT_BOOL,
+     .default_value = "false",
+     .help = "a 429 or 503 with Retry-After pauses the receiver's origin that long and is not "
+             "counted against the delivery's retries; deliveries wait for at most a day"},
     {.name = "headers", .type = MTR_OPT_LIST, .help = "extra request headers, \"Name: value\""},
     {.name = "allow_private_networks",
      .type = MTR_OPT_BOOL,

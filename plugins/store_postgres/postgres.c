@@ -1321,6 +1321,28 @@ static int pg_record_attempts_as(void *state, const char *owner,
     return rc;
 }
 
+#define DEFER_SQL                                                                                  \
+    "UPDATE deliveries SET next_attempt_at = $2, last_status = $3, last_error = $4, updated_at = " \
+    "$5, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 0 AND (lease_owner IS "  \
+    "NULL OR lease_owner = $6)"
+
+static int pg_defer_deliveries(void *state, const char *owner, const struct mtr_deferral *d,
+                               size_t n, int *fenced)
+{
+    struct pg_store *s = state;
+    int own, rc = tx_enter(s, &own);
+    for (size_t i = 0; i < n && rc == MTR_OK; i++) {
+        struct nums k = {0};
+        const char *v[] = {d[i].delivery_id,          num(&k, d[i].next_attempt_at),
+                           num(&k, d[i].last_status), d[i].last_error,
+                           num(&k, d[i].at),          owner};
+        uint64_t changed = 0;
+        rc = run(s, "defer delivery", DEFER_SQL, 6, v, &changed);
+        fenced[i] = rc == MTR_OK && changed == 0;
+    }
+    return tx_leave(s, own, rc);
+}
+
 static int pg_record_attempt(void *state, const struct mtr_attempt_row *a, int new_state,
                              mtr_time next_attempt_at)
 {
@@ -1676,6 +1698,7 @@ static const struct mtr_store_ops pg_ops = {
     .job_retry_as = pg_job_retry_as,
     .job_set_state_as = pg_job_set_state_as,
     .record_attempts_as = pg_record_attempts_as,
+    .defer_deliveries = pg_defer_deliveries,
     .quota_take = pg_quota_take,
 };
 

@@ -51,6 +51,7 @@ enum stmt_id {
     S_ATTEMPT_INSERT,
     S_DELIVERY_UPDATE,
     S_DELIVERY_UPDATE_FENCED,
+    S_DELIVERY_DEFER,
     S_FAIL_PENDING,
     S_REPLAY_ONE,
     S_REPLAY_WEBHOOK,
@@ -180,6 +181,11 @@ static const char *const sql_text[S_COUNT] = {
         "last_error = ?6, first_attempt_at = CASE WHEN first_attempt_at = 0 THEN ?7 ELSE "
         "first_attempt_at END, updated_at = ?7, lease_owner = NULL, lease_until = NULL "
         "WHERE id = ?1 AND (lease_owner IS NULL OR lease_owner = ?8)",
+    /* a deferral: due again later, no attempt counted; fenced like the update */
+    [S_DELIVERY_DEFER] =
+        "UPDATE deliveries SET next_attempt_at = ?2, last_status = ?3, last_error = ?4, "
+        "updated_at = ?5, lease_owner = NULL, lease_until = NULL "
+        "WHERE id = ?1 AND state = 0 AND (lease_owner IS NULL OR lease_owner = ?6)",
     [S_FAIL_PENDING] = "UPDATE deliveries SET state = 2, last_error = ?2, updated_at = ?3, "
                        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND state = 0",
     [S_REPLAY_ONE] = "UPDATE deliveries SET state = 0, round_start = attempts, "
@@ -1293,6 +1299,32 @@ static int sqlite_record_attempts_as(void *state, const char *owner,
     return rc;
 }
 
+static int sqlite_defer_deliveries(void *state, const char *owner, const struct mtr_deferral *d,
+                                   size_t n, int *fenced)
+{
+    struct sqlite_store *s = state;
+    int own, rc;
+    if (tx_enter(s, &own) != MTR_OK)
+        return MTR_ERR;
+    rc = MTR_OK;
+    for (size_t i = 0; i < n && rc == MTR_OK; i++) {
+        sqlite3_stmt *st = stmt(s, S_DELIVERY_DEFER);
+        if (!st) {
+            rc = MTR_ERR;
+            break;
+        }
+        bind_text(st, 1, d[i].delivery_id);
+        sqlite3_bind_int64(st, 2, d[i].next_attempt_at);
+        sqlite3_bind_int(st, 3, d[i].last_status);
+        bind_text(st, 4, d[i].last_error);
+        sqlite3_bind_int64(st, 5, d[i].at);
+        bind_text(st, 6, owner);
+        rc = run(s, st, "defer delivery");
+        fenced[i] = rc == MTR_OK && sqlite3_changes(s->db) == 0;
+    }
+    return tx_leave(s, own, rc);
+}
+
 static int sqlite_fail_pending(void *state, const char *webhook_id, const char *reason,
                                mtr_time now, uint64_t *count)
 {
@@ -1742,6 +1774,7 @@ static const struct mtr_store_ops sqlite_ops = {
     .delivery_counts = sqlite_delivery_counts,
     .record_attempt_as = sqlite_record_attempt_as,
     .record_attempts_as = sqlite_record_attempts_as,
+    .defer_deliveries = sqlite_defer_deliveries,
     .quota_take = sqlite_quota_take,
     .node_heartbeat = sqlite_node_heartbeat,
     .nodes_list = sqlite_nodes_list,

@@ -528,6 +528,64 @@ Test(api, status_asks_the_running_daemon)
     scenario_stop(&s);
 }
 
+/* ---- receiver protection in status and metrics ---------------------------------------------- */
+
+static int origin_deferred(void *arg)
+{
+    struct daemon *d = arg;
+    struct http_reply r = get(d, "/api/v1/status");
+    json_t *w = json_array_get(json_object_get(r.json, "waits"), 0);
+    int ok = w && json_integer_value(json_object_get(w, "deferred")) >= 2;
+    http_reply_free(&r);
+    return ok;
+}
+
+Test(api, an_origin_that_asked_to_wait_shows_in_status_and_metrics, .timeout = 60)
+{
+    struct scenario s;
+    struct daemon d;
+    char admin[128];
+    snprintf(admin, sizeof admin, "admin: {listen: \"127.0.0.1:%u\", token: %s}\n", free_port(),
+             ADMIN);
+    scenario_start(&s, &(struct scenario_opts){.extra = admin,
+                                               .sink_extra = ", pause_on_retry_after: true",
+                                               .cadence = "{policy: interval, every: 1s}",
+                                               .delivery = "{spread: [0s, 0s]}"});
+    sc_ok(&s, "webhook", "verify", "fleet", NULL);
+    sc_ok(&s, "subscribe", "fleet", "v1", NULL);
+    receiver_default(&s.r, (struct receiver_rule){.status = 503, .retry_after = 3600});
+    daemon_start(&d, s.config, ADMIN, NULL);
+    cr_assert(poll_until(origin_deferred, &d, 20000), "later ticks' deliveries are deferred");
+    char origin[64], series[128];
+    snprintf(origin, sizeof origin, "http://127.0.0.1:%u", s.r.port);
+    struct http_reply r = get(&d, "/api/v1/status");
+    json_t *w = json_array_get(json_object_get(r.json, "waits"), 0);
+    cr_expect_str_eq(jstr(w, "origin"), origin);
+    json_int_t left = json_integer_value(json_object_get(w, "waitSeconds"));
+    cr_expect(left > 3500 && left <= 3600, "waits out the Retry-After: %lld", (long long)left);
+    cr_expect_eq(json_integer_value(json_object_get(w, "lastStatus")), 503);
+    cr_expect(
+        json_integer_value(json_object_get(json_object_get(r.json, "counters"), "deferred")) >= 2,
+        "%s", r.body);
+    http_reply_free(&r);
+    r = get(&d, "/api/v1/webhooks/fleet");
+    cr_expect_str_eq(jstr(r.json, "state"), "active", "slowed, not disabled");
+    http_reply_free(&r);
+    struct run_result st = sc_run(&s, "status", NULL);
+    cr_expect(strstr(st.out, origin) != NULL && strstr(st.out, "Retry-After") != NULL, "%s%s",
+              st.out, st.err);
+    run_result_free(&st);
+    r = http_call(&d, "GET", "/metrics", NULL, NULL, 0);
+    snprintf(series, sizeof series, "metronome_origin_wait_seconds{origin=\"%s\"}", origin);
+    double wait = sample(r.body, series);
+    cr_expect(wait > 3500 && wait <= 3600, "%s = %g", series, wait);
+    snprintf(series, sizeof series, "metronome_deliveries_deferred_total{origin=\"%s\"}", origin);
+    cr_expect(sample(r.body, series) >= 2, "%s", r.body);
+    http_reply_free(&r);
+    cr_expect_eq(daemon_stop(&d), 0);
+    scenario_stop(&s);
+}
+
 /* ---- TLS, metrics_auth, logs ---------------------------------------------------------- */
 
 Test(api, speaks_https_with_tls_cert_and_key_and_guards_metrics_on_request)

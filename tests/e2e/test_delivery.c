@@ -609,6 +609,148 @@ Test(delivery, retry_after_is_honoured, .timeout = 60)
     scenario_stop(&s);
 }
 
+/* ---- receiver protection -------------------------------------------------------------------- */
+
+static const char *const six_vehicles[] = {"v1", "v2", "v3", "v4", "v5", "v6", NULL};
+
+/* Each delivery of d has exactly one attempt, and it was answered 200. */
+static void expect_one_attempt_each(json_t *d)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(d, i, x)
+    {
+        cr_expect_str_eq(json_string_value(json_object_get(x, "state")), "delivered");
+        json_t *a = attempts_of(x);
+        cr_expect_eq(json_array_size(a), 1, "a deferral is not an attempt: %zu",
+                     json_array_size(a));
+        cr_expect_eq(json_integer_value(json_object_get(json_array_get(a, 0), "httpStatus")), 200);
+    }
+}
+
+Test(delivery, a_503_with_retry_after_slows_its_receiver_and_does_not_disable_it, .timeout = 90)
+{
+    /* the receiver answers 503 with Retry-After: 600 for 40 minutes: its origin pauses 10
+     * minutes at a time (no retry schedule, no disable), then everything is delivered once */
+    struct scenario s;
+    scenario_start(&s, &(struct scenario_opts){.sink_extra = ", pause_on_retry_after: true",
+                                               .webhook_extra = "    vehicles_per_payload: 1\n",
+                                               .delivery = "{spread: [0s, 0s]}"});
+    sc_setup(&s, "2030-03-01T15:45:00Z", three);
+    receiver_default(&s.r, (struct receiver_rule){.status = 503, .retry_after = 600});
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:40:00Z");
+    size_t asked = sc_payloads(&s);
+    /* the three go out together at 16:00; then one request every 10 minutes (16:10 ..
+     * 16:40) tries the origin, and the others wait behind it */
+    cr_expect_eq(asked, 7, "%zu requests in 40 minutes of 503s", asked);
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "active", "slowed, not disabled (%s)", reason);
+    json_t *d = sc_deliveries(&s);
+    cr_expect_eq(count_state(d, "pending"), 3, "all three still pending");
+    json_decref(d);
+    receiver_default(&s.r, (struct receiver_rule){.status = 200, .retry_after = -1});
+    sc_virtual(&s, "2030-03-01T16:40:00Z", "2030-03-01T17:05:00Z");
+    d = sc_deliveries(&s);
+    cr_expect_eq(json_array_size(d), 6, "16:00 and 17:00, three each");
+    expect_one_attempt_each(d);
+    json_decref(d);
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "active");
+    scenario_stop(&s);
+}
+
+Test(delivery, without_pause_on_retry_after_a_503_is_a_failed_attempt, .timeout = 60)
+{
+    /* the default is Smartcar's: the same receiver disables the webhook */
+    struct scenario s;
+    scenario_start(&s, &(struct scenario_opts){.webhook_extra = "    vehicles_per_payload: 1\n",
+                                               .delivery = "{spread: [0s, 0s]}"});
+    sc_setup(&s, "2030-03-01T15:45:00Z", three);
+    receiver_default(&s.r, (struct receiver_rule){.status = 503, .retry_after = 600});
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:40:00Z");
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "disabled");
+    cr_expect_str_eq(reason, "retries-exhausted");
+    scenario_stop(&s);
+}
+
+Test(delivery, a_receiver_that_asks_to_wait_forever_is_given_a_day, .timeout = 90)
+{
+    /* deferrals stop a day after the delivery was made: then its retries count again */
+    struct scenario s;
+    static const char *const one[] = {"v1", NULL};
+    scenario_start(&s, &(struct scenario_opts){.sink_extra = ", pause_on_retry_after: true",
+                                               .cadence = "{policy: daily, at: \"16:00\"}",
+                                               .delivery = "{spread: [0s, 0s]}"});
+    sc_setup(&s, "2030-03-01T15:45:00Z", one);
+    receiver_default(&s.r, (struct receiver_rule){.status = 503, .retry_after = 7200});
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-02T15:50:00Z");
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "active", "still waiting within the day");
+    sc_virtual(&s, "2030-03-02T15:50:00Z", "2030-03-02T17:30:00Z");
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "disabled", "a day of 503s is enough");
+    cr_expect_str_eq(reason, "retries-exhausted");
+    scenario_stop(&s);
+}
+
+Test(delivery, max_in_flight_caps_the_requests_open_at_once_to_an_origin, .timeout = 60)
+{
+    struct scenario s;
+    scenario_start(&s, &(struct scenario_opts){.sink_extra = ", max_in_flight: 2",
+                                               .webhook_extra = "    vehicles_per_payload: 1\n",
+                                               .delivery = "{spread: [0s, 0s]}"});
+    sc_setup(&s, "2030-03-01T15:45:00Z", six_vehicles);
+    receiver_default(&s.r,
+                     (struct receiver_rule){
+                         .mode = RECV_HANG, .status = 200, .retry_after = -1, .hang_ms = 150});
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:05:00Z");
+    cr_expect_eq(receiver_max_active(&s.r), 2, "at most 2 open at once (6 without the cap)");
+    json_t *d = sc_deliveries(&s);
+    cr_expect_eq(json_array_size(d), 6);
+    expect_one_attempt_each(d);
+    json_decref(d);
+    scenario_stop(&s);
+}
+
+Test(delivery, max_rate_spreads_an_origins_requests_over_seconds, .timeout = 60)
+{
+    /* webhook-timestamp is the daemon's (virtual) second each request was started in */
+    struct scenario s;
+    scenario_start(&s,
+                   &(struct scenario_opts){.sink_extra = ", max_rate: 2, standard_webhooks: true, "
+                                                         "standard_webhooks_secret: "
+                                                         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                                           .webhook_extra = "    vehicles_per_payload: 1\n",
+                                           .delivery = "{spread: [0s, 0s]}"});
+    sc_setup(&s, "2030-03-01T15:45:00Z", six_vehicles);
+    sc_virtual(&s, "2030-03-01T15:45:00Z", "2030-03-01T16:05:00Z");
+    cr_assert_eq(sc_payloads(&s), 6, "each sent once");
+    long long first = 0, last = 0;
+    int per[16] = {0};
+    for (size_t i = 0; i < 6; i++) {
+        struct received x;
+        receiver_get_payload(&s.r, i, &x);
+        long long ts = atoll(x.webhook_timestamp ? x.webhook_timestamp : "0");
+        first = i == 0 || ts < first ? ts : first;
+        last = ts > last ? ts : last;
+        if (ts - iso("2030-03-01T16:00:00Z") >= 0 && ts - iso("2030-03-01T16:00:00Z") < 16)
+            per[ts - iso("2030-03-01T16:00:00Z")]++;
+        received_free(&x);
+    }
+    cr_expect_eq(first, iso("2030-03-01T16:00:00Z"));
+    cr_expect_eq(last - first, 2, "2 a second: 16:00:00, :01, :02");
+    for (int k = 0; k < 16; k++)
+        cr_expect(per[k] <= 2, "%d requests in second %d", per[k], k);
+    json_t *d = sc_deliveries(&s);
+    expect_one_attempt_each(d);
+    json_decref(d);
+    scenario_stop(&s);
+}
+
 Test(delivery, asleep_vehicles_are_fetched_again_in_later_slots, .timeout = 60)
 {
     /* SPEC 3: a vehicle that cannot be fetched is tried in each following 15-minute

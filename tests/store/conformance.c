@@ -465,6 +465,78 @@ Test(store, a_batch_holding_two_attempts_of_one_delivery_keeps_their_order)
     node_close(&a);
 }
 
+struct seen_row {
+    int attempts, state, last_status;
+    mtr_time next_attempt_at, first_attempt_at;
+    char last_error[128];
+};
+
+static int copy_row(void *arg, const struct mtr_delivery_row *row)
+{
+    struct seen_row *s = arg;
+    s->attempts = row->attempts;
+    s->state = row->state;
+    s->last_status = row->last_status;
+    s->next_attempt_at = row->next_attempt_at;
+    s->first_attempt_at = row->first_attempt_at;
+    snprintf(s->last_error, sizeof s->last_error, "%s", row->last_error ? row->last_error : "");
+    return 0;
+}
+
+Test(store, a_deferral_moves_the_due_time_without_an_attempt_and_is_fenced)
+{
+    struct node a, b;
+    two_nodes(&a, &b);
+    fleet(&a, 1);
+    cr_assert_not_null(a.ops->defer_deliveries, "the store keeps deferrals (ABI 1.4)");
+    const char *ids[] = {"77777777-0000-4000-8000-000000000001",
+                         "77777777-0000-4000-8000-000000000002"};
+    struct mtr_delivery_row rows[] = {delivery(ids[0], 3600, "node-a"),
+                                      delivery(ids[1], 3600, "node-a")};
+    rows[1].next_attempt_at = rows[1].lease_until = 3000; /* its lease ends first */
+    int ins[2], fenced[2] = {-1, -1};
+    char claimed[40] = "";
+    OK(&a, deliveries_insert(a.st, rows, 2, NULL, 0, ins));
+    struct mtr_attempt_record first = {
+        .attempt = {.delivery_id = ids[0], .n = 1, .at = 2900, .http_status = 500},
+        .new_state = MTR_DELIVERY_PENDING,
+        .next_attempt_at = 2930};
+    OK(&a, record_attempts_as(a.st, "node-a", &first, 1, fenced));
+    OK(&a, claim_deliveries(a.st, "node-a", 2930, 3530, 1, on_delivery, claimed));
+    cr_assert_str_eq(claimed, ids[0], "a holds the retry");
+    OK(&b, claim_deliveries(b.st, "node-b", 3001, 3800, 10, on_delivery, claimed));
+    cr_assert_str_eq(claimed, ids[1], "b took over the one whose lease ran out");
+    struct mtr_deferral d[] = {
+        {.delivery_id = ids[0],
+         .at = 3100,
+         .next_attempt_at = 3700,
+         .last_status = 503,
+         .last_error = "deferred 600s"},
+        {.delivery_id = ids[1], .at = 3100, .next_attempt_at = 3700, .last_error = "deferred"}};
+    OK(&a, begin(a.st));
+    OK(&a, defer_deliveries(a.st, "node-a", d, 2, fenced));
+    OK(&a, commit(a.st));
+    cr_expect(fenced[0] == 0 && fenced[1] == 1, "b's is fenced: %d %d", fenced[0], fenced[1]);
+    struct seen_row r = {0};
+    OK(&a, delivery_get(a.st, ids[0], copy_row, &r));
+    cr_expect_eq(r.state, MTR_DELIVERY_PENDING);
+    cr_expect_eq(r.attempts, 1, "no attempt counted");
+    cr_expect_eq(attempts_of(&a, ids[0]), 1, "and none recorded");
+    cr_expect_eq(r.first_attempt_at, 2900, "the round is the same round");
+    cr_expect_eq(r.next_attempt_at, 3700);
+    cr_expect_eq(r.last_status, 503);
+    cr_expect_str_eq(r.last_error, "deferred 600s");
+    claimed[0] = '\0';
+    OK(&b, claim_deliveries(b.st, "node-b", 3699, 4299, 10, on_delivery, claimed));
+    cr_expect_str_eq(claimed, "", "not due before 3700 (b's own is still leased to b)");
+    OK(&b, claim_deliveries(b.st, "node-b", 3700, 4300, 10, on_delivery, claimed));
+    cr_expect_str_eq(claimed, ids[0], "due at 3700, its lease released");
+    OK(&b, delivery_get(b.st, ids[1], copy_row, &r));
+    cr_expect_eq(r.next_attempt_at, 3800, "b's delivery untouched (its lease)");
+    node_close(&b);
+    node_close(&a);
+}
+
 static int64_t take(struct node *n, const char *key, mtr_time now, int64_t want)
 {
     int64_t granted = -1;

@@ -188,6 +188,8 @@ static enum MHD_Result handle(struct receiver *r, struct MHD_Connection *c, stru
     if (rule.mode == RECV_HANG)
         status = rule.status;
     record(r, c, id, event, q->body ? q->body : "", q->len, sig_ok, status, vehicles);
+    if (!is_verify && ++r->active > r->max_active)
+        r->max_active = r->active;
     pthread_mutex_unlock(&r->mu);
     if (is_verify) {
         const char *challenge =
@@ -197,12 +199,15 @@ static enum MHD_Result handle(struct receiver *r, struct MHD_Connection *c, stru
         snprintf(reply, sizeof reply, "{\"challenge\":\"%s\"}", expected);
     }
     json_decref(v);
-    if (rule.mode == RECV_DROP)
-        return MHD_NO; /* closes the connection without an answer */
     if (rule.mode == RECV_HANG) {
         struct timespec ts = {rule.hang_ms / 1000, (long)(rule.hang_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
+    pthread_mutex_lock(&r->mu);
+    r->active -= !is_verify;
+    pthread_mutex_unlock(&r->mu);
+    if (rule.mode == RECV_DROP)
+        return MHD_NO; /* closes the connection without an answer */
     return answer(c, status ? status : 200, reply, rule.retry_after, rule.retry_after_text);
 }
 
@@ -314,6 +319,14 @@ void receiver_verify_rule(struct receiver *r, struct receiver_rule rule)
     pthread_mutex_lock(&r->mu);
     r->verify_rule = rule;
     pthread_mutex_unlock(&r->mu);
+}
+
+size_t receiver_max_active(struct receiver *r)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->max_active;
+    pthread_mutex_unlock(&r->mu);
+    return n;
 }
 
 size_t receiver_count(struct receiver *r)

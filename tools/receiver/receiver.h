@@ -57,9 +57,10 @@ struct receiver {
     size_t n_log, cap_log;
     struct seen_id *seen; /* arrivals per delivery id: open addressing, cap_seen a power of 2 */
     size_t n_seen, cap_seen;
-    size_t n_scheduled;   /* scheduled payloads received */
-    FILE *log_file;       /* JSON lines of what arrived, or NULL */
-    unsigned flaky_every; /* answer 503 to every n-th payload (0: never) */
+    size_t n_scheduled;        /* scheduled payloads received */
+    FILE *log_file;            /* JSON lines of what arrived, or NULL */
+    unsigned flaky_every;      /* answer 503 to every n-th payload (0: never) */
+    size_t active, max_active; /* payloads being answered now, and the most at once */
 };
 
 /* Starts on 127.0.0.1:port (0: any free port; r->port tells). token is the
@@ -76,6 +77,8 @@ void receiver_verify_rule(struct receiver *r, struct receiver_rule rule);
 
 /* Copies of the log under the lock. */
 size_t receiver_count(struct receiver *r);
+/* The most payloads it was answering at once (verify challenges aside). */
+size_t receiver_max_active(struct receiver *r);
 size_t receiver_count_event(struct receiver *r, const char *event);
 /* The i-th request (copy owned by the caller: received_free). */
 int receiver_get(struct receiver *r, size_t i, struct received *out);

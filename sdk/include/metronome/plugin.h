@@ -23,8 +23,8 @@ extern "C" {
 #define MTR_PLUGIN_MAGIC 0x4d54524eu /* "MTRN" */
 #define MTR_ABI_MAJOR 1
 #define MTR_ABI_MINOR                                                                              \
-    3 /* 1.1: store read_only and check; 1.2: store listings, webhook_delete;                      \
-        1.3: batched outcomes, shared quotas (store and host) */
+    4 /* 1.1: store read_only and check; 1.2: store listings, webhook_delete;                      \
+        1.3: batched outcomes, shared quotas (store and host); 1.4: deferred deliveries */
 #define MTR_PLUGIN_ENTRY_SYMBOL "mtr_plugin_entry"
 
 #if defined(__GNUC__)

@@ -17,7 +17,15 @@
  * {"version":"2.0","webhookId":...,"eventName":"verify","payload":{"challenge":...}}
  * with attempt 1; it POSTs it like any payload and reports the receiver's
  * answer in response/response_len, which the core checks. Sinks without the
- * flag never see challenges. */
+ * flag never see challenges.
+ *
+ * Deferral (ABI 1.4): an outcome whose status is MTR_EAGAIN says "not now":
+ * the sink held the delivery back (its receiver's limits, http_status 0) or
+ * the receiver asked it to wait (429 or 503 with Retry-After, http_status
+ * set). retry_after_s says how many seconds to wait. The core sends it again
+ * then without counting it against the delivery's retries, for at most a day
+ * from the delivery's creation; after that a deferral is an ordinary failure.
+ * A core before 1.4 takes it as a failure. */
 #ifndef METRONOME_SINK_H
 #define METRONOME_SINK_H
 
@@ -46,8 +54,8 @@ struct mtr_delivery {
 };
 
 struct mtr_sink_outcome {
-    int status;            /* MTR_OK: delivered (2xx); MTR_ERR: not delivered */
-    int http_status;       /* 0 when there was no response */
+    int status;      /* MTR_OK: delivered (2xx); MTR_ERR: not delivered; MTR_EAGAIN: deferred */
+    int http_status; /* 0 when there was no response */
     int64_t retry_after_s; /* from Retry-After, -1 when absent */
     int64_t latency_us;
     const char *error;    /* transport error text, or NULL */

@@ -122,6 +122,16 @@ struct mtr_attempt_record {
     mtr_time next_attempt_at;
 };
 
+/* A delivery sent later without an attempt counted (ABI 1.4): its next due
+ * time, and what the delivery shows meanwhile as its last status and error. */
+struct mtr_deferral {
+    const char *delivery_id;
+    mtr_time at; /* when it was deferred */
+    mtr_time next_attempt_at;
+    int last_status; /* the receiver's answer (429, 503), or 0 when nothing was sent */
+    const char *last_error;
+};
+
 /* A subscription with its vehicle's credential state (ABI 1.2). */
 struct mtr_subscription_row {
     const char *webhook_id;
@@ -324,9 +334,15 @@ struct mtr_store_ops {
      * when it is empty). Without it each node keeps its own bucket. */
     int (*quota_take)(void *state, const char *key, int64_t per_minute, int64_t burst, mtr_time now,
                       int64_t want, int64_t *granted);
+    /* ABI 1.4, optional. Pending deliveries due again at next_attempt_at with
+     * no attempt recorded (their attempts, round and first attempt stay), the
+     * lease released; by the node `owner`, fenced as record_attempts_as. Without
+     * it the core records a deferral as a failed attempt. */
+    int (*defer_deliveries)(void *state, const char *owner, const struct mtr_deferral *d, size_t n,
+                            int *fenced);
 };
 
-/* The frozen layout of ABI 1.0 to 1.3 (LP64): these only grow at the end. A core reading a
+/* The frozen layout of ABI 1.0 to 1.4 (LP64): these only grow at the end. A core reading a
  * field added later checks the table's struct_size first. */
 #if defined(__LP64__) && !defined(__cplusplus)
 _Static_assert(offsetof(struct mtr_store_ops, begin) == 8, "ABI: store begin");
@@ -337,7 +353,9 @@ _Static_assert(offsetof(struct mtr_store_ops, subscriptions_list) == 248,
                "ABI 1.2: store subscriptions_list");
 _Static_assert(offsetof(struct mtr_store_ops, record_attempts_as) == 328,
                "ABI 1.3: store record_attempts_as");
-_Static_assert(sizeof(struct mtr_store_ops) == 344, "ABI 1.3 store ops size");
+_Static_assert(offsetof(struct mtr_store_ops, defer_deliveries) == 344,
+               "ABI 1.4: store defer_deliveries");
+_Static_assert(sizeof(struct mtr_store_ops) == 352, "ABI 1.4 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

@@ -810,7 +810,8 @@ static void print_status(const json_t *s)
         long long status = num(x, "lastStatus");
         printf("  %-40s %lld deferred, %s; %s", str(x, "origin"), num(x, "deferred"),
                num(x, "waitSeconds") ? "waiting" : "not waiting now",
-               status ? "it asked to wait with Retry-After, last with HTTP" : "by the sink's limits");
+               status ? "it asked to wait with Retry-After, last with HTTP"
+                      : "by the sink's limits");
         printf(status ? " %lld\n" : "\n", status);
         if (num(x, "waitSeconds"))
             printf("  %-40s until %s (%llds)\n", "", str(x, "until"), num(x, "waitSeconds"));

@@ -4,8 +4,10 @@
  * always points at the node it is about. Core sections are validated with the
  * same declared-option machinery as plugin blocks, so both speak alike. */
 #include "config.h"
+#include "engine.h"
 #include "options.h"
 #include "scalar.h"
+#include "scheduler.h"
 #include "yamltree.h"
 
 #include <curl/curl.h>
@@ -96,6 +98,13 @@ static const char *const catch_up_choices[] = {"skip", "latest", "all", NULL};
     "a webhook disabled by exhausted retries is probed (1m, 5m, 30m, then hourly, for 7 days) "    \
     "and enabled again on probation when it answers"
 
+#define SUPERSEDE_HELP                                                                             \
+    "pending retries of a tick are recorded failed (superseded) once a newer tick's payload for "  \
+    "the same vehicles is delivered; the first retry must come within the cadence's period"
+#define ORDERED_HELP                                                                               \
+    "a payload is not sent while an older tick's payload for the same vehicles is pending: it "    \
+    "waits, unattempted, until that one is delivered or failed"
+
 static const struct mtr_option delivery_options[] = {
     {.name = "retries",
      .type = MTR_OPT_INT,
@@ -114,6 +123,8 @@ static const struct mtr_option delivery_options[] = {
      .type = MTR_OPT_BOOL,
      .default_value = "false",
      .help = AUTO_RECOVER_HELP},
+    {.name = "supersede", .type = MTR_OPT_BOOL, .default_value = "false", .help = SUPERSEDE_HELP},
+    {.name = "ordered", .type = MTR_OPT_BOOL, .default_value = "false", .help = ORDERED_HELP},
     {.name = "fulfil_within",
      .type = MTR_OPT_DURATION,
      .default_value = "15m",
@@ -146,6 +157,8 @@ static const struct mtr_option webhook_delivery_options[] = {
      .help = "the retries are spread over this window"},
     {.name = "retry_schedule", .type = MTR_OPT_LIST, .help = RETRY_SCHEDULE_HELP},
     {.name = "auto_recover", .type = MTR_OPT_BOOL, .help = AUTO_RECOVER_HELP},
+    {.name = "supersede", .type = MTR_OPT_BOOL, .help = SUPERSEDE_HELP},
+    {.name = "ordered", .type = MTR_OPT_BOOL, .help = ORDERED_HELP},
     {0},
 };
 
@@ -698,6 +711,8 @@ static int load_webhook_delivery(struct loader *l, const struct ynode *map, stru
     const struct ynode *n = ynode_get(map, "delivery");
     w->retry = l->c->delivery.retry;
     w->auto_recover = l->c->delivery.auto_recover;
+    w->supersede = l->c->delivery.supersede;
+    w->ordered = l->c->delivery.ordered;
     if (!n)
         return 0;
     if (n->kind != YNODE_MAP)
@@ -711,8 +726,56 @@ static int load_webhook_delivery(struct loader *l, const struct ynode *map, stru
     const struct optval *recover = optset_find(&s, "auto_recover");
     if (recover->has_value)
         w->auto_recover = (int)recover->num;
+    const struct optval *supersede = optset_find(&s, "supersede"),
+                        *ordered = optset_find(&s, "ordered");
+    if (supersede->has_value)
+        w->supersede = (int)supersede->num;
+    if (ordered->has_value)
+        w->ordered = (int)ordered->num;
     optset_free(&s);
     return rc;
+}
+
+/* The shortest gap between the cadence's ticks, over its next 16 from a
+ * fixed Monday (2001-01-01): the period retries must fit in under supersede.
+ * 0 when the cadence has fewer ticks. */
+static int64_t cadence_period(const struct webhook_cfg *w)
+{
+    struct diag d;
+    mtr_time prev, next, gap = 0;
+    if (webhook_next_tick(w, 978307200, &prev, &d) != 0)
+        return 0;
+    for (int i = 0; i < 16 && webhook_next_tick(w, prev, &next, &d) == 0; i++, prev = next)
+        if (gap == 0 || next - prev < gap)
+            gap = next - prev;
+    return gap;
+}
+
+/* With supersede on, a webhook's first retry comes within its cadence's
+ * period: one that comes later is always behind the next tick's payload,
+ * which supersedes it once delivered - the schedule would never retry. */
+static int check_supersede_fits(struct loader *l, const struct webhook_cfg *w,
+                                const struct ynode *map)
+{
+    const struct retry_policy *rp = &w->retry;
+    if (!w->supersede || rp->retries == 0)
+        return 0;
+    int64_t first_ms = rp->n_schedule
+                           ? rp->schedule_ms[0]
+                           : retry_offset(1, rp->retries, rp->window_ms / 1000, "") * 1000;
+    int64_t period = cadence_period(w);
+    if (!period || first_ms <= period * 1000)
+        return 0;
+    const struct ynode *where =
+        ynode_get(map, "delivery") ? ynode_get(map, "delivery") : ynode_get(map, "cadence");
+    char first[32], gap[32];
+    format_duration(first_ms, first, sizeof first);
+    format_duration(period * 1000, gap, sizeof gap);
+    return at(l, where ? where : map,
+              "webhook '%s': with supersede on, a first retry %s after the first attempt never "
+              "comes before the next tick (ticks %s apart), whose payload supersedes it; retry "
+              "sooner or turn supersede off",
+              w->name, first, gap);
 }
 
 /* Reads one webhook into w; *named is set once w->name is (so the caller
@@ -767,7 +830,9 @@ static int load_webhook(struct loader *l, const struct ynode *map, struct webhoo
         }
         w->source = (size_t)k;
     }
-    rc = load_webhook_delivery(l, map, w) != 0 ? -1 : load_cadence(l, w, map);
+    rc = load_webhook_delivery(l, map, w) != 0 || load_cadence(l, w, map) != 0
+             ? -1
+             : check_supersede_fits(l, w, map);
     goto out;
 out_nomem:
     diag_set(l->d, "out of memory");
@@ -831,6 +896,8 @@ static int load_delivery(struct loader *l, const struct ynode *root)
     dc->fulfil_within_ms = opt_num(&s, "fulfil_within");
     dc->catch_up = (int)opt_num(&s, "catch_up");
     dc->auto_recover = (int)opt_num(&s, "auto_recover");
+    dc->supersede = (int)opt_num(&s, "supersede");
+    dc->ordered = (int)opt_num(&s, "ordered");
     int rc = load_retry(l, &s, n, &dc->retry);
     if (rc == 0)
         rc = load_spread(l, optset_find(&s, "spread"), n);

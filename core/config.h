@@ -48,12 +48,16 @@ struct webhook_cfg {
     int vehicles_per_payload;
     struct retry_policy retry; /* the top-level delivery block's, overridden by the webhook's */
     int auto_recover;          /* likewise: probe and re-enable when disabled (recovery.h) */
+    int supersede;             /* a delivered newer tick fails older pending ones */
+    int ordered;               /* a tick waits for older pending ones of its vehicles */
     int line; /* where the pipeline file declares it (0: defined through the API) */
 };
 
 struct delivery_cfg {
     struct retry_policy retry;
     int auto_recover;
+    int supersede;
+    int ordered;
     int64_t fulfil_within_ms;
     int64_t spread_min_ms;
     int64_t spread_max_ms;

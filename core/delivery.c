@@ -42,21 +42,6 @@ static void push_launch(struct engine *e, struct flight *f, struct courier_item 
     *list = &f->ci;
 }
 
-void delivery_launch_ready(struct engine *e)
-{
-    struct courier_item *list = NULL;
-    while (e->ready) { /* ready is newest first: pushing each in front restores the order */
-        struct flight *f = e->ready;
-        e->ready = f->next;
-        f->next = NULL;
-        if (e->failed || f->sink == SIZE_MAX)
-            flight_free(f);
-        else
-            push_launch(e, f, &list);
-    }
-    courier_send_list(&e->courier, list);
-}
-
 /* A flight that cannot be sent: its outcome is set, for the outcome stage. */
 static void settle_unsendable(struct engine *e, struct flight *f, const char *why)
 {
@@ -66,6 +51,51 @@ static void settle_unsendable(struct engine *e, struct flight *f, const char *wh
     e->in_flight++;
     f->next = e->settled;
     e->settled = f;
+}
+
+/* A flight that must wait (ordered): settled as a deferral for the outcome stage. */
+static void settle_deferred(struct engine *e, struct flight *f, int64_t wait, const char *why)
+{
+    settle_unsendable(e, f, why);
+    f->ci.o.status = MTR_EAGAIN;
+    f->ci.o.retry_after_s = wait;
+    f->behind_older = 1;
+}
+
+/* Ordered: whether f waits for an older tick's pending delivery of the same
+ * vehicles (settled as a deferral until that one is due or settled). */
+static int behind_older(struct engine *e, struct flight *f, mtr_time now)
+{
+    if (f->kind != MTR_DELIVERY_SCHEDULED || f->wh == SIZE_MAX || !e->ws.v[f->wh].cfg ||
+        !e->ws.v[f->wh].cfg->ordered)
+        return 0;
+    int found, leased;
+    mtr_time due;
+    if (ledger_older_pending(&e->L, f->id, now, &found, &due, &leased) != MTR_OK) {
+        store_failed(e, "look for older pending deliveries");
+        return 0;
+    }
+    if (!found)
+        return 0;
+    /* one in flight answers soon; one waiting for its retry is due then */
+    int64_t wait = leased ? ORDER_RECHECK_S : due > now ? due - now : 1;
+    settle_deferred(e, f, wait, "an older tick's payload for the same vehicles is pending");
+    return 1;
+}
+
+void delivery_launch_ready(struct engine *e)
+{
+    struct courier_item *list = NULL;
+    while (e->ready) { /* ready is newest first: pushing each in front restores the order */
+        struct flight *f = e->ready;
+        e->ready = f->next;
+        f->next = NULL;
+        if (e->failed || f->sink == SIZE_MAX)
+            flight_free(f);
+        else if (!behind_older(e, f, clock_now(e->clk)))
+            push_launch(e, f, &list);
+    }
+    courier_send_list(&e->courier, list);
 }
 
 struct dispatch {
@@ -132,7 +162,8 @@ int delivery_dispatch(struct engine *e, mtr_time now)
             flight_free(f);
             continue;
         }
-        push_launch(e, f, &list);
+        if (!behind_older(e, f, now))
+            push_launch(e, f, &list);
     }
     courier_send_list(&e->courier, list);
     return e->failed ? -1 : n;

@@ -42,7 +42,8 @@ struct engine_stats {
     uint64_t attempts;
     uint64_t retries;
     uint64_t disabled;
-    uint64_t deferred; /* deliveries a sink deferred (receiver protection), not attempts */
+    uint64_t deferred;   /* deliveries a sink deferred (receiver protection), not attempts */
+    uint64_t superseded; /* older ticks' pending deliveries a delivered newer one replaced */
     /* wall seconds from the first tick this run fired to the last attempt it
      * recorded (0 when none): a tick's fulfilment time, without start-up and
      * shutdown */

@@ -26,6 +26,7 @@
 #define MAX_DATA_BYTES (16u << 20) /* one vehicle's data from a source */
 #define RESPONSE_KEPT 65536        /* of a verify answer; a receiver's word is bounded */
 #define DEFER_LIMIT_S 86400        /* a delivery is deferred for at most a day after it is made */
+#define ORDER_RECHECK_S 2          /* ordered: a payload behind one in flight looks again then */
 
 /* A delivery handed to a sink, until its outcome is handled. A scheduled or
  * replayed delivery, a test payload, or a verify challenge (req set: the
@@ -40,6 +41,7 @@ struct flight {
     int attempts;                  /* made before this one */
     int earlier;                   /* made before this run (resumed from the ledger) */
     mtr_time created_at;           /* deferrals stop counting a day after it */
+    int behind_older;              /* ordered: held back for an older tick's delivery */
     int round_start;               /* attempts before this round */
     mtr_time first_attempt_at;
     char *body;

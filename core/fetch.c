@@ -407,8 +407,21 @@ static char *settle(struct engine *e, struct fetch_item *it, size_t *len)
 
 /* Builds and stores the deliveries of n entries (one webhook, tick, source)
  * for one sink, halving the group until each payload fits the sink. */
+/* The subject of a payload (store.h): the same for the same vehicles, in any
+ * order - a sum of each vehicle's 64-bit hash. */
+static int64_t subject_of(const struct entry *ent, size_t n)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = ent[i].item->vehicle_id;
+        sum += (uint64_t)stable_hash32(v, "subject") << 32 | stable_hash32(v, "subject-low");
+    }
+    return (int64_t)sum;
+}
+
 static int store_payloads(struct engine *e, struct entry *ent, size_t n, size_t sink,
-                          struct mtr_delivery_row *rows, size_t *n_rows, char **bodies)
+                          struct mtr_delivery_row *rows, size_t *n_rows, char **bodies,
+                          int64_t *subjects)
 {
     const struct fetch_item *first = ent[0].item;
     const struct webhook_cfg *w = e->ws.v[first->wh].cfg;
@@ -434,8 +447,8 @@ static int store_payloads(struct engine *e, struct entry *ent, size_t n, size_t 
                        : 0;
     if (max && len > max && n > 1) { /* split by vehicles, never truncate */
         free(body);
-        return store_payloads(e, ent, n / 2, sink, rows, n_rows, bodies) ||
-               store_payloads(e, ent + n / 2, n - n / 2, sink, rows, n_rows, bodies);
+        return store_payloads(e, ent, n / 2, sink, rows, n_rows, bodies, subjects) ||
+               store_payloads(e, ent + n / 2, n - n / 2, sink, rows, n_rows, bodies, subjects);
     }
     char tick_s[24];
     snprintf(tick_s, sizeof tick_s, "%lld", (long long)first->key.tick);
@@ -486,6 +499,7 @@ static int store_payloads(struct engine *e, struct entry *ent, size_t n, size_t 
     };
     bodies[2 * *n_rows] = body;
     bodies[2 * *n_rows + 1] = id;
+    subjects[*n_rows] = subject_of(ent, n);
     (*n_rows)++;
     e->stats.deliveries++;
     return 0;
@@ -515,8 +529,9 @@ static int make_ready(struct engine *e, const struct mtr_delivery_row *row, size
  * round trip). */
 struct gathered {
     struct mtr_delivery_row *rows;
-    char **bodies;  /* two per row, owned: its body and its id */
-    size_t *row_wh; /* the webhook of each row */
+    char **bodies;     /* two per row, owned: its body and its id */
+    size_t *row_wh;    /* the webhook of each row */
+    int64_t *subjects; /* of each row (store.h) */
     size_t n_rows, cap_rows;
     struct mtr_job_key *keys;
     size_t n_keys, cap_keys;
@@ -542,9 +557,12 @@ static int gathered_reserve(struct gathered *g, size_t rows, size_t keys)
         if (b)
             g->bodies = b;
         void *w = b ? realloc(g->row_wh, cap * sizeof *g->row_wh) : NULL;
-        if (!w)
+        if (w)
+            g->row_wh = w;
+        void *sj = w ? realloc(g->subjects, cap * sizeof *g->subjects) : NULL;
+        if (!sj)
             return -1;
-        g->row_wh = w;
+        g->subjects = sj;
         g->cap_rows = cap;
     }
     if (g->n_keys + keys > g->cap_keys) {
@@ -565,6 +583,7 @@ static void gathered_free(struct gathered *g)
     free(g->rows);
     free(g->bodies);
     free(g->row_wh);
+    free(g->subjects);
     free(g->keys);
 }
 
@@ -578,13 +597,37 @@ static int gather_group(struct engine *e, struct entry *ent, size_t n, struct ga
         return -1;
     size_t first = g->n_rows;
     for (size_t s = 0; s < w->n_sinks; s++)
-        if (store_payloads(e, ent, n, w->sinks[s], g->rows, &g->n_rows, g->bodies) != 0)
+        if (store_payloads(e, ent, n, w->sinks[s], g->rows, &g->n_rows, g->bodies, g->subjects) !=
+            0)
             return -1;
     for (size_t i = first; i < g->n_rows; i++)
         g->row_wh[i] = wh;
     for (size_t i = 0; i < n; i++)
         g->keys[g->n_keys++] = ent[i].item->key;
     return 0;
+}
+
+/* The subjects of the rows whose webhook supersedes or keeps order, in the
+ * transaction that inserted them. */
+static int set_subjects(struct engine *e, struct gathered *g)
+{
+    const char **ids = malloc((g->n_rows ? g->n_rows : 1) * sizeof *ids);
+    int64_t *subjects = malloc((g->n_rows ? g->n_rows : 1) * sizeof *subjects);
+    size_t n = 0;
+    for (size_t i = 0; ids && subjects && i < g->n_rows; i++) {
+        const struct webhook_cfg *w = e->ws.v[g->row_wh[i]].cfg;
+        if (w->supersede || w->ordered) {
+            ids[n] = g->rows[i].id;
+            subjects[n++] = g->subjects[i];
+        }
+    }
+    int rc = !ids || !subjects ? store_failed(e, "out of memory")
+             : n && ledger_set_subjects(&e->L, ids, subjects, n) != MTR_OK
+                 ? store_failed(e, "set deliveries' subjects")
+                 : 0;
+    free(ids);
+    free(subjects);
+    return rc;
 }
 
 /* Stores what was gathered and marks its jobs sent, in one call; the new
@@ -598,6 +641,10 @@ static int store_gathered(struct engine *e, struct gathered *g)
                                               inserted) != MTR_OK) {
         free(inserted);
         return store_failed(e, "store deliveries");
+    }
+    if (set_subjects(e, g) != 0) {
+        free(inserted);
+        return -1;
     }
     for (size_t i = 0; i < g->n_rows; i++)
         if (inserted[i] && g->rows[i].state == MTR_DELIVERY_PENDING &&

@@ -457,6 +457,36 @@ int ledger_defer_deliveries(struct ledger *L, const char *owner, const struct mt
                             : missing(L, "defer_deliveries");
 }
 
+int ledger_has_subjects(const struct ledger *L)
+{
+    return L->ops->set_subjects && L->ops->supersede_older && L->ops->older_pending;
+}
+
+int ledger_set_subjects(struct ledger *L, const char *const *ids, const int64_t *subjects, size_t n)
+{
+    return L->last_rc = L->ops->set_subjects ? L->ops->set_subjects(L->st, ids, subjects, n)
+                                             : missing(L, "set_subjects");
+}
+
+int ledger_supersede_older(struct ledger *L, const char *delivery_id, mtr_time now,
+                           const char *reason, uint64_t *count)
+{
+    *count = 0;
+    return L->last_rc = L->ops->supersede_older
+                            ? L->ops->supersede_older(L->st, delivery_id, now, reason, count)
+                            : missing(L, "supersede_older");
+}
+
+int ledger_older_pending(struct ledger *L, const char *delivery_id, mtr_time now, int *found,
+                         mtr_time *due, int *leased)
+{
+    *found = *leased = 0;
+    *due = 0;
+    return L->last_rc = L->ops->older_pending
+                            ? L->ops->older_pending(L->st, delivery_id, now, found, due, leased)
+                            : missing(L, "older_pending");
+}
+
 int ledger_has_quota(const struct ledger *L)
 {
     return L->ops->quota_take != NULL;

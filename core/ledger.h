@@ -86,6 +86,15 @@ int ledger_record_attempts_fenced(struct ledger *L, const char *owner,
 int ledger_has_defer(const struct ledger *L);
 int ledger_defer_deliveries(struct ledger *L, const char *owner, const struct mtr_deferral *d,
                             size_t n, int *fenced);
+/* Deliveries' subjects, and what supersede and ordered ask of them
+ * (store.h); ledger_has_subjects says whether the store keeps them. */
+int ledger_has_subjects(const struct ledger *L);
+int ledger_set_subjects(struct ledger *L, const char *const *ids, const int64_t *subjects,
+                        size_t n);
+int ledger_supersede_older(struct ledger *L, const char *delivery_id, mtr_time now,
+                           const char *reason, uint64_t *count);
+int ledger_older_pending(struct ledger *L, const char *delivery_id, mtr_time now, int *found,
+                         mtr_time *due, int *leased);
 /* Takes up to want tokens from the ledger's shared bucket key (store.h's
  * quota_take): 0 with *granted set, or -1 on a store error or a store that
  * keeps no shared buckets (ledger_has_quota). */

@@ -300,8 +300,9 @@ static json_t *policy_json(const struct webhook_cfg *cfg)
         json_array_append_new(schedule, json_string(buf));
     }
     format_duration(rp->window_ms, buf, sizeof buf);
-    return json_pack("{s:i,s:s,s:o,s:b}", "retries", rp->retries, "retryWindow", buf,
-                     "retrySchedule", schedule, "autoRecover", cfg->auto_recover);
+    return json_pack("{s:i,s:s,s:o,s:b,s:b,s:b}", "retries", rp->retries, "retryWindow", buf,
+                     "retrySchedule", schedule, "autoRecover", cfg->auto_recover, "supersede",
+                     cfg->supersede, "ordered", cfg->ordered);
 }
 
 static json_t *webhook_json(struct ops *o, size_t i)
@@ -1437,13 +1438,13 @@ int ops_vehicles_list(struct ops *o, int needs_reauth_only, const struct page *p
 
 static json_t *counters_json(const struct engine_stats *s)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ticks", (json_int_t)s->ticks,
-                     "jobs", (json_int_t)s->jobs, "jobsMissed", (json_int_t)s->jobs_missed,
-                     "fetchRetries", (json_int_t)s->fetch_retries, "deliveries",
-                     (json_int_t)s->deliveries, "delivered", (json_int_t)s->delivered, "failed",
-                     (json_int_t)s->failed, "attempts", (json_int_t)s->attempts, "retries",
-                     (json_int_t)s->retries, "webhooksDisabled", (json_int_t)s->disabled,
-                     "deferred", (json_int_t)s->deferred);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ticks",
+                     (json_int_t)s->ticks, "jobs", (json_int_t)s->jobs, "jobsMissed",
+                     (json_int_t)s->jobs_missed, "fetchRetries", (json_int_t)s->fetch_retries,
+                     "deliveries", (json_int_t)s->deliveries, "delivered", (json_int_t)s->delivered,
+                     "failed", (json_int_t)s->failed, "attempts", (json_int_t)s->attempts,
+                     "retries", (json_int_t)s->retries, "webhooksDisabled", (json_int_t)s->disabled,
+                     "deferred", (json_int_t)s->deferred, "superseded", (json_int_t)s->superseded);
 }
 
 /* The receivers deliveries were deferred for: how many, and how long the

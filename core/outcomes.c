@@ -167,6 +167,27 @@ static int failed_event(struct engine *e, const struct outcome *x)
     return rc;
 }
 
+/* A delivered payload of a webhook with supersede: the older ticks' pending
+ * deliveries of the same vehicles are recorded failed (superseded), in the
+ * transaction that records it. */
+static int supersede(struct engine *e, const struct outcome *x)
+{
+    if (x->state != MTR_DELIVERY_DELIVERED || x->kind != MTR_DELIVERY_SCHEDULED || x->fenced ||
+        x->deferred || x->wh == SIZE_MAX || !e->ws.v[x->wh].cfg || !e->ws.v[x->wh].cfg->supersede)
+        return MTR_OK;
+    char reason[UUID_LEN + 64];
+    uint64_t n;
+    snprintf(reason, sizeof reason, "superseded: delivery %s of a newer tick was delivered", x->id);
+    int rc = ledger_supersede_older(&e->L, x->id, x->at, reason, &n);
+    if (rc == MTR_OK && n) {
+        e->stats.superseded += n;
+        log_msg(MTR_LOG_INFO, wh_name(e, x->wh),
+                "%llu older pending delivery(ies) superseded by delivery %s", (unsigned long long)n,
+                x->id);
+    }
+    return rc;
+}
+
 void outcomes_flush(struct engine *e)
 {
     struct timespec start, end;
@@ -224,6 +245,8 @@ void outcomes_flush(struct engine *e)
     free(fenced_defs);
     for (size_t i = 0; i < e->n_outcomes && rc == MTR_OK; i++)
         rc = failed_event(e, &e->outcomes[i]);
+    for (size_t i = 0; i < e->n_outcomes && rc == MTR_OK; i++)
+        rc = supersede(e, &e->outcomes[i]);
     if (rc == MTR_OK)
         rc = ledger_commit(&e->L);
     else
@@ -379,12 +402,15 @@ static int defer(struct engine *e, struct flight *f, const struct mtr_sink_outco
     if (now + wait > created + DEFER_LIMIT_S)
         return 0; /* a day of waiting is enough: the retries count again */
     char text[700], origin[ORIGIN_LEN];
-    snprintf(text, sizeof text, "deferred %llds: %s", (long long)wait, error);
+    snprintf(text, sizeof text, "%s %llds: %s", f->behind_older ? "waiting" : "deferred",
+             (long long)wait, error);
     struct mtr_attempt_row a = {
         .delivery_id = f->id, .at = now, .http_status = o->http_status, .error = text};
     struct outcome *x = queue_outcome(e, &a, MTR_DELIVERY_PENDING, now + wait, f->wh, f->kind);
     if (x)
         x->deferred = 1;
+    if (f->behind_older) /* ordered: no receiver's doing */
+        return 1;
     flight_origin(e, f, origin, sizeof origin);
     origins_note(&e->origins, origin, now + wait, o->http_status);
     e->stats.deferred++;

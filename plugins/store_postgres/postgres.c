@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations)) /* one per migration */
 #define MIGRATION_LOCK 7212350101 /* pg_advisory_lock key: "metronome" migrations */
 
 #define POOL_WAIT_S 30 /* for a connection when all are busy, then a transient failure */
@@ -91,6 +91,10 @@ static const char *const migrations[] = {
     /* 2: shared rate limits (quota_take) */
     ("CREATE TABLE IF NOT EXISTS quotas(key text PRIMARY KEY, tokens double precision NOT NULL, "
      "at bigint NOT NULL, granted bigint NOT NULL);"),
+    /* 3: a delivery's subject, for supersede and ordered */
+    ("ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS subject bigint;"
+     "CREATE INDEX IF NOT EXISTS deliveries_subject ON deliveries(webhook_id, sink, subject, tick) "
+     "WHERE state = 0 AND subject IS NOT NULL;"),
 };
 
 /* ---- plumbing ---------------------------------------------------------------------------- */
@@ -1343,6 +1347,67 @@ static int pg_defer_deliveries(void *state, const char *owner, const struct mtr_
     return tx_leave(s, own, rc);
 }
 
+static int pg_set_subjects(void *state, const char *const *ids, const int64_t *subjects, size_t n)
+{
+    struct pg_store *s = state;
+    if (n == 0)
+        return MTR_OK;
+    struct arr c[2];
+    arr_begin(&c[0], OID_TEXT);
+    arr_begin(&c[1], OID_INT8);
+    for (size_t i = 0; i < n; i++) {
+        arr_str(&c[0], ids[i]);
+        arr_i64(&c[1], subjects[i]);
+    }
+    PGresult *r = q_arrays(s, "set deliveries' subjects",
+                           "UPDATE deliveries SET subject = u.subject FROM unnest($1::text[], "
+                           "$2::int8[]) AS u(id, subject) WHERE deliveries.id = u.id",
+                           c, 2, NULL, 0);
+    arrs_free(c, 2);
+    if (!r)
+        return status_of(s);
+    PQclear(r);
+    return MTR_OK;
+}
+
+#define OLDER_OF                                                                                   \
+    "FROM deliveries d JOIN deliveries o ON o.webhook_id = d.webhook_id AND o.sink = d.sink AND "  \
+    "o.subject = d.subject AND o.tick < d.tick AND o.state = 0 AND o.subject IS NOT NULL WHERE "   \
+    "d.id = $1"
+
+static int pg_supersede_older(void *state, const char *delivery_id, mtr_time now,
+                              const char *reason, uint64_t *count)
+{
+    struct nums k = {0};
+    const char *v[] = {delivery_id, num(&k, now), reason};
+    *count = 0;
+    return run(state, "supersede older deliveries",
+               "UPDATE deliveries SET state = 2, last_error = $3, updated_at = $2, lease_owner = "
+               "NULL, lease_until = NULL WHERE id IN (SELECT o.id " OLDER_OF
+               " AND (o.lease_owner IS NULL OR o.lease_until <= $2))",
+               3, v, count);
+}
+
+static int pg_older_pending(void *state, const char *delivery_id, mtr_time now, int *found,
+                            mtr_time *due, int *leased)
+{
+    struct pg_store *s = state;
+    struct nums k = {0};
+    const char *v[] = {delivery_id, num(&k, now)};
+    PGresult *r =
+        q(s, "look for older pending deliveries",
+          "SELECT count(*), min(o.next_attempt_at), coalesce(bool_or(o.lease_owner IS NOT "
+          "NULL AND o.lease_until > $2), false) " OLDER_OF,
+          2, v, NULL, NULL);
+    if (!r)
+        return status_of(s);
+    *found = PQntuples(r) == 1 && i64(r, 0, 0) > 0;
+    *due = *found ? i64(r, 0, 1) : 0;
+    *leased = *found && strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+    PQclear(r);
+    return MTR_OK;
+}
+
 static int pg_record_attempt(void *state, const struct mtr_attempt_row *a, int new_state,
                              mtr_time next_attempt_at)
 {
@@ -1699,6 +1764,9 @@ static const struct mtr_store_ops pg_ops = {
     .job_set_state_as = pg_job_set_state_as,
     .record_attempts_as = pg_record_attempts_as,
     .defer_deliveries = pg_defer_deliveries,
+    .set_subjects = pg_set_subjects,
+    .supersede_older = pg_supersede_older,
+    .older_pending = pg_older_pending,
     .quota_take = pg_quota_take,
 };
 

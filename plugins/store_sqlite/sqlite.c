@@ -52,6 +52,9 @@ enum stmt_id {
     S_DELIVERY_UPDATE,
     S_DELIVERY_UPDATE_FENCED,
     S_DELIVERY_DEFER,
+    S_SET_SUBJECT,
+    S_SUPERSEDE,
+    S_OLDER_PENDING,
     S_FAIL_PENDING,
     S_REPLAY_ONE,
     S_REPLAY_WEBHOOK,
@@ -186,6 +189,19 @@ static const char *const sql_text[S_COUNT] = {
         "UPDATE deliveries SET next_attempt_at = ?2, last_status = ?3, last_error = ?4, "
         "updated_at = ?5, lease_owner = NULL, lease_until = NULL "
         "WHERE id = ?1 AND state = 0 AND (lease_owner IS NULL OR lease_owner = ?6)",
+    [S_SET_SUBJECT] = "UPDATE deliveries SET subject = ?2 WHERE id = ?1",
+    /* the older pending deliveries of the same vehicles, webhook and sink */
+    [S_SUPERSEDE] =
+        "UPDATE deliveries SET state = 2, last_error = ?3, updated_at = ?2, lease_owner = NULL, "
+        "lease_until = NULL WHERE rowid IN (SELECT o.rowid FROM deliveries d JOIN deliveries o ON "
+        "o.webhook_id = d.webhook_id AND o.sink = d.sink AND o.subject = d.subject AND o.tick < "
+        "d.tick AND o.state = 0 AND o.subject IS NOT NULL WHERE d.id = ?1 AND (o.lease_owner IS "
+        "NULL OR o.lease_until <= ?2))",
+    [S_OLDER_PENDING] =
+        "SELECT count(*), min(o.next_attempt_at), max(o.lease_owner IS NOT NULL AND o.lease_until "
+        "> ?2) FROM deliveries d JOIN deliveries o ON o.webhook_id = d.webhook_id AND o.sink = "
+        "d.sink AND o.subject = d.subject AND o.tick < d.tick AND o.state = 0 AND o.subject IS "
+        "NOT NULL WHERE d.id = ?1",
     [S_FAIL_PENDING] = "UPDATE deliveries SET state = 2, last_error = ?2, updated_at = ?3, "
                        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND state = 0",
     [S_REPLAY_ONE] = "UPDATE deliveries SET state = 0, round_start = attempts, "
@@ -303,6 +319,11 @@ static const char *const migrations[] = {
     /* 6: shared rate limits (quota_take): every process on this file draws on one budget */
     ("CREATE TABLE quotas(key TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL, "
      "granted INTEGER NOT NULL) WITHOUT ROWID;"),
+    /* 7: a delivery's subject (the vehicles it carries, as a key) for supersede and
+     * ordered; the index holds only pending deliveries that have one */
+    ("ALTER TABLE deliveries ADD COLUMN subject INTEGER;"
+     "CREATE INDEX deliveries_subject ON deliveries(webhook_id, sink, subject, tick) WHERE state "
+     "= 0 AND subject IS NOT NULL;"),
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};
@@ -1325,6 +1346,57 @@ static int sqlite_defer_deliveries(void *state, const char *owner, const struct 
     return tx_leave(s, own, rc);
 }
 
+static int sqlite_set_subjects(void *state, const char *const *ids, const int64_t *subjects,
+                               size_t n)
+{
+    struct sqlite_store *s = state;
+    int own, rc = tx_enter(s, &own);
+    for (size_t i = 0; i < n && rc == MTR_OK; i++) {
+        sqlite3_stmt *st = stmt(s, S_SET_SUBJECT);
+        if (!st)
+            return tx_leave(s, own, MTR_ERR);
+        bind_text(st, 1, ids[i]);
+        sqlite3_bind_int64(st, 2, subjects[i]);
+        rc = run(s, st, "set a delivery's subject");
+    }
+    return tx_leave(s, own, rc);
+}
+
+static int sqlite_supersede_older(void *state, const char *delivery_id, mtr_time now,
+                                  const char *reason, uint64_t *count)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_SUPERSEDE);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, delivery_id);
+    sqlite3_bind_int64(st, 2, now);
+    bind_text(st, 3, reason);
+    if (run(s, st, "supersede older deliveries") != MTR_OK)
+        return MTR_ERR;
+    *count = (uint64_t)sqlite3_changes(s->db);
+    return MTR_OK;
+}
+
+static int sqlite_older_pending(void *state, const char *delivery_id, mtr_time now, int *found,
+                                mtr_time *due, int *leased)
+{
+    struct sqlite_store *s = state;
+    sqlite3_stmt *st = stmt(s, S_OLDER_PENDING);
+    if (!st)
+        return MTR_ERR;
+    bind_text(st, 1, delivery_id);
+    sqlite3_bind_int64(st, 2, now);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0;
+    *due = *found ? sqlite3_column_int64(st, 1) : 0;
+    *leased = *found && sqlite3_column_int64(st, 2) > 0;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? MTR_OK : fail(s, "look for older pending deliveries");
+}
+
 static int sqlite_fail_pending(void *state, const char *webhook_id, const char *reason,
                                mtr_time now, uint64_t *count)
 {
@@ -1775,6 +1847,9 @@ static const struct mtr_store_ops sqlite_ops = {
     .record_attempt_as = sqlite_record_attempt_as,
     .record_attempts_as = sqlite_record_attempts_as,
     .defer_deliveries = sqlite_defer_deliveries,
+    .set_subjects = sqlite_set_subjects,
+    .supersede_older = sqlite_supersede_older,
+    .older_pending = sqlite_older_pending,
     .quota_take = sqlite_quota_take,
     .node_heartbeat = sqlite_node_heartbeat,
     .nodes_list = sqlite_nodes_list,

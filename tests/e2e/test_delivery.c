@@ -609,6 +609,98 @@ Test(delivery, retry_after_is_honoured, .timeout = 60)
     scenario_stop(&s);
 }
 
+/* ---- fresher data and order ----------------------------------------------------------------- */
+
+/* v1's 16:00 payload fails at 16:00 and 16:30 (its next retry is due at 17:30);
+ * everything after is answered 200. Returns the arrivals of that payload. */
+static size_t arrivals_of_the_1600_payload(struct scenario *s, const char *delivery)
+{
+    static const char *const one[] = {"v1", NULL};
+    char extra[200];
+    snprintf(extra, sizeof extra, "    delivery: %s\n", delivery);
+    scenario_start(
+        s, &(struct scenario_opts){.webhook_extra = extra, .delivery = "{spread: [0s, 0s]}"});
+    struct receiver_rule fail[2] = {{.status = 500, .retry_after = -1},
+                                    {.status = 500, .retry_after = -1}};
+    receiver_script(&s->r, fail, 2);
+    sc_setup(s, "2030-03-01T15:45:00Z", one);
+    sc_virtual(s, "2030-03-01T15:45:00Z", "2030-03-01T18:10:00Z");
+    struct received first;
+    receiver_get_payload(&s->r, 0, &first);
+    size_t n = 0, total = sc_payloads(s);
+    for (size_t i = 0; i < total; i++) {
+        struct received x;
+        receiver_get_payload(&s->r, i, &x);
+        n += strcmp(x.delivery_id, first.delivery_id) == 0;
+        received_free(&x);
+    }
+    received_free(&first);
+    return n;
+}
+
+Test(delivery, supersede_records_older_retries_superseded_instead_of_sending_them, .timeout = 60)
+{
+    struct scenario s;
+    size_t n = arrivals_of_the_1600_payload(&s, "{supersede: true, retry_schedule: [30m, 90m]}");
+    cr_expect_eq(n, 2, "16:00 and 16:30; not again at 17:30, after 17:00's was delivered");
+    json_t *d = sc_deliveries(&s);
+    json_t *old = NULL, *x;
+    size_t i;
+    json_array_foreach(d, i, x) if (strcmp(json_string_value(json_object_get(x, "tick")),
+                                           "2030-03-01T16:00:00Z") == 0) old = x;
+    cr_assert_not_null(old);
+    cr_expect_str_eq(json_string_value(json_object_get(old, "state")), "failed");
+    const char *why = json_string_value(json_object_get(old, "lastError"));
+    cr_expect(why && strstr(why, "superseded"), "%s", why ? why : "(none)");
+    cr_expect_eq(count_state(d, "delivered"), 2, "17:00 and 18:00");
+    json_decref(d);
+    char state[32], reason[64];
+    webhook_state(&s, state, sizeof state, reason, sizeof reason);
+    cr_expect_str_eq(state, "active", "superseding disables nothing");
+    scenario_stop(&s);
+}
+
+Test(delivery, without_supersede_an_older_retry_is_still_sent_late, .timeout = 60)
+{
+    struct scenario s;
+    size_t n = arrivals_of_the_1600_payload(&s, "{retry_schedule: [30m, 90m]}");
+    cr_expect_eq(n, 3, "16:00, 16:30 and 17:30");
+    scenario_stop(&s);
+}
+
+Test(delivery, ordered_holds_a_vehicles_tick_until_its_previous_one_is_settled, .timeout = 60)
+{
+    /* the same receiver as above: with ordered, 17:00's payload waits for 16:00's retry at
+     * 17:30, and goes after it */
+    struct scenario s;
+    size_t n = arrivals_of_the_1600_payload(&s, "{ordered: true, retry_schedule: [30m, 90m]}");
+    cr_expect_eq(n, 3, "16:00, 16:30 and 17:30");
+    cr_assert_eq(sc_payloads(&s), 5, "16:00's three, then 17:00's and 18:00's");
+    struct received first, third, fourth;
+    receiver_get_payload(&s.r, 0, &first);
+    receiver_get_payload(&s.r, 2, &third);
+    receiver_get_payload(&s.r, 3, &fourth);
+    cr_expect_str_eq(third.delivery_id, first.delivery_id, "16:00's retry went first");
+    cr_expect_str_neq(fourth.delivery_id, first.delivery_id, "then 17:00's");
+    received_free(&first);
+    received_free(&third);
+    received_free(&fourth);
+    json_t *d = sc_deliveries(&s);
+    size_t i;
+    json_t *x;
+    json_array_foreach(d, i, x)
+    {
+        if (strcmp(json_string_value(json_object_get(x, "tick")), "2030-03-01T17:00:00Z") != 0)
+            continue;
+        json_t *a = attempts_of(x);
+        cr_expect_eq(json_array_size(a), 1, "waiting was not an attempt");
+        cr_expect(at_of(json_array_get(a, 0)) >= iso("2030-03-01T17:30:00Z"),
+                  "17:00's payload was sent after 16:00's retry at 17:30");
+    }
+    json_decref(d);
+    scenario_stop(&s);
+}
+
 /* ---- receiver protection -------------------------------------------------------------------- */
 
 static const char *const six_vehicles[] = {"v1", "v2", "v3", "v4", "v5", "v6", NULL};

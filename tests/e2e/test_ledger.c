@@ -79,9 +79,12 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_work, .timeout = 
 
     sc_virtual(&s, "2030-03-01T16:00:30Z", "2030-03-01T16:30:00Z");
     db = open_ledger(&s);
-    cr_expect_eq(query_int(db, "PRAGMA user_version"), 6);
+    cr_expect_eq(query_int(db, "PRAGMA user_version"), 7);
     cr_expect_eq(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'quotas'"), 1,
                  "schema 6 keeps the shared rate limits");
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM pragma_table_info('deliveries') WHERE name = "
+                               "'subject'"),
+                 1, "schema 7 keeps deliveries' subjects");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM vehicles"), 5, "the vehicles were kept");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs WHERE state = 2"), 5,
                  "the jobs written under schema 1 were delivered");

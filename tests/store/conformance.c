@@ -537,6 +537,49 @@ Test(store, a_deferral_moves_the_due_time_without_an_attempt_and_is_fenced)
     node_close(&a);
 }
 
+Test(store, subjects_find_and_supersede_older_pending_deliveries_of_the_same_vehicles)
+{
+    struct node a;
+    char *dir = make_tmpdir();
+    node_open(&a, dir, "node a");
+    free(dir);
+    fleet(&a, 1);
+    cr_assert(a.ops->set_subjects && a.ops->supersede_older && a.ops->older_pending,
+              "the store keeps subjects (ABI 1.4)");
+    const char *ids[] = {"88888888-0000-4000-8000-000000000001",  /* tick 3600, subject 7 */
+                         "88888888-0000-4000-8000-000000000002",  /* tick 3600, subject 9 */
+                         "88888888-0000-4000-8000-000000000003",  /* tick 7200, subject 7 */
+                         "88888888-0000-4000-8000-000000000004"}; /* tick 7200, subject 7, held */
+    struct mtr_delivery_row rows[] = {delivery(ids[0], 3600, NULL), delivery(ids[1], 3600, NULL),
+                                      delivery(ids[2], 7200, NULL), delivery(ids[3], 3600, NULL)};
+    rows[0].next_attempt_at = 5000;
+    rows[3].lease_owner = "node-a"; /* in flight until 9000 */
+    rows[3].lease_until = rows[3].next_attempt_at = 9000;
+    int ins[4], found = -1, leased = -1;
+    int64_t subjects[] = {7, 9, 7, 7};
+    mtr_time due = -1;
+    uint64_t n = 99;
+    OK(&a, deliveries_insert(a.st, rows, 4, NULL, 0, ins));
+    OK(&a, set_subjects(a.st, ids, subjects, 4));
+    OK(&a, older_pending(a.st, ids[2], 7300, &found, &due, &leased));
+    cr_expect(found == 1 && due == 5000 && leased == 1,
+              "tick 3600 of subject 7 is pending (one in flight): %d %lld %d", found,
+              (long long)due, leased);
+    OK(&a, older_pending(a.st, ids[1], 7300, &found, &due, &leased));
+    cr_expect_eq(found, 0, "nothing older of subject 9");
+    OK(&a, supersede_older(a.st, ids[2], 7300, "superseded", &n));
+    cr_expect_eq(n, 1, "the waiting one, not the one held under a lease, nor subject 9's");
+    struct seen_row r = {0};
+    OK(&a, delivery_get(a.st, ids[0], copy_row, &r));
+    cr_expect_eq(r.state, MTR_DELIVERY_FAILED);
+    cr_expect_str_eq(r.last_error, "superseded");
+    OK(&a, delivery_get(a.st, ids[1], copy_row, &r));
+    cr_expect_eq(r.state, MTR_DELIVERY_PENDING);
+    OK(&a, delivery_get(a.st, ids[3], copy_row, &r));
+    cr_expect_eq(r.state, MTR_DELIVERY_PENDING);
+    node_close(&a);
+}
+
 static int64_t take(struct node *n, const char *key, mtr_time now, int64_t want)
 {
     int64_t granted = -1;

@@ -340,6 +340,21 @@ struct mtr_store_ops {
      * it the core records a deferral as a failed attempt. */
     int (*defer_deliveries)(void *state, const char *owner, const struct mtr_deferral *d, size_t n,
                             int *fenced);
+    /* ABI 1.4, optional (a webhook's supersede and ordered need them). A
+     * delivery's subject is a key of the vehicles it carries: two deliveries
+     * of one webhook and sink with the same subject carry the same vehicles.
+     * set_subjects gives n deliveries theirs, after they are inserted. */
+    int (*set_subjects)(void *state, const char *const *ids, const int64_t *subjects, size_t n);
+    /* The pending deliveries with delivery_id's webhook, sink and subject and
+     * an older tick, not held under a lease at now, become failed with
+     * last_error reason; *count says how many. */
+    int (*supersede_older)(void *state, const char *delivery_id, mtr_time now, const char *reason,
+                           uint64_t *count);
+    /* Whether a delivery with delivery_id's webhook, sink and subject and an
+     * older tick is pending (*found): *due is the soonest next_attempt_at
+     * among them, *leased whether one is held under a lease at now. */
+    int (*older_pending)(void *state, const char *delivery_id, mtr_time now, int *found,
+                         mtr_time *due, int *leased);
 };
 
 /* The frozen layout of ABI 1.0 to 1.4 (LP64): these only grow at the end. A core reading a
@@ -355,7 +370,7 @@ _Static_assert(offsetof(struct mtr_store_ops, record_attempts_as) == 328,
                "ABI 1.3: store record_attempts_as");
 _Static_assert(offsetof(struct mtr_store_ops, defer_deliveries) == 344,
                "ABI 1.4: store defer_deliveries");
-_Static_assert(sizeof(struct mtr_store_ops) == 352, "ABI 1.4 store ops size");
+_Static_assert(sizeof(struct mtr_store_ops) == 376, "ABI 1.4 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

@@ -160,12 +160,23 @@ Test(api, webhooks_created_at_run_time_are_validated_listed_and_kept)
     cr_expect_str_eq(jstr(r.json, "field"), "delivery.retrySchedule[1]", "%s", r.body);
     cr_expect(strstr(jstr(r.json, "message"), "must increase") != NULL, "%s", r.body);
     http_reply_free(&r);
+    snprintf(
+        body, sizeof body,
+        "{\"name\":\"api-hook\",\"callbackUri\":\"%s\",\"cadence\":{\"policy\":\"interval\","
+        "\"every\":\"1m\"},\"endpoints\":[\"/odometer\"],\"sinks\":[\"callback\"],\"delivery\":{"
+        "\"supersede\":true,\"retrySchedule\":[\"2m\"]}}",
+        hook);
+    r = post(&d, "/api/v1/webhooks", body);
+    cr_expect_eq(r.status, 400, "a first retry after the next tick, with supersede: %s", r.body);
+    cr_expect(strstr(jstr(r.json, "message"), "supersede") != NULL, "%s", r.body);
+    http_reply_free(&r);
 
     /* created */
     snprintf(body, sizeof body,
              "{\"name\":\"api-hook\",\"callbackUri\":\"%s\",\"cadence\":{\"policy\":\"daily\","
              "\"at\":\"06:30\"},\"endpoints\":[\"/odometer\",\"/battery\"],\"units\":\"imperial\","
-             "\"sinks\":[\"callback\"],\"delivery\":{\"retrySchedule\":[\"30s\",\"2m\"]}}",
+             "\"sinks\":[\"callback\"],\"delivery\":{\"retrySchedule\":[\"30s\",\"2m\"],"
+             "\"supersede\":true}}",
              hook);
     r = post(&d, "/api/v1/webhooks", body);
     cr_assert_eq(r.status, 201, "%s", r.body);
@@ -175,6 +186,8 @@ Test(api, webhooks_created_at_run_time_are_validated_listed_and_kept)
     cr_expect_str_eq(jstr(policy, "retryWindow"), "2m", "the window ends at the last retry: %s",
                      r.body);
     cr_expect(json_is_false(json_object_get(policy, "autoRecover")), "off by default: %s", r.body);
+    cr_expect(json_is_true(json_object_get(policy, "supersede")), "%s", r.body);
+    cr_expect(json_is_false(json_object_get(policy, "ordered")), "off by default: %s", r.body);
     cr_expect_str_eq(jstr(r.json, "origin"), "api");
     cr_expect_str_eq(jstr(r.json, "state"), "unverified");
     cr_expect_str_eq(jstr(json_object_get(r.json, "cadence"), "at"), "06:30", "%s", r.body);

@@ -6,7 +6,7 @@
 # Debian 12; it does nothing when everything is there.
 set -eu
 packages="build-essential cmake pkg-config libyaml-dev libjansson-dev libsodium-dev
-libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libcriterion-dev libpq-dev"
+libcurl4-openssl-dev libssl-dev libsqlite3-dev libzstd-dev libmicrohttpd-dev libcriterion-dev libpq-dev"
 if [ "${1:-}" = "--tests" ]; then
     packages="$packages openssl chromium postgresql"
     # the tests start throwaway clusters of their own: no system cluster is made or started

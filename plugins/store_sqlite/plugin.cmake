@@ -1,1 +1,1 @@
-metronome_plugin(store_sqlite PkgConfig::SQLITE Threads::Threads)
+metronome_plugin(store_sqlite PkgConfig::SQLITE PkgConfig::ZSTD Threads::Threads)

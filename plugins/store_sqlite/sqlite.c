@@ -8,6 +8,7 @@
  * in that order - so every index grows at its end (bench/README.md);
  * checkpoints run on a thread of their own (checkpointer.h). */
 #include "checkpointer.h"
+#include "codec.h"
 #include "claims.h"
 
 #include <metronome/metronome.h>
@@ -52,6 +53,10 @@ enum stmt_id {
     S_DELIVERY_UPDATE,
     S_DELIVERY_UPDATE_FENCED,
     S_DELIVERY_DEFER,
+    S_DELIVERY_UNREADABLE,
+    S_DICT_INSERT,
+    S_DICT_GET,
+    S_DICT_LATEST,
     S_SET_SUBJECT,
     S_SUPERSEDE,
     S_OLDER_PENDING,
@@ -163,16 +168,17 @@ static const char *const sql_text[S_COUNT] = {
         "last_error, updated_at, lease_owner, lease_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
         "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     [S_PAYLOAD_INSERT] = "INSERT INTO payloads(delivery, body) VALUES(?1, ?2)",
-    [S_JOB_SENT] = "UPDATE jobs SET state = 2, delivery_id = ?4, lease_owner = NULL, "
+    [S_JOB_SENT] = "UPDATE jobs SET state = 2, lease_owner = NULL, "
                    "lease_until = NULL WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2",
-    [S_JOB_SENT_ROWID] = "UPDATE jobs SET state = 2, delivery_id = ?4, lease_owner = NULL, "
+    [S_JOB_SENT_ROWID] = "UPDATE jobs SET state = 2, lease_owner = NULL, "
                          "lease_until = NULL WHERE rowid = ?1",
     [S_CLAIM_DELIVERIES] = "SELECT d.rowid, " DELIVERY_COLS " WHERE d.state = 0 AND "
                            "d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at LIMIT ?2",
     [S_LEASE_DELIVERY] = "UPDATE deliveries SET lease_owner = ?2, lease_until = ?3, "
                          "next_attempt_at = ?3 WHERE rowid = ?1",
-    [S_ATTEMPT_INSERT] = "INSERT OR REPLACE INTO attempts(delivery_id, n, at, http_status, error, "
-                         "latency_us) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_ATTEMPT_INSERT] =
+        "INSERT OR REPLACE INTO attempts(delivery, n, at, http_status, error, "
+        "latency_us) SELECT rowid, ?2, ?3, ?4, ?5, ?6 FROM deliveries WHERE id = ?1",
     [S_DELIVERY_UPDATE] =
         "UPDATE deliveries SET attempts = ?2, state = ?3, next_attempt_at = ?4, last_status = ?5, "
         "last_error = ?6, first_attempt_at = CASE WHEN first_attempt_at = 0 THEN ?7 ELSE "
@@ -189,6 +195,11 @@ static const char *const sql_text[S_COUNT] = {
         "UPDATE deliveries SET next_attempt_at = ?2, last_status = ?3, last_error = ?4, "
         "updated_at = ?5, lease_owner = NULL, lease_until = NULL "
         "WHERE id = ?1 AND state = 0 AND (lease_owner IS NULL OR lease_owner = ?6)",
+    [S_DELIVERY_UNREADABLE] = "UPDATE deliveries SET state = 2, last_error = ?2, lease_owner = "
+                              "NULL, lease_until = NULL WHERE rowid = ?1",
+    [S_DICT_INSERT] = "INSERT INTO dictionaries(dict) VALUES(?1)",
+    [S_DICT_GET] = "SELECT dict FROM dictionaries WHERE id = ?1",
+    [S_DICT_LATEST] = "SELECT id, dict FROM dictionaries ORDER BY id DESC LIMIT 1",
     [S_SET_SUBJECT] = "UPDATE deliveries SET subject = ?2 WHERE id = ?1",
     /* the older pending deliveries of the same vehicles, webhook and sink */
     [S_SUPERSEDE] =
@@ -215,8 +226,9 @@ static const char *const sql_text[S_COUNT] = {
     [S_NEXT_DELIVERY] = "SELECT min(next_attempt_at) FROM deliveries WHERE state = 0",
     [S_LIST_DELIVERIES] = "SELECT " DELIVERY_COLS " WHERE (?1 IS NULL OR d.webhook_id = ?1) AND "
                           "(?2 < 0 OR d.state = ?2) ORDER BY d.tick, d.created_at, d.id LIMIT ?3",
-    [S_LIST_ATTEMPTS] = "SELECT delivery_id, n, at, http_status, error, latency_us FROM attempts "
-                        "WHERE delivery_id = ?1 ORDER BY n",
+    [S_LIST_ATTEMPTS] = "SELECT d.id, a.n, a.at, a.http_status, a.error, a.latency_us FROM "
+                        "attempts a JOIN deliveries d ON d.rowid = a.delivery WHERE d.id = ?1 "
+                        "ORDER BY a.n",
     [S_DELIVERY_GET] = "SELECT " DELIVERY_COLS " WHERE d.id = ?1",
     [S_STATS_JOBS] = "SELECT state, count(*) FROM jobs WHERE (?1 IS NULL OR webhook_id = ?1) "
                      "GROUP BY state",
@@ -228,7 +240,7 @@ static const char *const sql_text[S_COUNT] = {
         "DELETE FROM payloads WHERE delivery IN (SELECT d.rowid FROM deliveries d JOIN payloads p "
         "ON p.delivery = d.rowid WHERE d.rowid > ?1 AND ((d.state = 1 AND d.updated_at < ?2) OR "
         "(d.state = 2 AND d.updated_at < ?3)) ORDER BY d.rowid LIMIT ?4) RETURNING delivery",
-    [S_PRUNE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries "
+    [S_PRUNE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery IN (SELECT rowid FROM deliveries "
                          "WHERE state <> 0 AND updated_at < ?1 ORDER BY rowid LIMIT ?2)",
     [S_PRUNE_PAYLOADS] = "DELETE FROM payloads WHERE delivery IN (SELECT rowid FROM deliveries "
                          "WHERE state <> 0 AND updated_at < ?1 ORDER BY rowid LIMIT ?2)",
@@ -324,6 +336,18 @@ static const char *const migrations[] = {
     ("ALTER TABLE deliveries ADD COLUMN subject INTEGER;"
      "CREATE INDEX deliveries_subject ON deliveries(webhook_id, sink, subject, tick) WHERE state "
      "= 0 AND subject IS NOT NULL;"),
+    /* 8: payloads are compressed with dictionaries trained on the ledger's own (codec.h);
+     * the payloads stored before stay as they are, and read as they were */
+    "CREATE TABLE dictionaries(id INTEGER PRIMARY KEY, dict BLOB NOT NULL);",
+    /* 9: attempts keyed by their delivery's rowid (an integer of a few bytes), not its
+     * 36-character id; jobs no longer name a delivery (nothing read it) */
+    "CREATE TABLE attempts_v9(delivery INTEGER NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL, "
+    "http_status INTEGER NOT NULL, error TEXT, latency_us INTEGER NOT NULL, PRIMARY KEY(delivery, "
+    "n)) WITHOUT ROWID;"
+    "INSERT INTO attempts_v9 SELECT d.rowid, a.n, a.at, a.http_status, a.error, a.latency_us FROM "
+    "attempts a JOIN deliveries d ON d.id = a.delivery_id;"
+    "DROP TABLE attempts;"
+    "ALTER TABLE attempts_v9 RENAME TO attempts;",
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};
@@ -340,7 +364,8 @@ struct sqlite_store {
     sqlite3_int64 prune_cursor; /* payloads are pruned from here on */
     struct claims claims;       /* the latest claim's jobs, by key */
     struct checkpointer ckpt;
-    int read_only; /* opened by a command that only reads */
+    int read_only;      /* opened by a command that only reads */
+    struct codec codec; /* payload bytes, compressed */
 };
 
 /* ---- plumbing ---------------------------------------------------------------------- */
@@ -614,6 +639,24 @@ static int reopen_immutable(struct sqlite_store *s)
     return MTR_OK;
 }
 
+/* Payloads are compressed with the ledger's newest dictionary, if it has one. */
+static int latest_dictionary(struct sqlite_store *s)
+{
+    sqlite3_stmt *st = stmt(s, S_DICT_LATEST);
+    if (!st)
+        return MTR_ERR;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW &&
+        codec_use(&s->codec, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+                  (size_t)sqlite3_column_bytes(st, 1), 0) != 0)
+        s->host->log(s->ctx, MTR_LOG_WARN,
+                     "%s: its compression dictionary %lld is unusable; "
+                     "payloads are compressed without one",
+                     s->path, (long long)sqlite3_column_int64(st, 0));
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MTR_OK : fail(s, "read the dictionary");
+}
+
 static int sqlite_start(void *state)
 {
     struct sqlite_store *s = state;
@@ -641,7 +684,8 @@ static int sqlite_start(void *state)
     if (exec(s, "PRAGMA journal_mode = WAL") != MTR_OK ||
         exec(s, sync_pragma[s->synchronous]) != MTR_OK || exec(s, "PRAGMA foreign_keys = OFF") ||
         exec(s, "PRAGMA cache_size = -32768") != MTR_OK ||
-        exec(s, "PRAGMA wal_autocheckpoint = 16384") != MTR_OK || migrate(s) != MTR_OK)
+        exec(s, "PRAGMA wal_autocheckpoint = 16384") != MTR_OK || migrate(s) != MTR_OK ||
+        latest_dictionary(s) != MTR_OK)
         return MTR_ERR;
     /* if the thread cannot start, SQLite's automatic checkpoint stays */
     checkpointer_start(&s->ckpt, s->db, s->path, 16384, sync_pragma[s->synchronous]);
@@ -705,6 +749,10 @@ static int sqlite_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **s
     s->busy_timeout_ms = host->get_duration_ms(ctx, "busy_timeout");
     s->synchronous = host->get_enum(ctx, "synchronous");
     *state = s;
+    if (codec_init(&s->codec) != 0) {
+        host->set_error(ctx, "zstd failed to initialise");
+        return MTR_ERR;
+    }
     return MTR_OK;
 }
 
@@ -715,6 +763,7 @@ static void sqlite_destroy(void *state)
         return;
     sqlite_stop(s);
     claims_free(&s->claims);
+    codec_free(&s->codec);
     free(s->path);
     free(s);
 }
@@ -736,7 +785,10 @@ static int sqlite_commit(void *state)
     struct sqlite_store *s = state;
     sqlite3_stmt *st = stmt(s, S_COMMIT);
     s->in_tx = 0;
-    return st ? run(s, st, "commit") : MTR_ERR;
+    int rc = st ? run(s, st, "commit") : MTR_ERR;
+    if (rc == MTR_OK)
+        codec_committed(&s->codec);
+    return rc;
 }
 
 static int sqlite_rollback(void *state)
@@ -744,6 +796,7 @@ static int sqlite_rollback(void *state)
     struct sqlite_store *s = state;
     sqlite3_stmt *st = stmt(s, S_ROLLBACK);
     s->in_tx = 0;
+    codec_rolled_back(&s->codec); /* a dictionary stored in it is gone */
     return st ? run(s, st, "rollback") : MTR_ERR;
 }
 
@@ -1112,6 +1165,28 @@ static int sqlite_jobs_miss_pending(void *state, const char *webhook_id, uint64_
 /* ---- deliveries ------------------------------------------------------------------------ */
 
 /* Inserts d and its bytes unless its id is there already; *inserted tells. */
+/* The samples are complete: a dictionary is trained from them and stored in
+ * the current transaction; payloads are compressed with it from now on. A
+ * dictionary zstd cannot train is no error: payloads go on without one. */
+static int new_dictionary(struct sqlite_store *s)
+{
+    void *dict;
+    size_t len;
+    if (codec_train(&s->codec, &dict, &len) != 0)
+        return MTR_OK;
+    sqlite3_stmt *st = stmt(s, S_DICT_INSERT);
+    int rc = st ? MTR_OK : MTR_ERR;
+    if (st) {
+        bind_blob(st, 1, dict, len);
+        rc = run(s, st, "store a compression dictionary");
+    }
+    if (rc == MTR_OK &&
+        codec_use(&s->codec, sqlite3_last_insert_rowid(s->db), dict, len, s->in_tx) != 0)
+        s->host->log(s->ctx, MTR_LOG_WARN, "%s: the trained dictionary is unusable", s->path);
+    free(dict);
+    return rc;
+}
+
 static int insert_delivery(struct sqlite_store *s, const struct mtr_delivery_row *d, int *inserted)
 {
     sqlite3_stmt *st = stmt(s, S_DELIVERY_INSERT);
@@ -1144,10 +1219,18 @@ static int insert_delivery(struct sqlite_store *s, const struct mtr_delivery_row
     if (!d->body)
         return MTR_OK;
     sqlite3_int64 rowid = sqlite3_last_insert_rowid(s->db);
+    const void *blob;
+    size_t blob_len;
+    if (codec_sample(&s->codec, d->body, d->body_len) && new_dictionary(s) != MTR_OK)
+        return MTR_ERR;
+    if (codec_encode(&s->codec, d->body, d->body_len, &blob, &blob_len) != 0) {
+        s->host->set_error(s->ctx, "%s: cannot compress a payload (out of memory?)", s->path);
+        return MTR_ERR;
+    }
     if (!(st = stmt(s, S_PAYLOAD_INSERT)))
         return MTR_ERR;
     sqlite3_bind_int64(st, 1, rowid);
-    bind_blob(st, 2, d->body, d->body_len);
+    bind_blob(st, 2, blob, blob_len);
     return run(s, st, "insert payload");
 }
 
@@ -1170,13 +1253,37 @@ static int sqlite_deliveries_insert(void *state, const struct mtr_delivery_row *
             rc = MTR_ERR;
             break;
         }
-        bind_text(st, 4, n ? rows[0].id : NULL);
         rc = run(s, st, "mark job sent");
     }
     return tx_leave(s, own, rc);
 }
 
-static void read_delivery(sqlite3_stmt *st, int c, struct mtr_delivery_row *d)
+/* A dictionary's bytes by id (codec_load_fn). */
+static int load_dict(void *arg, int64_t id, void **dict, size_t *len)
+{
+    struct sqlite_store *s = arg;
+    sqlite3_stmt *st;
+    int rc = -1;
+    /* prepared apart: the statement reading the payload is still stepping */
+    if (sqlite3_prepare_v2(s->db, sql_text[S_DICT_GET], -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) > 0) {
+        *len = (size_t)sqlite3_column_bytes(st, 0);
+        if ((*dict = malloc(*len)) != NULL) {
+            memcpy(*dict, sqlite3_column_blob(st, 0), *len);
+            rc = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* A row of DELIVERY_COLS from column c; its body decoded (valid until the
+ * next row). Returns 0, or -1 with why when the stored payload cannot be
+ * read back (the row's body is then NULL). */
+static int read_delivery(struct sqlite_store *s, sqlite3_stmt *st, int c,
+                         struct mtr_delivery_row *d, const char **why)
 {
     d->id = col_text(st, c);
     d->webhook_id = col_text(st, c + 1);
@@ -1189,12 +1296,37 @@ static void read_delivery(sqlite3_stmt *st, int c, struct mtr_delivery_row *d)
     d->created_at = sqlite3_column_int64(st, c + 8);
     d->first_attempt_at = sqlite3_column_int64(st, c + 9);
     d->next_attempt_at = sqlite3_column_int64(st, c + 10);
-    d->body = (const char *)sqlite3_column_blob(st, c + 11);
-    d->body_len = (size_t)sqlite3_column_bytes(st, c + 11);
+    const void *blob = sqlite3_column_blob(st, c + 11);
+    size_t blob_len = (size_t)sqlite3_column_bytes(st, c + 11);
+    d->body = NULL;
+    d->body_len = 0;
+    *why = NULL;
+    if (blob &&
+        codec_decode(&s->codec, blob, blob_len, load_dict, s, &d->body, &d->body_len, why) != 0) {
+        d->body = NULL;
+        d->body_len = 0;
+    }
     d->vehicles = sqlite3_column_int(st, c + 12);
     d->last_status = sqlite3_column_int(st, c + 13);
     d->last_error = col_text(st, c + 14);
     d->updated_at = sqlite3_column_int64(st, c + 15);
+    return *why ? -1 : 0;
+}
+
+/* A delivery whose stored payload cannot be read back is failed, saying why:
+ * it is never sent with other bytes than its own. */
+static int unreadable(struct sqlite_store *s, sqlite3_int64 rowid, const char *id, const char *why)
+{
+    char text[300];
+    snprintf(text, sizeof text, "its stored payload cannot be read: %s", why);
+    s->host->log(s->ctx, MTR_LOG_ERROR, "delivery %s: %s; it is recorded failed", id ? id : "?",
+                 text);
+    sqlite3_stmt *st = stmt(s, S_DELIVERY_UNREADABLE);
+    if (!st)
+        return MTR_ERR;
+    sqlite3_bind_int64(st, 1, rowid);
+    bind_text(st, 2, text);
+    return run(s, st, "fail an unreadable delivery");
 }
 
 static int sqlite_claim_deliveries(void *state, const char *owner, mtr_time now,
@@ -1211,7 +1343,12 @@ static int sqlite_claim_deliveries(void *state, const char *owner, mtr_time now,
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         struct mtr_delivery_row d;
-        read_delivery(st, 1, &d);
+        const char *why;
+        if (read_delivery(s, st, 1, &d, &why) != 0) {
+            if ((rc = unreadable(s, sqlite3_column_int64(st, 0), d.id, why)) != MTR_OK)
+                break;
+            continue; /* failed, not handed out */
+        }
         if (lease_row(s, S_LEASE_DELIVERY, sqlite3_column_int64(st, 0), owner, lease_until) !=
             MTR_OK) {
             rc = MTR_ERR;
@@ -1473,7 +1610,8 @@ static int sqlite_list_deliveries(void *state, const char *webhook_id, int deliv
     sqlite3_bind_int64(st, 3, limit ? (sqlite3_int64)limit : -1);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct mtr_delivery_row d;
-        read_delivery(st, 0, &d);
+        const char *why;
+        read_delivery(s, st, 0, &d, &why); /* an unreadable body reads as none */
         if (fn(arg, &d) != 0)
             break;
     }
@@ -1515,7 +1653,8 @@ static int sqlite_delivery_get(void *state, const char *delivery_id, mtr_deliver
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         struct mtr_delivery_row d;
-        read_delivery(st, 0, &d);
+        const char *why;
+        read_delivery(s, st, 0, &d, &why); /* an unreadable body reads as none */
         fn(arg, &d);
     }
     sqlite3_reset(st);
@@ -1688,7 +1827,8 @@ static int sqlite_deliveries_query(void *state, const struct mtr_delivery_query 
     sqlite3_bind_int64(st, 7, q->limit ? (sqlite3_int64)q->limit : -1);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct mtr_delivery_row d;
-        read_delivery(st, 0, &d);
+        const char *why;
+        read_delivery(s, st, 0, &d, &why); /* an unreadable body reads as none */
         if (fn(arg, &d) != 0)
             break;
     }

@@ -4,6 +4,8 @@
  * they are claimed, so the ledger's indexes grow at their ends. */
 #include <criterion/criterion.h>
 #include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "scenario.h"
@@ -47,7 +49,10 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_work, .timeout = 
     long long tick = iso("2030-03-01T16:00:00Z");
     char sql[2048];
     exec_ok(db, "BEGIN; DROP INDEX subscriptions_spread; DROP TABLE jobs; DROP TABLE nodes;"
-                "DROP TABLE quotas;"
+                "DROP TABLE quotas; DROP TABLE dictionaries; DROP TABLE attempts;"
+                "CREATE TABLE attempts(delivery_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER "
+                "NOT NULL, http_status INTEGER NOT NULL, error TEXT, latency_us INTEGER NOT NULL, "
+                "PRIMARY KEY(delivery_id, n)) WITHOUT ROWID;"
                 "CREATE TABLE jobs(webhook_id TEXT NOT NULL, vehicle_id TEXT NOT NULL, tick "
                 "INTEGER NOT NULL, state INTEGER NOT NULL, due_at INTEGER NOT NULL, "
                 "fetch_attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, lease_owner TEXT, "
@@ -71,20 +76,28 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_work, .timeout = 
              "vehicle_id, %lld, 0, %lld FROM subscriptions; UPDATE webhooks SET last_tick = %lld;"
              "INSERT INTO deliveries VALUES('0000aaaa-0000-8000-8000-000000000001', (SELECT id "
              "FROM webhooks), 'callback', %lld, 0, 2, 6, 0, %lld, %lld, %lld, "
-             "CAST('{\"kept\":\"bytes\"}' AS BLOB), 1, 503, 'HTTP 503', %lld, NULL, NULL)",
-             tick, tick + 60, tick, tick - 3600, tick - 3600, tick - 3600, tick - 3000,
-             tick - 3000);
+             "CAST('{\"kept\":\"bytes\"}' AS BLOB), 1, 503, 'HTTP 503', %lld, NULL, NULL);"
+             "INSERT INTO attempts VALUES('0000aaaa-0000-8000-8000-000000000001', 1, %lld, 503, "
+             "'HTTP 503', 1000)",
+             tick, tick + 60, tick, tick - 3600, tick - 3600, tick - 3600, tick - 3000, tick - 3000,
+             tick - 3600);
     exec_ok(db, sql);
     sqlite3_close(db);
 
     sc_virtual(&s, "2030-03-01T16:00:30Z", "2030-03-01T16:30:00Z");
     db = open_ledger(&s);
-    cr_expect_eq(query_int(db, "PRAGMA user_version"), 7);
+    cr_expect_eq(query_int(db, "PRAGMA user_version"), 9);
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM attempts a JOIN deliveries d ON d.rowid = "
+                               "a.delivery WHERE d.id = '0000aaaa-0000-8000-8000-000000000001' "
+                               "AND a.http_status = 503"),
+                 1, "schema 9 keys the attempts written before by their delivery's rowid");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'quotas'"), 1,
                  "schema 6 keeps the shared rate limits");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM pragma_table_info('deliveries') WHERE name = "
                                "'subject'"),
                  1, "schema 7 keeps deliveries' subjects");
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'dictionaries'"), 1,
+                 "schema 8 keeps compression dictionaries");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM vehicles"), 5, "the vehicles were kept");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs WHERE state = 2"), 5,
                  "the jobs written under schema 1 were delivered");
@@ -161,5 +174,65 @@ Test(ledger, jobs_and_delivery_ids_are_stored_in_claim_order, .timeout = 60)
     cr_expect_gt(query_int(db, "SELECT count(DISTINCT due_at) FROM jobs"), 10,
                  "the spread still spreads");
     sqlite3_close(db);
+    scenario_stop(&s);
+}
+
+Test(ledger, payloads_are_stored_compressed_and_replayed_byte_for_byte, .timeout = 120)
+{
+    /* past the codec's first 1000 payloads a dictionary is trained, stored in the ledger and
+     * used; a later process reads it back to replay a payload, and sends the same bytes */
+    struct scenario s;
+    scenario_start(&s, &(struct scenario_opts){.webhook_extra = "    vehicles_per_payload: 1\n",
+                                               .delivery = "{spread: [0s, 0s]}"});
+    sc_ok(&s, "webhook", "verify", "fleet", "--now", "2030-03-01T15:00:00Z", NULL);
+    char *csv = path_join(s.dir, "vehicles.csv");
+    FILE *f = fopen(csv, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 1200; i++)
+        fprintf(f, "veh-%05d\n", i);
+    fclose(f);
+    sc_ok(&s, "subscribe", "fleet", "--file", csv, "--now", "2030-03-01T15:00:00Z", NULL);
+    free(csv);
+    sc_virtual(&s, "2030-03-01T15:59:59Z", "2030-03-01T16:00:30Z");
+    cr_assert_eq(sc_payloads(&s), 1200);
+    struct received last;
+    receiver_get_payload(&s.r, 1199, &last);
+    size_t sent = 0;
+    for (size_t i = 0; i < 1200; i++) {
+        struct received x;
+        receiver_get_payload(&s.r, i, &x);
+        sent += x.len;
+        received_free(&x);
+    }
+    sqlite3 *db = open_ledger(&s);
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM dictionaries"), 1, "one dictionary trained");
+    /* the first 1000 are the dictionary's samples, compressed without one */
+    long long stored = query_int(db, "SELECT sum(length(body)) FROM payloads WHERE "
+                                     "hex(substr(body, 1, 2)) = '0101'");
+    long long with_dict = query_int(db, "SELECT count(*) FROM payloads WHERE "
+                                        "hex(substr(body, 1, 2)) = '0101'");
+    cr_expect_eq(with_dict, 201, "the payload completing the samples and those after use it");
+    cr_expect(with_dict && stored / with_dict * 4 < (long long)(sent / 1200),
+              "%lld bytes stored a payload, for %zu sent", with_dict ? stored / with_dict : 0,
+              sent / 1200);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT hex(substr(p.body, 1, 2)) = '0101' FROM payloads p JOIN deliveries d ON "
+             "p.delivery = d.rowid WHERE d.id = '%s'",
+             last.delivery_id);
+    cr_expect_eq(query_int(db, sql), 1, "the last payload is compressed with dictionary 1");
+    sqlite3_close(db);
+    sc_ok(&s, "replay", "--delivery", last.delivery_id, "--now", "2030-03-01T16:10:00Z", NULL);
+    sc_virtual(&s, "2030-03-01T16:10:00Z", "2030-03-01T16:10:30Z");
+    cr_assert_eq(sc_payloads(&s), 1201);
+    struct received again;
+    receiver_get_payload(&s.r, 1200, &again);
+    cr_expect_str_eq(again.delivery_id, last.delivery_id);
+    cr_expect_eq(again.len, last.len);
+    cr_expect(again.len == last.len && memcmp(again.body, last.body, last.len) == 0,
+              "the same bytes");
+    cr_expect(again.signature_ok);
+    received_free(&last);
+    received_free(&again);
     scenario_stop(&s);
 }

@@ -82,11 +82,11 @@ enum stmt_id {
 };
 
 #define WEBHOOK_COLS                                                                               \
-    "id, name, callback_uri, definition, state, reason, state_at, active_from, last_tick"
+    "ut(id), name, callback_uri, definition, state, reason, state_at, active_from, last_tick"
 /* a delivery's bytes are in payloads, keyed by its rowid, so recording an attempt rewrites
  * a short row instead of one carrying the payload */
 #define DELIVERY_COLS                                                                              \
-    "d.id, d.webhook_id, d.sink, d.tick, d.kind, d.state, d.attempts, d.round_start, "             \
+    "ut(d.id), ut(d.webhook_id), d.sink, d.tick, d.kind, d.state, d.attempts, d.round_start, "     \
     "d.created_at, d.first_attempt_at, d.next_attempt_at, p.body, d.vehicles, d.last_status, "     \
     "d.last_error, d.updated_at FROM deliveries d LEFT JOIN payloads p ON p.delivery = d.rowid"
 #define HAS_PAYLOAD "EXISTS (SELECT 1 FROM payloads WHERE delivery = deliveries.rowid)"
@@ -100,17 +100,18 @@ static const char *const sql_text[S_COUNT] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_WEBHOOK_UPSERT] =
         "INSERT INTO webhooks(id, name, callback_uri, definition, state, state_at, active_from, "
-        "last_tick, created_at) VALUES(?1, ?2, ?3, ?4, 0, ?5, 0, 0, ?5) "
+        "last_tick, created_at) VALUES(ub(?1), ?2, ?3, ?4, 0, ?5, 0, 0, ?5) "
         "ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, "
         "state = CASE WHEN callback_uri <> excluded.callback_uri THEN 0 ELSE state END, "
         "reason = CASE WHEN callback_uri <> excluded.callback_uri THEN NULL ELSE reason END, "
         "state_at = CASE WHEN callback_uri <> excluded.callback_uri THEN ?5 ELSE state_at END, "
         "callback_uri = excluded.callback_uri",
     [S_WEBHOOK_LIST] = "SELECT " WEBHOOK_COLS " FROM webhooks ORDER BY name",
-    [S_WEBHOOK_GET] = "SELECT " WEBHOOK_COLS " FROM webhooks WHERE name = ?1 OR id = ?1",
-    [S_WEBHOOK_STATE] = "UPDATE webhooks SET state = ?2, reason = ?3, state_at = ?4, "
-                        "active_from = CASE WHEN ?2 = 1 THEN ?4 ELSE active_from END WHERE id = ?1",
-    [S_WEBHOOK_LAST_TICK] = "UPDATE webhooks SET last_tick = max(last_tick, ?2) WHERE id = ?1",
+    [S_WEBHOOK_GET] = "SELECT " WEBHOOK_COLS " FROM webhooks WHERE name = ?1 OR id = ub(?1)",
+    [S_WEBHOOK_STATE] =
+        "UPDATE webhooks SET state = ?2, reason = ?3, state_at = ?4, "
+        "active_from = CASE WHEN ?2 = 1 THEN ?4 ELSE active_from END WHERE id = ub(?1)",
+    [S_WEBHOOK_LAST_TICK] = "UPDATE webhooks SET last_tick = max(last_tick, ?2) WHERE id = ub(?1)",
     [S_VEHICLE_UPSERT] =
         "INSERT INTO vehicles(id, source, access_token, refresh_token, access_expires, "
         "needs_reauth) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET "
@@ -120,22 +121,24 @@ static const char *const sql_text[S_COUNT] = {
         "ELSE excluded.access_expires END, needs_reauth = excluded.needs_reauth",
     [S_VEHICLE_GET] = "SELECT id, source, access_token, refresh_token, access_expires, "
                       "needs_reauth FROM vehicles WHERE id = ?1",
-    [S_SUB_GET] = "SELECT removed_at FROM subscriptions WHERE webhook_id = ?1 AND vehicle_id = ?2",
+    [S_SUB_GET] =
+        "SELECT removed_at FROM subscriptions WHERE webhook_id = ub(?1) AND vehicle_id = ?2",
     [S_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions(webhook_id, vehicle_id, made_at, "
-                  "removed_at, spread_key) VALUES(?1, ?2, ?3, NULL, ?4)",
-    [S_UNSUB] = "UPDATE subscriptions SET removed_at = ?3 WHERE webhook_id = ?1 AND vehicle_id = "
-                "?2 AND removed_at IS NULL",
+                  "removed_at, spread_key) VALUES(ub(?1), ?2, ?3, NULL, ?4)",
+    [S_UNSUB] =
+        "UPDATE subscriptions SET removed_at = ?3 WHERE webhook_id = ub(?1) AND vehicle_id = "
+        "?2 AND removed_at IS NULL",
     /* a tick's jobs are inserted by one statement, so one of them stands for all */
-    [S_TICK_EXISTS] = "SELECT 1 FROM jobs WHERE webhook_id = ?1 AND tick = ?2 LIMIT 1",
+    [S_TICK_EXISTS] = "SELECT 1 FROM jobs WHERE webhook_id = ub(?1) AND tick = ?2 LIMIT 1",
     /* in spread_key order, which is due order (store.h): rowids, the (webhook, tick)
      * index and the due index all grow at their ends */
     [S_MATERIALIZE] =
         "INSERT INTO jobs(webhook_id, vehicle_id, tick, state, due_at, spread_key) "
         "SELECT webhook_id, vehicle_id, ?2, ?3, ?2 + ?4 + ((spread_key * ?5) >> 32), spread_key "
-        "FROM subscriptions WHERE webhook_id = ?1 AND made_at < ?2 AND (removed_at IS NULL OR "
+        "FROM subscriptions WHERE webhook_id = ub(?1) AND made_at < ?2 AND (removed_at IS NULL OR "
         "removed_at > ?2) ORDER BY spread_key",
     [S_CLAIM_JOBS] =
-        "SELECT j.rowid, j.webhook_id, j.vehicle_id, j.tick, j.state, j.due_at, "
+        "SELECT j.rowid, ut(j.webhook_id), j.vehicle_id, j.tick, j.state, j.due_at, "
         "j.fetch_attempts, v.id, v.source, v.access_token, v.refresh_token, v.access_expires, "
         "v.needs_reauth FROM jobs j LEFT JOIN vehicles v ON v.id = j.vehicle_id "
         "WHERE j.state = 0 AND j.due_at <= ?1 ORDER BY j.due_at, j.spread_key LIMIT ?2",
@@ -145,31 +148,34 @@ static const char *const sql_text[S_COUNT] = {
                      "rowid IN (SELECT rowid FROM jobs WHERE state = 0 AND due_at <= ?1 "
                      "ORDER BY due_at, spread_key LIMIT ?4)",
     /* by key: the jobs of one (webhook, tick) are scanned; by rowid when claimed here */
-    [S_JOB_RETRY] = "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
-                    "last_error = ?5, lease_owner = NULL, lease_until = NULL "
-                    "WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2 AND (?6 IS NULL OR "
-                    "lease_owner IS NULL OR lease_owner = ?6)",
+    [S_JOB_RETRY] =
+        "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
+        "last_error = ?5, lease_owner = NULL, lease_until = NULL "
+        "WHERE webhook_id = ub(?1) AND tick = ?3 AND vehicle_id = ?2 AND (?6 IS NULL OR "
+        "lease_owner IS NULL OR lease_owner = ?6)",
     [S_JOB_RETRY_ROWID] =
         "UPDATE jobs SET due_at = ?4, fetch_attempts = fetch_attempts + 1, "
         "last_error = ?5, lease_owner = NULL, lease_until = NULL "
         "WHERE rowid = ?1 AND (?6 IS NULL OR lease_owner IS NULL OR lease_owner = ?6)",
-    [S_JOB_STATE] = "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
-                    "WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2 AND (?6 IS NULL OR "
-                    "lease_owner IS NULL OR lease_owner = ?6)",
+    [S_JOB_STATE] =
+        "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
+        "WHERE webhook_id = ub(?1) AND tick = ?3 AND vehicle_id = ?2 AND (?6 IS NULL OR "
+        "lease_owner IS NULL OR lease_owner = ?6)",
     [S_JOB_STATE_ROWID] =
         "UPDATE jobs SET state = ?4, lease_owner = NULL, lease_until = NULL "
         "WHERE rowid = ?1 AND (?6 IS NULL OR lease_owner IS NULL OR lease_owner = ?6)",
     [S_JOBS_MISS] = "UPDATE jobs INDEXED BY jobs_due SET state = 3, lease_owner = NULL, "
                     "lease_until = NULL "
-                    "WHERE webhook_id = ?1 AND state = 0",
+                    "WHERE webhook_id = ub(?1) AND state = 0",
     [S_DELIVERY_INSERT] =
         "INSERT OR IGNORE INTO deliveries(id, webhook_id, sink, tick, kind, state, attempts, "
         "round_start, created_at, first_attempt_at, next_attempt_at, vehicles, last_status, "
-        "last_error, updated_at, lease_owner, lease_until) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+        "last_error, updated_at, lease_owner, lease_until) VALUES(ub(?1), ub(?2), ?3, ?4, ?5, ?6, "
+        "?7, "
         "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     [S_PAYLOAD_INSERT] = "INSERT INTO payloads(delivery, body) VALUES(?1, ?2)",
     [S_JOB_SENT] = "UPDATE jobs SET state = 2, lease_owner = NULL, "
-                   "lease_until = NULL WHERE webhook_id = ?1 AND tick = ?3 AND vehicle_id = ?2",
+                   "lease_until = NULL WHERE webhook_id = ub(?1) AND tick = ?3 AND vehicle_id = ?2",
     [S_JOB_SENT_ROWID] = "UPDATE jobs SET state = 2, lease_owner = NULL, "
                          "lease_until = NULL WHERE rowid = ?1",
     [S_CLAIM_DELIVERIES] = "SELECT d.rowid, " DELIVERY_COLS " WHERE d.state = 0 AND "
@@ -178,62 +184,66 @@ static const char *const sql_text[S_COUNT] = {
                          "next_attempt_at = ?3 WHERE rowid = ?1",
     [S_ATTEMPT_INSERT] =
         "INSERT OR REPLACE INTO attempts(delivery, n, at, http_status, error, "
-        "latency_us) SELECT rowid, ?2, ?3, ?4, ?5, ?6 FROM deliveries WHERE id = ?1",
+        "latency_us) SELECT rowid, ?2, ?3, ?4, ?5, ?6 FROM deliveries WHERE id = ub(?1)",
     [S_DELIVERY_UPDATE] =
         "UPDATE deliveries SET attempts = ?2, state = ?3, next_attempt_at = ?4, last_status = ?5, "
         "last_error = ?6, first_attempt_at = CASE WHEN first_attempt_at = 0 THEN ?7 ELSE "
         "first_attempt_at END, updated_at = ?7, lease_owner = NULL, lease_until = NULL "
-        "WHERE id = ?1",
+        "WHERE id = ub(?1)",
     /* the same, only by the node that holds the lease (or when nobody does) */
     [S_DELIVERY_UPDATE_FENCED] =
         "UPDATE deliveries SET attempts = ?2, state = ?3, next_attempt_at = ?4, last_status = ?5, "
         "last_error = ?6, first_attempt_at = CASE WHEN first_attempt_at = 0 THEN ?7 ELSE "
         "first_attempt_at END, updated_at = ?7, lease_owner = NULL, lease_until = NULL "
-        "WHERE id = ?1 AND (lease_owner IS NULL OR lease_owner = ?8)",
+        "WHERE id = ub(?1) AND (lease_owner IS NULL OR lease_owner = ?8)",
     /* a deferral: due again later, no attempt counted; fenced like the update */
     [S_DELIVERY_DEFER] =
         "UPDATE deliveries SET next_attempt_at = ?2, last_status = ?3, last_error = ?4, "
         "updated_at = ?5, lease_owner = NULL, lease_until = NULL "
-        "WHERE id = ?1 AND state = 0 AND (lease_owner IS NULL OR lease_owner = ?6)",
+        "WHERE id = ub(?1) AND state = 0 AND (lease_owner IS NULL OR lease_owner = ?6)",
     [S_DELIVERY_UNREADABLE] = "UPDATE deliveries SET state = 2, last_error = ?2, lease_owner = "
                               "NULL, lease_until = NULL WHERE rowid = ?1",
     [S_DICT_INSERT] = "INSERT INTO dictionaries(dict) VALUES(?1)",
     [S_DICT_GET] = "SELECT dict FROM dictionaries WHERE id = ?1",
     [S_DICT_LATEST] = "SELECT id, dict FROM dictionaries ORDER BY id DESC LIMIT 1",
-    [S_SET_SUBJECT] = "UPDATE deliveries SET subject = ?2 WHERE id = ?1",
+    [S_SET_SUBJECT] = "UPDATE deliveries SET subject = ?2 WHERE id = ub(?1)",
     /* the older pending deliveries of the same vehicles, webhook and sink */
     [S_SUPERSEDE] =
         "UPDATE deliveries SET state = 2, last_error = ?3, updated_at = ?2, lease_owner = NULL, "
         "lease_until = NULL WHERE rowid IN (SELECT o.rowid FROM deliveries d JOIN deliveries o ON "
         "o.webhook_id = d.webhook_id AND o.sink = d.sink AND o.subject = d.subject AND o.tick < "
-        "d.tick AND o.state = 0 AND o.subject IS NOT NULL WHERE d.id = ?1 AND (o.lease_owner IS "
+        "d.tick AND o.state = 0 AND o.subject IS NOT NULL WHERE d.id = ub(?1) AND (o.lease_owner "
+        "IS "
         "NULL OR o.lease_until <= ?2))",
     [S_OLDER_PENDING] =
         "SELECT count(*), min(o.next_attempt_at), max(o.lease_owner IS NOT NULL AND o.lease_until "
         "> ?2) FROM deliveries d JOIN deliveries o ON o.webhook_id = d.webhook_id AND o.sink = "
         "d.sink AND o.subject = d.subject AND o.tick < d.tick AND o.state = 0 AND o.subject IS "
-        "NOT NULL WHERE d.id = ?1",
-    [S_FAIL_PENDING] = "UPDATE deliveries SET state = 2, last_error = ?2, updated_at = ?3, "
-                       "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND state = 0",
+        "NOT NULL WHERE d.id = ub(?1)",
+    [S_FAIL_PENDING] =
+        "UPDATE deliveries SET state = 2, last_error = ?2, updated_at = ?3, "
+        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ub(?1) AND state = 0",
     [S_REPLAY_ONE] = "UPDATE deliveries SET state = 0, round_start = attempts, "
                      "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
-                     "lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND " HAS_PAYLOAD,
+                     "lease_owner = NULL, lease_until = NULL WHERE id = ub(?1) AND " HAS_PAYLOAD,
     [S_REPLAY_WEBHOOK] = "UPDATE deliveries SET state = 0, round_start = attempts, "
                          "first_attempt_at = 0, next_attempt_at = ?2, updated_at = ?2, "
-                         "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND "
+                         "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ub(?1) AND "
                          "state = ?3 AND kind = 0 AND " HAS_PAYLOAD,
     [S_NEXT_JOB] = "SELECT min(due_at) FROM jobs WHERE state = 0",
     [S_NEXT_DELIVERY] = "SELECT min(next_attempt_at) FROM deliveries WHERE state = 0",
-    [S_LIST_DELIVERIES] = "SELECT " DELIVERY_COLS " WHERE (?1 IS NULL OR d.webhook_id = ?1) AND "
-                          "(?2 < 0 OR d.state = ?2) ORDER BY d.tick, d.created_at, d.id LIMIT ?3",
-    [S_LIST_ATTEMPTS] = "SELECT d.id, a.n, a.at, a.http_status, a.error, a.latency_us FROM "
-                        "attempts a JOIN deliveries d ON d.rowid = a.delivery WHERE d.id = ?1 "
+    [S_LIST_DELIVERIES] =
+        "SELECT " DELIVERY_COLS " WHERE (?1 IS NULL OR d.webhook_id = ub(?1)) AND "
+        "(?2 < 0 OR d.state = ?2) ORDER BY d.tick, d.created_at, d.id LIMIT ?3",
+    [S_LIST_ATTEMPTS] = "SELECT ut(d.id), a.n, a.at, a.http_status, a.error, a.latency_us FROM "
+                        "attempts a JOIN deliveries d ON d.rowid = a.delivery WHERE d.id = ub(?1) "
                         "ORDER BY a.n",
-    [S_DELIVERY_GET] = "SELECT " DELIVERY_COLS " WHERE d.id = ?1",
-    [S_STATS_JOBS] = "SELECT state, count(*) FROM jobs WHERE (?1 IS NULL OR webhook_id = ?1) "
+    [S_DELIVERY_GET] = "SELECT " DELIVERY_COLS " WHERE d.id = ub(?1)",
+    [S_STATS_JOBS] = "SELECT state, count(*) FROM jobs WHERE (?1 IS NULL OR webhook_id = ub(?1)) "
                      "GROUP BY state",
-    [S_STATS_DELIVERIES] = "SELECT state, count(*), sum(attempts), sum(max(attempts - 1, 0)) "
-                           "FROM deliveries WHERE (?1 IS NULL OR webhook_id = ?1) GROUP BY state",
+    [S_STATS_DELIVERIES] =
+        "SELECT state, count(*), sum(attempts), sum(max(attempts - 1, 0)) "
+        "FROM deliveries WHERE (?1 IS NULL OR webhook_id = ub(?1)) GROUP BY state",
     /* retention walks forward from a rowid cursor: rows are inserted in time order, so
      * nothing needs an index on their age and pruning costs the hot path nothing */
     [S_PRUNE_BODIES] =
@@ -249,7 +259,7 @@ static const char *const sql_text[S_COUNT] = {
     [S_PRUNE_JOBS] =
         "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE state IN (2, 3) "
         "AND tick < ?1 ORDER BY rowid LIMIT ?2)",
-    [S_STATS_SUBS] = "SELECT count(*) FROM subscriptions WHERE (?1 IS NULL OR webhook_id = ?1) "
+    [S_STATS_SUBS] = "SELECT count(*) FROM subscriptions WHERE (?1 IS NULL OR webhook_id = ub(?1)) "
                      "AND removed_at IS NULL",
     /* the bucket refilled at ?2 a minute since it was last touched (none for a
      * clock behind it), at most ?3; up to ?5 whole tokens taken */
@@ -348,6 +358,12 @@ static const char *const migrations[] = {
     "attempts a JOIN deliveries d ON d.id = a.delivery_id;"
     "DROP TABLE attempts;"
     "ALTER TABLE attempts_v9 RENAME TO attempts;",
+    /* 10: webhook and delivery ids as their 16 bytes, not 36 characters, in every row and
+     * index (ub and ut convert at the SQL boundary: see uuid_functions) */
+    ("UPDATE webhooks SET id = ub(id);"
+     "UPDATE subscriptions SET webhook_id = ub(webhook_id);"
+     "UPDATE jobs SET webhook_id = ub(webhook_id);"
+     "UPDATE deliveries SET id = ub(id), webhook_id = ub(webhook_id);"),
 };
 
 static const char *const sync_modes[] = {"normal", "full", "off", NULL};
@@ -639,6 +655,73 @@ static int reopen_immutable(struct sqlite_store *s)
     return MTR_OK;
 }
 
+/* ---- ids as 16 bytes ----------------------------------------------------------------------
+ * Webhook and delivery ids are UUIDs: the ledger keeps their 16 bytes, and the
+ * statements convert at the boundary - ub(text) gives the bytes of a canonical
+ * UUID (anything else unchanged, so a text id still finds itself), ut(bytes)
+ * the lowercase text back. Byte order is the text's order, so cursors and
+ * ORDER BY id are unchanged. */
+
+static int hex_value(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+static void fn_ub(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    /* the type first: reading a blob as text would turn the value itself into text */
+    int ok = sqlite3_value_type(argv[0]) == SQLITE_TEXT && sqlite3_value_bytes(argv[0]) == 36;
+    const unsigned char *t = ok ? sqlite3_value_text(argv[0]) : NULL;
+    unsigned char b[16];
+    for (int i = 0, k = 0; ok && i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            ok = t[i] == '-';
+            continue;
+        }
+        int hi = hex_value(t[i]), lo = hex_value(t[++i]);
+        ok = hi >= 0 && lo >= 0;
+        b[k++] = (unsigned char)(hi << 4 | lo);
+    }
+    if (ok)
+        sqlite3_result_blob(cx, b, 16, SQLITE_TRANSIENT);
+    else
+        sqlite3_result_value(cx, argv[0]);
+}
+
+static void fn_ut(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) != SQLITE_BLOB || sqlite3_value_bytes(argv[0]) != 16) {
+        sqlite3_result_value(cx, argv[0]);
+        return;
+    }
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *b = sqlite3_value_blob(argv[0]);
+    char t[36];
+    for (int i = 0, k = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            t[k++] = '-';
+        t[k++] = digits[b[i] >> 4];
+        t[k++] = digits[b[i] & 15];
+    }
+    sqlite3_result_text(cx, t, 36, SQLITE_TRANSIENT);
+}
+
+static int uuid_functions(struct sqlite_store *s)
+{
+    int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+    if (sqlite3_create_function_v2(s->db, "ub", 1, flags, NULL, fn_ub, NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        sqlite3_create_function_v2(s->db, "ut", 1, flags, NULL, fn_ut, NULL, NULL, NULL) !=
+            SQLITE_OK)
+        return fail(s, "register functions");
+    return MTR_OK;
+}
+
 /* Payloads are compressed with the ledger's newest dictionary, if it has one. */
 static int latest_dictionary(struct sqlite_store *s)
 {
@@ -676,6 +759,8 @@ static int sqlite_start(void *state)
         return fail(s, "cannot open");
     sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
     if (s->read_only && !readable(s) && reopen_immutable(s) != MTR_OK)
+        return MTR_ERR;
+    if (uuid_functions(s) != MTR_OK)
         return MTR_ERR;
     if (check_schema(s, existed) != MTR_OK)
         return MTR_ERR;
@@ -1751,10 +1836,10 @@ static int sqlite_subscriptions_list(void *state, const char *webhook_id, const 
     sqlite3_stmt *st;
     int rc;
     if (prepare(s,
-                "SELECT s.webhook_id, s.vehicle_id, coalesce(v.source, ''), s.made_at, "
+                "SELECT ut(s.webhook_id), s.vehicle_id, coalesce(v.source, ''), s.made_at, "
                 "v.access_token IS NOT NULL OR v.refresh_token IS NOT NULL, "
                 "coalesce(v.needs_reauth, 0), coalesce(v.access_expires, 0) FROM subscriptions s "
-                "LEFT JOIN vehicles v ON v.id = s.vehicle_id WHERE s.webhook_id = ?1 AND "
+                "LEFT JOIN vehicles v ON v.id = s.vehicle_id WHERE s.webhook_id = ub(?1) AND "
                 "s.removed_at IS NULL AND (?2 IS NULL OR s.vehicle_id = ?2) AND (?3 IS NULL OR "
                 "s.vehicle_id > ?3) ORDER BY s.vehicle_id LIMIT ?4",
                 &st) != MTR_OK)
@@ -1811,12 +1896,13 @@ static int sqlite_deliveries_query(void *state, const struct mtr_delivery_query 
     struct sqlite_store *s = state;
     sqlite3_stmt *st;
     int rc;
-    if (prepare(
-            s,
-            "SELECT " DELIVERY_COLS " WHERE (?1 IS NULL OR d.webhook_id = ?1) AND (?2 < 0 OR "
-            "d.state = ?2) AND (?3 = 0 OR d.tick >= ?3) AND (?4 = 0 OR d.tick < ?4) AND (?6 IS "
-            "NULL OR d.tick > ?5 OR (d.tick = ?5 AND d.id > ?6)) ORDER BY d.tick, d.id LIMIT ?7",
-            &st) != MTR_OK)
+    if (prepare(s,
+                "SELECT " DELIVERY_COLS
+                " WHERE (?1 IS NULL OR d.webhook_id = ub(?1)) AND (?2 < 0 OR "
+                "d.state = ?2) AND (?3 = 0 OR d.tick >= ?3) AND (?4 = 0 OR d.tick < ?4) AND (?6 IS "
+                "NULL OR d.tick > ?5 OR (d.tick = ?5 AND d.id > ub(?6))) ORDER BY d.tick, d.id "
+                "LIMIT ?7",
+                &st) != MTR_OK)
         return MTR_ERR;
     bind_text(st, 1, q->webhook_id);
     sqlite3_bind_int(st, 2, q->state);
@@ -1839,12 +1925,13 @@ static int sqlite_deliveries_query(void *state, const struct mtr_delivery_query 
 static int sqlite_webhook_delete(void *state, const char *id, mtr_time now)
 {
     static const char *const steps[] = {
-        "UPDATE subscriptions SET removed_at = ?2 WHERE webhook_id = ?1 AND removed_at IS NULL",
-        "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 "
+        "UPDATE subscriptions SET removed_at = ?2 WHERE webhook_id = ub(?1) AND removed_at IS NULL",
+        "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL WHERE webhook_id = "
+        "ub(?1) "
         "AND state IN (0, 1)",
         "UPDATE deliveries SET state = 2, last_error = 'webhook deleted', updated_at = ?2, "
-        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ?1 AND state = 0",
-        "DELETE FROM webhooks WHERE id = ?1",
+        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ub(?1) AND state = 0",
+        "DELETE FROM webhooks WHERE id = ub(?1)",
     };
     struct sqlite_store *s = state;
     for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
@@ -1870,7 +1957,7 @@ static int sqlite_delivery_counts(void *state, const char *webhook_id, mtr_time 
     int rc;
     memset(out, 0, sizeof *out);
     if (prepare(s,
-                "SELECT state, count(*) FROM deliveries WHERE webhook_id = ?1 AND tick >= ?2 "
+                "SELECT state, count(*) FROM deliveries WHERE webhook_id = ub(?1) AND tick >= ?2 "
                 "AND kind = 0 GROUP BY state",
                 &st) != MTR_OK)
         return MTR_ERR;
@@ -1885,10 +1972,11 @@ static int sqlite_delivery_counts(void *state, const char *webhook_id, mtr_time 
     if (rc != SQLITE_DONE)
         return fail(s, "count deliveries");
     /* the newest: rows are inserted in time order, so the scan from the end is short */
-    if (prepare(s,
-                "SELECT state, last_status, updated_at FROM deliveries WHERE webhook_id = ?1 AND "
-                "kind = 0 ORDER BY rowid DESC LIMIT 1",
-                &st) != MTR_OK)
+    if (prepare(
+            s,
+            "SELECT state, last_status, updated_at FROM deliveries WHERE webhook_id = ub(?1) AND "
+            "kind = 0 ORDER BY rowid DESC LIMIT 1",
+            &st) != MTR_OK)
         return MTR_ERR;
     bind_text(st, 1, webhook_id);
     if ((rc = sqlite3_step(st)) == SQLITE_ROW) {

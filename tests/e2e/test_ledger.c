@@ -86,9 +86,13 @@ Test(ledger, a_schema_1_ledger_upgrades_in_place_and_keeps_its_work, .timeout = 
 
     sc_virtual(&s, "2030-03-01T16:00:30Z", "2030-03-01T16:30:00Z");
     db = open_ledger(&s);
-    cr_expect_eq(query_int(db, "PRAGMA user_version"), 9);
+    cr_expect_eq(query_int(db, "PRAGMA user_version"), 10);
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM deliveries WHERE typeof(id) <> 'blob' OR "
+                               "length(id) <> 16 OR typeof(webhook_id) <> 'blob'"),
+                 0, "schema 10 keeps ids as their 16 bytes, those written before too");
+    cr_expect_eq(query_int(db, "SELECT count(*) FROM jobs WHERE typeof(webhook_id) <> 'blob'"), 0);
     cr_expect_eq(query_int(db, "SELECT count(*) FROM attempts a JOIN deliveries d ON d.rowid = "
-                               "a.delivery WHERE d.id = '0000aaaa-0000-8000-8000-000000000001' "
+                               "a.delivery WHERE hex(d.id) = '0000AAAA000080008000000000000001' "
                                "AND a.http_status = 503"),
                  1, "schema 9 keys the attempts written before by their delivery's rowid");
     cr_expect_eq(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'quotas'"), 1,
@@ -218,7 +222,7 @@ Test(ledger, payloads_are_stored_compressed_and_replayed_byte_for_byte, .timeout
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT hex(substr(p.body, 1, 2)) = '0101' FROM payloads p JOIN deliveries d ON "
-             "p.delivery = d.rowid WHERE d.id = '%s'",
+             "p.delivery = d.rowid WHERE lower(hex(d.id)) = replace('%s', '-', '')",
              last.delivery_id);
     cr_expect_eq(query_int(db, sql), 1, "the last payload is compressed with dictionary 1");
     sqlite3_close(db);

@@ -130,7 +130,12 @@ delivered, total, size = db.execute(
     "from deliveries").fetchone()
 ledger = sum(os.path.getsize(os.path.join(d, f)) for f in ("ledger.db", "ledger.db-wal")
              if os.path.exists(os.path.join(d, f)))
-print(tick, elapsed, user, sys_, rss, ledger, delivered, total, size)
+# the rows and indexes a delivery leaves (its jobs, the delivery, its attempts), payloads aside
+per = ("deliveries", "jobs", "attempts", "jobs_tick", "jobs_due", "deliveries_due",
+       "deliveries_subject", "sqlite_autoindex_deliveries_1")
+rows = db.execute("select coalesce(sum(pgsize), 0) from dbstat where name in (%s)"
+                  % ",".join("?" * len(per)), per).fetchone()[0]
+print(tick, elapsed, user, sys_, rss, ledger, delivered, total, size, rows)
 PY
 }
 
@@ -207,11 +212,12 @@ for l in lines:
 for name, label in (("single", "one vehicle per payload"), ("batched", "100 vehicles per payload")):
     rows = []
     for figures, r, c in runs[name]:
-        tick, wall, user, sys_, rss, ledger, delivered, total, size = figures
+        tick, wall, user, sys_, rss, ledger, delivered, total, size, rows_b = figures
         rate = int(delivered) / float(tick)
         rows.append(dict(tick=float(tick), wall=float(wall), cpu=float(user) + float(sys_),
                          rss=int(rss), ledger=int(ledger), delivered=int(delivered),
-                         total=int(total), size=int(size), rate=rate, ratio=rate / r, r=r, c=c))
+                         total=int(total), size=int(size), rows=int(rows_b), rate=rate,
+                         ratio=rate / r, r=r, c=c))
     m = sorted(rows, key=lambda x: x["ratio"])[len(rows) // 2]
     print(f"{label}: {n} vehicles, {m['delivered']} of {m['total']} payloads delivered in "
           f"{m['tick']:.2f} s from the tick to the last delivery recorded (the process ran "
@@ -221,7 +227,8 @@ for name, label in (("single", "one vehicle per payload"), ("batched", "100 vehi
           f"{n / m['tick']:,.0f} vehicles/s; CPU {m['cpu']:.2f} s = "
           f"{m['cpu'] / m['delivered'] * 1000:.3f} s per 1000 deliveries; peak RSS "
           f"{m['rss'] / 1024:.0f} MiB; ledger {m['ledger'] / 1048576:.0f} MiB (payload bytes "
-          f"{m['size'] / 1048576:.0f} MiB)")
+          f"{m['size'] / 1048576:.0f} MiB); per vehicle {m['rows'] / n:.0f} bytes of rows and "
+          f"indexes and {m['size'] / n:.0f} of payload")
     print("  every run: " + "; ".join(f"{x['tick']:.2f} s, {x['rate']:,.0f}/s = {x['ratio']:.3f} R"
                                        for x in rows))
 PY

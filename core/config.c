@@ -202,8 +202,9 @@ static const struct mtr_option retention_options[] = {
      .help = "failed payload bytes are pruned after this"},
     {.name = "history",
      .type = MTR_OPT_DURATION,
-     .default_value = "30d",
-     .help = "ledger rows are pruned after this"},
+     .default_value = "7d",
+     .help = "ledger rows are pruned after this (7d: as long as a failed payload can be "
+             "replayed; bench/README.md sizes the disk it takes)"},
     {0},
 };
 

@@ -177,8 +177,10 @@ int codec_decode(struct codec *c, const void *blob, size_t len, codec_load_fn lo
 
 int codec_sample(struct codec *c, const void *body, size_t len)
 {
-    if (c->trained || c->cdict || len == 0 || len > 65536)
+    if (c->trained || c->cdict || len == 0)
         return 0;
+    if (len > CODEC_SAMPLE_BYTES)
+        len = CODEC_SAMPLE_BYTES; /* a big payload repeats its first vehicles' shape */
     if (!c->sample_sizes && !(c->sample_sizes = calloc(CODEC_SAMPLES, sizeof *c->sample_sizes)))
         return 0;
     if (reserve((void **)&c->samples, &c->samples_cap, c->samples_len + len) != 0)

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #define CODEC_SAMPLES 1000
+#define CODEC_SAMPLE_BYTES 4096 /* of each sample: 4 MiB of samples at most */
 #define CODEC_DICT_BYTES 16384
 #ifndef CODEC_LEVEL
 #define CODEC_LEVEL 3

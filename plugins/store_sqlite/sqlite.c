@@ -1926,11 +1926,10 @@ static int sqlite_webhook_delete(void *state, const char *id, mtr_time now)
 {
     static const char *const steps[] = {
         "UPDATE subscriptions SET removed_at = ?2 WHERE webhook_id = ub(?1) AND removed_at IS NULL",
-        "UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL WHERE webhook_id = "
-        "ub(?1) "
-        "AND state IN (0, 1)",
-        "UPDATE deliveries SET state = 2, last_error = 'webhook deleted', updated_at = ?2, "
-        "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ub(?1) AND state = 0",
+        ("UPDATE jobs SET state = 3, lease_owner = NULL, lease_until = NULL WHERE webhook_id = "
+         "ub(?1) AND state IN (0, 1)"),
+        ("UPDATE deliveries SET state = 2, last_error = 'webhook deleted', updated_at = ?2, "
+         "lease_owner = NULL, lease_until = NULL WHERE webhook_id = ub(?1) AND state = 0"),
         "DELETE FROM webhooks WHERE id = ub(?1)",
     };
     struct sqlite_store *s = state;

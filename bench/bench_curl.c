@@ -5,7 +5,10 @@
  * with no ledger, no JSON and no signing. `bench/run.sh` runs it beside wrk
  * and metronome so the three are read against each other.
  *
- *   bench_curl URL BODY_BYTES REQUESTS [CONNECTIONS] */
+ * For an https:// URL, CA_FILE is the certificate to trust (bench/https.sh
+ * makes one); HTTP/2 is libcurl's default there when the receiver offers it.
+ *
+ *   bench_curl URL BODY_BYTES REQUESTS [CONNECTIONS [CA_FILE]] */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +29,15 @@ static double seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static const char *ca_file; /* NULL: the system's */
+
 static void start(CURLM *m, CURL *e, const char *url, const char *body, size_t len,
                   struct curl_slist *headers)
 {
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, url);
+    if (ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -43,12 +50,13 @@ static void start(CURLM *m, CURL *e, const char *url, const char *body, size_t l
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_curl URL BODY_BYTES REQUESTS [CONNECTIONS]\n");
+        fprintf(stderr, "usage: bench_curl URL BODY_BYTES REQUESTS [CONNECTIONS [CA_FILE]]\n");
         return 2;
     }
     const char *url = argv[1];
     size_t len = strtoul(argv[2], NULL, 10);
     long total = strtol(argv[3], NULL, 10), conns = argc > 4 ? strtol(argv[4], NULL, 10) : 64;
+    ca_file = argc > 5 ? argv[5] : NULL;
     char *body = malloc(len + 1);
     CURL **easy = calloc((size_t)conns, sizeof *easy);
     if (!body || !easy || total <= 0 || conns <= 0)

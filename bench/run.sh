@@ -13,7 +13,10 @@
 #  3. the same with 100 vehicles per payload;
 #  4. the scheduler micro-benchmark (a million subscriptions planned and popped);
 #  5. the postgres store beside SQLite with 1, 2 and 3 nodes (bench/postgres.sh,
-#     POSTGRES_VEHICLES vehicles, default 20000; POSTGRES=0 skips it).
+#     POSTGRES_VEHICLES vehicles, default 20000; POSTGRES=0 skips it);
+#  6. HTTPS receivers: nginx behind TLS 1.3, wrk's TLS ceiling, bare libcurl and
+#     metronome over TLS, HTTP/1.1 and HTTP/2 (bench/https.sh, HTTPS_VEHICLES
+#     vehicles, default 20000; HTTPS=0 skips it).
 # It prints deliveries/s, the ratio to R, tick-to-last-delivery seconds, CPU
 # seconds per 1000 deliveries, peak RSS and ledger size, and appends the
 # figures to bench/results.txt.
@@ -239,3 +242,7 @@ echo "$out" >>bench/results.txt
 
 # the postgres store beside SQLite (1, 2 and 3 nodes; bench/postgres.sh appends its own lines)
 [ "${POSTGRES:-1}" = 0 ] || sh bench/postgres.sh "${POSTGRES_VEHICLES:-20000}"
+
+# HTTPS receivers: wrk's TLS ceiling, bare libcurl and metronome over TLS, HTTP/1.1 and HTTP/2
+# (bench/https.sh appends its own lines)
+[ "${HTTPS:-1}" = 0 ] || sh bench/https.sh "${HTTPS_VEHICLES:-20000}"

@@ -684,7 +684,8 @@ static void fn_ub(sqlite3_context *cx, int argc, sqlite3_value **argv)
         }
         int hi = hex_value(t[i]), lo = hex_value(t[++i]);
         ok = hi >= 0 && lo >= 0;
-        b[k++] = (unsigned char)(hi << 4 | lo);
+        if (ok)
+            b[k++] = (unsigned char)(hi << 4 | lo);
     }
     if (ok)
         sqlite3_result_blob(cx, b, 16, SQLITE_TRANSIENT);

@@ -14,21 +14,8 @@ set -eu
 cd "$(dirname "$0")/.."
 N=${1:-20000}
 REPS=${REPS:-3}
-for p in nginx-light wrk openssl; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
-done
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DMETRONOME_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$(nproc)" >/dev/null
-B="$PWD/build-bench"
-work=$(mktemp -d /var/tmp/metronome-https.XXXXXX)
-nginx_pid=""
-cleanup() {
-    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bench=https
+. bench/common.sh
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
@@ -56,16 +43,6 @@ http {
   }
 }
 EOF
-}
-start_nginx() {
-    nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
-    nginx_pid=$!
-    sleep 0.5
-}
-stop_nginx() {
-    kill "$nginx_pid" 2>/dev/null || true
-    wait "$nginx_pid" 2>/dev/null || true
-    nginx_pid=""
 }
 
 head -c 704 /dev/zero | tr '\0' 'x' >"$work/body" # a payload's size (bench/run.sh measures it)

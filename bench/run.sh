@@ -30,23 +30,8 @@ set -eu
 cd "$(dirname "$0")/.."
 N="${1:-100000}"
 REPS="${REPS:-3}"
-sh scripts/deps.sh
-for p in nginx-light wrk; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
-done
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DMETRONOME_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$(nproc)" >/dev/null
-B="$PWD/build-bench"
-
-work=$(mktemp -d /var/tmp/metronome-bench.XXXXXX) # on disk, not tmpfs
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-nginx_pid=""
-cleanup() {
-    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench=bench
+. bench/common.sh
 
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
@@ -61,16 +46,6 @@ http {
   server { listen 127.0.0.1:$port; location / { return 204; } }
 }
 EOF
-start_nginx() {
-    nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
-    nginx_pid=$!
-    sleep 0.5
-}
-stop_nginx() {
-    kill "$nginx_pid" 2>/dev/null || true
-    wait "$nginx_pid" 2>/dev/null || true
-    nginx_pid=""
-}
 
 pipeline() { # $1 = directory, $2 = vehicles per payload
     cat >"$1/pipeline.yaml" <<EOF

@@ -1,0 +1,33 @@
+# Sourced by bench/run.sh and bench/https.sh (after `cd` to the repository,
+# with $bench naming the run): the packages they need, a Release build in
+# build-bench/ ($B), a work directory on disk ($work, removed on exit), a
+# free loopback port ($port), and nginx started and stopped on
+# $work/nginx.conf, which the caller writes.
+sh scripts/deps.sh
+for p in nginx-light wrk openssl; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+done
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DMETRONOME_TESTS=OFF >/dev/null
+cmake --build build-bench -j"$(nproc)" >/dev/null
+B="$PWD/build-bench"
+
+work=$(mktemp -d "/var/tmp/metronome-$bench.XXXXXX") # on disk, not tmpfs
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nginx_pid=""
+cleanup() {
+    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_nginx() {
+    nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
+    nginx_pid=$!
+    sleep 0.5
+}
+stop_nginx() {
+    kill "$nginx_pid" 2>/dev/null || true
+    wait "$nginx_pid" 2>/dev/null || true
+    nginx_pid=""
+}

@@ -405,8 +405,12 @@ static char *settle(struct engine *e, struct fetch_item *it, size_t *len)
     return entry ? entry : error_entry(e, it, request_id, len);
 }
 
-/* Builds and stores the deliveries of n entries (one webhook, tick, source)
- * for one sink, halving the group until each payload fits the sink. */
+/* Whether w's deliveries carry a subject (its supersede or ordered need one). */
+static int wants_subject(const struct webhook_cfg *w)
+{
+    return w->supersede || w->ordered;
+}
+
 /* The subject of a payload (store.h): the same for the same vehicles, in any
  * order - a sum of each vehicle's 64-bit hash. */
 static int64_t subject_of(const struct entry *ent, size_t n)
@@ -419,6 +423,8 @@ static int64_t subject_of(const struct entry *ent, size_t n)
     return (int64_t)sum;
 }
 
+/* Builds and stores the deliveries of n entries (one webhook, tick, source)
+ * for one sink, halving the group until each payload fits the sink. */
 static int store_payloads(struct engine *e, struct entry *ent, size_t n, size_t sink,
                           struct mtr_delivery_row *rows, size_t *n_rows, char **bodies,
                           int64_t *subjects)
@@ -499,7 +505,7 @@ static int store_payloads(struct engine *e, struct entry *ent, size_t n, size_t 
     };
     bodies[2 * *n_rows] = body;
     bodies[2 * *n_rows + 1] = id;
-    subjects[*n_rows] = subject_of(ent, n);
+    subjects[*n_rows] = wants_subject(w) ? subject_of(ent, n) : 0; /* else never stored */
     (*n_rows)++;
     e->stats.deliveries++;
     return 0;
@@ -611,18 +617,20 @@ static int gather_group(struct engine *e, struct entry *ent, size_t n, struct ga
  * transaction that inserted them. */
 static int set_subjects(struct engine *e, struct gathered *g)
 {
-    const char **ids = malloc((g->n_rows ? g->n_rows : 1) * sizeof *ids);
-    int64_t *subjects = malloc((g->n_rows ? g->n_rows : 1) * sizeof *subjects);
     size_t n = 0;
-    for (size_t i = 0; ids && subjects && i < g->n_rows; i++) {
-        const struct webhook_cfg *w = e->ws.v[g->row_wh[i]].cfg;
-        if (w->supersede || w->ordered) {
-            ids[n] = g->rows[i].id;
-            subjects[n++] = g->subjects[i];
+    for (size_t i = 0; i < g->n_rows; i++)
+        n += wants_subject(e->ws.v[g->row_wh[i]].cfg);
+    if (n == 0)
+        return 0; /* the common case: nothing to allocate or write */
+    const char **ids = malloc(n * sizeof *ids);
+    int64_t *subjects = malloc(n * sizeof *subjects);
+    for (size_t i = 0, k = 0; ids && subjects && i < g->n_rows; i++)
+        if (wants_subject(e->ws.v[g->row_wh[i]].cfg)) {
+            ids[k] = g->rows[i].id;
+            subjects[k++] = g->subjects[i];
         }
-    }
     int rc = !ids || !subjects ? store_failed(e, "out of memory")
-             : n && ledger_set_subjects(&e->L, ids, subjects, n) != MTR_OK
+             : ledger_set_subjects(&e->L, ids, subjects, n) != MTR_OK
                  ? store_failed(e, "set deliveries' subjects")
                  : 0;
     free(ids);

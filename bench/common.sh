@@ -1,8 +1,8 @@
 # Sourced by bench/run.sh and bench/https.sh (after `cd` to the repository,
 # with $bench naming the run): the packages they need, a Release build in
 # build-bench/ ($B), a work directory on disk ($work, removed on exit), a
-# free loopback port ($port), and nginx started and stopped on
-# $work/nginx.conf, which the caller writes.
+# free loopback port ($port), nginx configured (write_nginx_conf), started
+# and stopped, and wrk's POST script (write_post_lua).
 sh scripts/deps.sh
 for p in nginx-light wrk openssl; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -30,4 +30,31 @@ stop_nginx() {
     kill "$nginx_pid" 2>/dev/null || true
     wait "$nginx_pid" 2>/dev/null || true
     nginx_pid=""
+}
+
+# nginx answering on loopback: 1 worker, keep-alive without end, no access log.
+# $1 is what goes inside http { } after that, the server block included.
+write_nginx_conf() {
+    cat >"$work/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx.err crit;
+events { worker_connections 4096; use epoll; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  client_body_buffer_size 1m;
+$1
+}
+EOF
+}
+
+# wrk's script: POST the bytes of $work/body as JSON.
+write_post_lua() {
+    cat >"$work/post.lua" <<EOF
+wrk.method = "POST"
+local f = io.open("$work/body", "r"); wrk.body = f:read("*a"); f:close()
+wrk.headers["Content-Type"] = "application/json"
+EOF
 }

@@ -22,17 +22,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -keyout "$work/key.pem" -out "$work/cert.pem" >/dev/null 2>&1
 
 nginx_conf() { # $1 = "" or " http2": what the listener offers by ALPN
-    cat >"$work/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx.err crit;
-events { worker_connections 4096; use epoll; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  client_body_buffer_size 1m;
-  ssl_protocols TLSv1.3;
+    write_nginx_conf "  ssl_protocols TLSv1.3;
   ssl_session_cache shared:TLS:10m;
   server {
     listen 127.0.0.1:$port ssl$1;
@@ -40,17 +30,11 @@ http {
     ssl_certificate_key $work/key.pem;
     http2_max_requests 100000000;
     location / { return 204; }
-  }
-}
-EOF
+  }"
 }
 
 head -c 704 /dev/zero | tr '\0' 'x' >"$work/body" # a payload's size (bench/run.sh measures it)
-cat >"$work/post.lua" <<EOF
-wrk.method = "POST"
-local f = io.open("$work/body", "r"); wrk.body = f:read("*a"); f:close()
-wrk.headers["Content-Type"] = "application/json"
-EOF
+write_post_lua
 
 measure_t() {
     nginx_conf ""

@@ -33,19 +33,7 @@ REPS="${REPS:-3}"
 bench=bench
 . bench/common.sh
 
-cat >"$work/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx.err crit;
-events { worker_connections 4096; use epoll; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  client_body_buffer_size 1m;
-  server { listen 127.0.0.1:$port; location / { return 204; } }
-}
-EOF
+write_nginx_conf "  server { listen 127.0.0.1:$port; location / { return 204; } }"
 
 pipeline() { # $1 = directory, $2 = vehicles per payload
     cat >"$1/pipeline.yaml" <<EOF
@@ -137,11 +125,7 @@ import json, sys
 line = open(sys.argv[1]).readline()
 print(len(json.dumps(json.loads(line)["body"], separators=(",", ":"), ensure_ascii=False).encode()))' "$probe/out.jsonl")
 head -c "$body_size" /dev/zero | tr '\0' 'x' >"$work/body"
-cat >"$work/post.lua" <<EOF
-wrk.method = "POST"
-local f = io.open("$work/body", "r"); wrk.body = f:read("*a"); f:close()
-wrk.headers["Content-Type"] = "application/json"
-EOF
+write_post_lua
 
 # ---- the ceilings: R (wrk) and the bare libcurl client ----
 measure_r() {

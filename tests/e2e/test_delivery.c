@@ -612,14 +612,22 @@ Test(delivery, retry_after_is_honoured, .timeout = 60)
 /* ---- fresher data and order ----------------------------------------------------------------- */
 
 /* v1's 16:00 payload fails at 16:00 and 16:30 (its next retry is due at 17:30);
- * everything after is answered 200. Returns the arrivals of that payload. */
-static size_t arrivals_of_the_1600_payload(struct scenario *s, const char *delivery)
+ * everything after is answered 200. Returns the arrivals of that payload; the
+ * event stream goes to the file named in events. */
+static size_t arrivals_of_the_1600_payload(struct scenario *s, const char *delivery,
+                                           char events[512])
 {
     static const char *const one[] = {"v1", NULL};
-    char extra[200];
+    char extra[200], sink[600], *dir = make_tmpdir(), *path = path_join(dir, "events.jsonl");
     snprintf(extra, sizeof extra, "    delivery: %s\n", delivery);
-    scenario_start(
-        s, &(struct scenario_opts){.webhook_extra = extra, .delivery = "{spread: [0s, 0s]}"});
+    snprintf(events, 512, "%s", path);
+    snprintf(sink, sizeof sink, "}\n  - {name: events, plugin: file, path: \"%s\"", path);
+    free(path);
+    free(dir);
+    scenario_start(s, &(struct scenario_opts){.webhook_extra = extra,
+                                              .sink_extra = sink,
+                                              .extra = "events: {sinks: [events]}\n",
+                                              .delivery = "{spread: [0s, 0s]}"});
     struct receiver_rule fail[2] = {{.status = 500, .retry_after = -1},
                                     {.status = 500, .retry_after = -1}};
     receiver_script(&s->r, fail, 2);
@@ -641,7 +649,9 @@ static size_t arrivals_of_the_1600_payload(struct scenario *s, const char *deliv
 Test(delivery, supersede_records_older_retries_superseded_instead_of_sending_them, .timeout = 60)
 {
     struct scenario s;
-    size_t n = arrivals_of_the_1600_payload(&s, "{supersede: true, retry_schedule: [30m, 90m]}");
+    char events[512];
+    size_t n =
+        arrivals_of_the_1600_payload(&s, "{supersede: true, retry_schedule: [30m, 90m]}", events);
     cr_expect_eq(n, 2, "16:00 and 16:30; not again at 17:30, after 17:00's was delivered");
     json_t *d = sc_deliveries(&s);
     json_t *old = NULL, *x;
@@ -657,13 +667,15 @@ Test(delivery, supersede_records_older_retries_superseded_instead_of_sending_the
     char state[32], reason[64];
     webhook_state(&s, state, sizeof state, reason, sizeof reason);
     cr_expect_str_eq(state, "active", "superseding disables nothing");
+    cr_expect_eq(events_of(events, "delivery.failed", NULL), 0, "nor says a delivery failed");
     scenario_stop(&s);
 }
 
 Test(delivery, without_supersede_an_older_retry_is_still_sent_late, .timeout = 60)
 {
     struct scenario s;
-    size_t n = arrivals_of_the_1600_payload(&s, "{retry_schedule: [30m, 90m]}");
+    char events[512];
+    size_t n = arrivals_of_the_1600_payload(&s, "{retry_schedule: [30m, 90m]}", events);
     cr_expect_eq(n, 3, "16:00, 16:30 and 17:30");
     scenario_stop(&s);
 }
@@ -673,7 +685,9 @@ Test(delivery, ordered_holds_a_vehicles_tick_until_its_previous_one_is_settled, 
     /* the same receiver as above: with ordered, 17:00's payload waits for 16:00's retry at
      * 17:30, and goes after it */
     struct scenario s;
-    size_t n = arrivals_of_the_1600_payload(&s, "{ordered: true, retry_schedule: [30m, 90m]}");
+    char events[512];
+    size_t n =
+        arrivals_of_the_1600_payload(&s, "{ordered: true, retry_schedule: [30m, 90m]}", events);
     cr_expect_eq(n, 3, "16:00, 16:30 and 17:30");
     cr_assert_eq(sc_payloads(&s), 5, "16:00's three, then 17:00's and 18:00's");
     struct received first, third, fourth;

@@ -1,8 +1,10 @@
-/* Sink `http`: POSTs each signed payload to the webhook's callback URI with
- * one libcurl multi handle - many deliveries in flight over reused
- * connections, driven from poll() so nothing blocks the scheduler. TLS is
- * verified; redirects are not followed (a 3xx is a failure); Retry-After is
- * reported; and an SSRF guard refuses loopback, private, link-local, CGNAT and
+/* Sink `http`: POSTs each signed payload to the webhook's callback URI -
+ * many deliveries in flight over reused connections, driven from poll() so
+ * nothing blocks the scheduler. https:// (and anything through a proxy) goes
+ * through one libcurl multi handle; plain http:// goes over the sink's own
+ * HTTP/1.1 connections (plain.h), opened by libcurl. TLS is verified;
+ * redirects are not followed (a 3xx is a failure); Retry-After is reported;
+ * and an SSRF guard refuses loopback, private, link-local, CGNAT and
  * metadata addresses after DNS resolution, at every connect, unless
  * allow_private_networks is true. Optionally adds the Standard Webhooks
  * headers (webhook-id, webhook-timestamp, webhook-signature). With
@@ -10,7 +12,9 @@
  * origin (limits.h): what an origin cannot take now is held or deferred. */
 #include <metronome/metronome.h>
 #include <metronome/netguard.h>
+#include "http.h"
 #include "limits.h"
+#include "plain.h"
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -22,58 +26,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define RESPONSE_MAX (64 * 1024)
-
-/* A transfer and its easy handle stay paired for the sink's life: the options
- * that never change are set once, and the request headers are a list whose
- * nodes and text belong to the transfer, rewritten for each delivery. */
-struct transfer {
-    struct http_sink *sink;
-    CURL *easy;
-    struct curl_slist *nodes; /* the header list, in place */
-    const char **lines;       /* each node's line while it is built (NULL: in text) */
-    size_t n_nodes;
-    char *text; /* the nodes' "Name: value" lines */
-    size_t text_cap;
-    mtr_sink_done_fn done;
-    void *core;
-    void *cookie;
-    char *response;
-    size_t response_len;
-    int64_t retry_after_s;
-    mtr_time submitted_at; /* the daemon's clock: HTTP-dates are read against it */
-    struct timespec started;
-    struct origin *origin; /* with receiver protection on, else NULL */
-    char refused[256];     /* set by the SSRF guard */
-    char curl_error[CURL_ERROR_SIZE];
-    struct transfer *next_free;
-};
-
-struct http_sink {
-    const struct mtr_host_api *host;
-    mtr_ctx *ctx;
-    const char *url; /* every delivery goes here instead of its callback URI (events' sinks) */
-    int64_t timeout_ms;
-    int64_t concurrency;
-    uint64_t max_body_bytes;
-    int allow_private;
-    int standard_webhooks;
-    unsigned char sw_key[64];
-    size_t sw_key_len;
-    const char *ca_file;
-    const char *proxy; /* NULL: direct; the environment's proxies are never used */
-    CURLM *multi;
-    CURLSH *share; /* TLS sessions, so any transfer resumes one when it opens a connection */
-    int in_flight;
-    struct transfer *free_list;
-    struct limits limits;
-    size_t held; /* deliveries waiting in origins' queues */
-};
-
 /* ---- the SSRF guard ------------------------------------------------------------------- */
 
-static curl_socket_t guarded_open(void *clientp, curlsocktype purpose,
-                                  struct curl_sockaddr *address)
+curl_socket_t guarded_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
     struct transfer *t = clientp;
     const char *why = NULL;
@@ -190,9 +145,12 @@ static struct transfer *transfer_get(struct http_sink *s)
             free(t);
             return NULL;
         }
+        t->kind = KIND_TRANSFER;
         t->sink = s;
         set_constant_options(s, t);
     }
+    t->conn = NULL;
+    t->fresh = 0;
     t->response = NULL;
     t->response_len = 0;
     t->retry_after_s = -1;
@@ -208,6 +166,7 @@ static void transfer_free(struct transfer *t)
     free(t->nodes);
     free(t->lines);
     free(t->text);
+    free(t->request);
     free(t);
 }
 
@@ -346,13 +305,23 @@ static int start(struct http_sink *s, const struct mtr_delivery *d, const char *
     t->core = core;
     t->cookie = d->cookie;
     t->submitted_at = d->now;
-    CURL *e = t->easy;
-    curl_easy_setopt(e, CURLOPT_URL, target);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->nodes);
+    t->body = d->body;
+    t->body_len = d->body_len;
     clock_gettime(CLOCK_MONOTONIC, &t->started);
-    if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
+    const char *path;
+    size_t path_len;
+    int rc;
+    if (plain_takes(s, t, target, &path, &path_len)) {
+        rc = plain_start(s, t, path, path_len);
+    } else {
+        CURL *e = t->easy;
+        curl_easy_setopt(e, CURLOPT_URL, target);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->nodes);
+        rc = curl_multi_add_handle(s->multi, e) == CURLM_OK ? MTR_OK : MTR_ERR;
+    }
+    if (rc != MTR_OK) {
         transfer_put(s, t);
         s->host->set_error(s->ctx, "cannot start the transfer");
         return MTR_ERR;
@@ -481,42 +450,21 @@ static void defer_held(struct http_sink *s, struct origin *o, mtr_time now)
     o->tail = NULL;
 }
 
-static void finish(struct http_sink *s, struct transfer *t, CURLcode result)
+void complete(struct http_sink *s, struct transfer *t, long status, const char *error)
 {
     struct timespec now;
-    long status = 0;
-    char error[512];
     clock_gettime(CLOCK_MONOTONIC, &now);
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     struct mtr_sink_outcome o = {
+        .status = !error && status >= 200 && status < 300 ? MTR_OK : MTR_ERR,
         .http_status = (int)status,
         .retry_after_s = t->retry_after_s,
         .latency_us =
             (now.tv_sec - t->started.tv_sec) * 1000000 + (now.tv_nsec - t->started.tv_nsec) / 1000,
+        .error = error,
         .response = t->response,
         .response_len = t->response_len,
         .cookie = t->cookie,
     };
-    if (result != CURLE_OK) {
-        if (t->refused[0])
-            snprintf(error, sizeof error, "%s", t->refused);
-        else if (result == CURLE_OPERATION_TIMEDOUT)
-            snprintf(error, sizeof error, "timed out after %lld ms", (long long)s->timeout_ms);
-        else if (result == CURLE_OUT_OF_MEMORY && status > 0) /* libcurl's word for it */
-            snprintf(error, sizeof error,
-                     "the receiver answered HTTP %ld with response headers larger than libcurl "
-                     "accepts (100 KiB); the answer was not read",
-                     status);
-        else
-            snprintf(error, sizeof error, "%s",
-                     t->curl_error[0] ? t->curl_error : curl_easy_strerror(result));
-        o.error = error;
-        o.http_status = result == CURLE_OPERATION_TIMEDOUT ? 0 : o.http_status;
-        o.status = MTR_ERR;
-    } else {
-        o.status = status >= 200 && status < 300 ? MTR_OK : MTR_ERR;
-    }
-    curl_multi_remove_handle(s->multi, t->easy);
     s->in_flight--;
     struct origin *origin = t->origin;
     mtr_time at = s->host->now(s->ctx);
@@ -541,26 +489,67 @@ static void finish(struct http_sink *s, struct transfer *t, CURLcode result)
         defer_held(s, origin, at);
 }
 
+/* A libcurl transfer ended with result. */
+static void finish(struct http_sink *s, struct transfer *t, CURLcode result)
+{
+    long status = 0;
+    char error[512];
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(s->multi, t->easy);
+    if (result == CURLE_OK) {
+        complete(s, t, status, NULL);
+        return;
+    }
+    if (t->refused[0])
+        snprintf(error, sizeof error, "%s", t->refused);
+    else if (result == CURLE_OPERATION_TIMEDOUT)
+        snprintf(error, sizeof error, "timed out after %lld ms", (long long)s->timeout_ms);
+    else if (result == CURLE_OUT_OF_MEMORY && status > 0) /* libcurl's word for it */
+        snprintf(error, sizeof error,
+                 "the receiver answered HTTP %ld with response headers larger than 100 KiB "
+                 "(libcurl's limit); the answer was not read",
+                 status);
+    else
+        snprintf(error, sizeof error, "%s",
+                 t->curl_error[0] ? t->curl_error : curl_easy_strerror(result));
+    complete(s, t, result == CURLE_OPERATION_TIMEDOUT ? 0 : status, error);
+}
+
+/* What libcurl finished: transfers, and the connections plain.c asked it to open. */
+static void read_messages(struct http_sink *s)
+{
+    CURLMsg *m;
+    int msgs;
+    while ((m = curl_multi_info_read(s->multi, &msgs)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        char *p = NULL;
+        CURLcode result = m->data.result;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
+        if (*(enum handle_kind *)(void *)p == KIND_CONN)
+            plain_connected(s, (struct conn *)(void *)p, result);
+        else
+            finish(s, (struct transfer *)(void *)p, result);
+    }
+}
+
 static int http_poll(void *state, int timeout_ms)
 {
     struct http_sink *s = state;
-    int running = 0, msgs;
+    int running = 0;
     if (s->held)
         limits_each_holding(&s->limits, release, s);
     if (s->in_flight == 0)
         return (int)s->held;
     curl_multi_perform(s->multi, &running);
-    if (running > 0 && timeout_ms > 0) {
-        curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
+    read_messages(s);
+    struct curl_waitfd *fds;
+    unsigned n = plain_wait_fds(s, &fds);
+    if (running > 0 || n > 0) {
+        curl_multi_poll(s->multi, fds, n, timeout_ms, NULL);
+        plain_progress(s, fds, n);
         curl_multi_perform(s->multi, &running);
-    }
-    CURLMsg *m;
-    while ((m = curl_multi_info_read(s->multi, &msgs)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        struct transfer *t;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        finish(s, t, m->data.result);
+        read_messages(s);
     }
     if (s->held)
         limits_each_holding(&s->limits, release, s);
@@ -665,6 +654,7 @@ static void http_stop(void *state)
     while (s->in_flight > 0) /* bounded by the timeout of each transfer */
         http_poll(s, 100);
     limits_free(&s->limits); /* nothing is held: the core waited for every outcome */
+    plain_close_all(s);
     while (s->free_list) {
         struct transfer *t = s->free_list;
         s->free_list = t->next_free;

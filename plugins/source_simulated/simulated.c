@@ -255,11 +255,35 @@ static int charging(const struct car *c, mtr_time t)
 
 /* ---- responses ------------------------------------------------------------------- */
 
+static char *two_digits(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+/* YYYY-MM-DDTHH:MM:SS.000Z, written by hand: snprintf here was 2.5% of the
+ * engine thread on a batched tick (three timestamps a vehicle). */
 static void iso_ms(char *buf, size_t len, mtr_time t)
 {
     struct mtr_civil c = mtr_civil_from_time(t);
-    snprintf(buf, len, "%04lld-%02d-%02dT%02d:%02d:%02d.000Z", (long long)c.year, c.month, c.day,
-             c.hour, c.minute, c.second);
+    if (len < 25 || c.year < 0 || c.year > 9999) {
+        snprintf(buf, len, "%04lld-%02d-%02dT%02d:%02d:%02d.000Z", (long long)c.year, c.month,
+                 c.day, c.hour, c.minute, c.second);
+        return;
+    }
+    char *p = two_digits(two_digits(buf, (int)(c.year / 100)), (int)(c.year % 100));
+    *p++ = '-';
+    p = two_digits(p, c.month);
+    *p++ = '-';
+    p = two_digits(p, c.day);
+    *p++ = 'T';
+    p = two_digits(p, c.hour);
+    *p++ = ':';
+    p = two_digits(p, c.minute);
+    *p++ = ':';
+    p = two_digits(p, c.second);
+    memcpy(p, ".000Z", 6);
 }
 
 static void uuid_of(uint64_t h, char out_[37])

@@ -726,50 +726,91 @@ static void drop_ready(struct engine *e)
     }
 }
 
+/* Whether every source answers within submit() (no poll): then a batch's
+ * claim, fetches and stored payloads can be one transaction. */
+static int sources_answer_at_once(const struct engine *e)
+{
+    for (size_t s = 0; s < e->c->n_sources; s++)
+        if (source_ops(e, s)->poll)
+            return 0;
+    return 1;
+}
+
+/* Claims up to JOB_BATCH due jobs into cl: held by the transaction the
+ * caller opened (store.h: claim_jobs_held), else under a lease. */
+static int claim_batch(struct engine *e, mtr_time now, int held, struct claim *cl)
+{
+    if (held)
+        return ledger_claim_jobs_held(&e->L, now, JOB_BATCH, on_job, cl);
+    return ledger_claim_jobs(&e->L, e->owner, now, now + LEASE_SECONDS, JOB_BATCH, on_job, cl);
+}
+
+static void claim_free(struct claim *cl)
+{
+    for (size_t i = 0; i < cl->n; i++)
+        fetch_item_free(&cl->items[i]);
+    free(cl->items);
+}
+
+/* Jobs of a webhook gone from the pipeline, or not active, are missed. */
+static void miss_inactive(struct engine *e, struct claim *cl)
+{
+    for (size_t i = 0; i < cl->n; i++) {
+        struct fetch_item *it = &cl->items[i];
+        if (engine_active_now(e, it->wh))
+            continue;
+        it->done = 1;
+        it->wh = SIZE_MAX;
+        int fenced;
+        if (ledger_job_set_state_fenced(&e->L, e->owner, &it->key, MTR_JOB_MISSED, &fenced) !=
+            MTR_OK)
+            store_failed(e, "mark job missed");
+        e->stats.jobs_missed++;
+        metrics_lock(&e->metrics);
+        e->metrics.jobs_missed++;
+        metrics_unlock(&e->metrics);
+    }
+}
+
+/* A batch of due jobs, claimed, fetched and stored as payloads. When every
+ * source answers at once and the store can, the whole batch is one
+ * transaction and no lease is written (a crash leaves the jobs due);
+ * otherwise the jobs are leased first and the payloads stored after the
+ * fetches. Returns the jobs handled, or -1. */
 int fetch_jobs(struct engine *e, mtr_time now)
 {
     e->gen++;
     if (e->in_flight + JOB_BATCH > MAX_IN_FLIGHT)
         return 0; /* backpressure: let the sinks catch up first */
+    int held = ledger_has_held_claims(&e->L) && sources_answer_at_once(e);
     struct claim cl = {.e = e, .items = calloc(JOB_BATCH, sizeof(struct fetch_item))};
     if (!cl.items)
         return -1;
-    if (ledger_claim_jobs(&e->L, e->owner, now, now + LEASE_SECONDS, JOB_BATCH, on_job, &cl) !=
-        MTR_OK) {
-        for (size_t i = 0; i < cl.n; i++) /* what was claimed before the store failed */
-            fetch_item_free(&cl.items[i]);
+    if (held && ledger_begin(&e->L) != MTR_OK) {
         free(cl.items);
+        return store_failed(e, "begin");
+    }
+    if (claim_batch(e, now, held, &cl) != MTR_OK) {
+        if (held)
+            ledger_rollback(&e->L);
+        claim_free(&cl); /* what was claimed before the store failed */
         return store_failed(e, "claim jobs");
     }
     size_t n = cl.n;
     if (refuse_claim(e, cl.items, n, now)) {
-        for (size_t i = 0; i < n; i++)
-            fetch_item_free(&cl.items[i]);
-        free(cl.items);
+        if (held)
+            ledger_rollback(&e->L);
+        claim_free(&cl);
         return -1;
     }
-    for (size_t i = 0; i < n; i++) { /* a webhook gone from the pipeline, or not active */
-        struct fetch_item *it = &cl.items[i];
-        if (!engine_active_now(e, it->wh)) {
-            it->done = 1;
-            it->wh = SIZE_MAX;
-            int fenced;
-            if (ledger_job_set_state_fenced(&e->L, e->owner, &it->key, MTR_JOB_MISSED, &fenced) !=
-                MTR_OK)
-                store_failed(e, "mark job missed");
-            e->stats.jobs_missed++;
-            metrics_lock(&e->metrics);
-            e->metrics.jobs_missed++;
-            metrics_unlock(&e->metrics);
-        }
-    }
+    miss_inactive(e, &cl);
     for (size_t i = 0; i < n; i++) /* needing re-authentication: not fetched */
         if (cl.items[i].needs_reauth && !cl.items[i].done && cl.items[i].wh != SIZE_MAX)
             reauth_data(e, &cl.items[i]);
     fetch_all(e, cl.items, n);
     struct entry *ent = calloc(n ? n : 1, sizeof *ent);
     int rc = ent ? 0 : -1;
-    if (rc == 0 && ledger_begin(&e->L) != MTR_OK)
+    if (rc == 0 && !held && ledger_begin(&e->L) != MTR_OK)
         rc = store_failed(e, "begin");
     for (size_t i = 0; rc == 0 && i < n; i++) {
         ent[i].item = &cl.items[i];
@@ -780,22 +821,19 @@ int fetch_jobs(struct engine *e, mtr_time now)
     if (stored && ledger_commit(&e->L) != MTR_OK) {
         stored = 0;
         rc = store_failed(e, "commit");
-    } else if (!stored && rc == 0) {
+    } else if (!stored && (rc == 0 || held)) {
         ledger_rollback(&e->L);
         rc = -1;
     }
     /* what was stored waits on e->ready for the delivery stage; what the
-     * ledger does not hold is never sent (its jobs stay leased, and are
-     * claimed again when the lease ends) */
+     * ledger does not hold is never sent (its jobs stay leased, or due when
+     * the claim was held, and are claimed again) */
     if (!stored)
         drop_ready(e);
-    for (size_t i = 0; i < n; i++) {
-        if (ent)
-            free(ent[i].text);
-        fetch_item_free(&cl.items[i]);
-    }
+    for (size_t i = 0; ent && i < n; i++)
+        free(ent[i].text);
     free(ent);
-    free(cl.items);
+    claim_free(&cl);
     return rc != 0 || e->failed ? -1 : (int)n;
 }
 

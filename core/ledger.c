@@ -183,18 +183,46 @@ int ledger_has_delivery_counts(const struct ledger *L)
     return L->ops->delivery_counts != NULL;
 }
 
+/* Transactions nest: inside one, begin and commit only count, a rollback
+ * dooms the outer one (its commit then rolls back and fails), and only the
+ * outermost reaches the store. */
 int ledger_begin(struct ledger *L)
 {
-    return L->last_rc = (L->ops->begin ? L->ops->begin(L->st) : missing(L, "begin"));
+    if (L->depth > 0) {
+        L->depth++;
+        return L->last_rc = MTR_OK;
+    }
+    L->last_rc = L->ops->begin ? L->ops->begin(L->st) : missing(L, "begin");
+    if (L->last_rc == MTR_OK) {
+        L->depth = 1;
+        L->doomed = 0;
+    }
+    return L->last_rc;
 }
 
 int ledger_commit(struct ledger *L)
 {
+    if (L->depth > 1) {
+        L->depth--;
+        return L->last_rc = MTR_OK;
+    }
+    L->depth = 0;
+    if (L->doomed) {
+        if (L->ops->rollback)
+            L->ops->rollback(L->st);
+        return L->last_rc = MTR_ERR;
+    }
     return L->last_rc = (L->ops->commit ? L->ops->commit(L->st) : missing(L, "commit"));
 }
 
 int ledger_rollback(struct ledger *L)
 {
+    if (L->depth > 1) {
+        L->depth--;
+        L->doomed = 1;
+        return L->last_rc = MTR_OK;
+    }
+    L->depth = 0;
     return L->last_rc = (L->ops->rollback ? L->ops->rollback(L->st) : missing(L, "rollback"));
 }
 
@@ -269,6 +297,17 @@ int ledger_claim_jobs(struct ledger *L, const char *owner, mtr_time now, mtr_tim
     return L->last_rc = (L->ops->claim_jobs
                              ? L->ops->claim_jobs(L->st, owner, now, lease_until, max, fn, arg)
                              : missing(L, "claim_jobs"));
+}
+
+int ledger_has_held_claims(const struct ledger *L)
+{
+    return L->ops->claim_jobs_held != NULL;
+}
+
+int ledger_claim_jobs_held(struct ledger *L, mtr_time now, size_t max, mtr_job_fn fn, void *arg)
+{
+    return L->last_rc = (L->ops->claim_jobs_held ? L->ops->claim_jobs_held(L->st, now, max, fn, arg)
+                                                 : missing(L, "claim_jobs_held"));
 }
 
 int ledger_job_retry(struct ledger *L, const struct mtr_job_key *key, mtr_time due_at,

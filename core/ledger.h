@@ -15,6 +15,8 @@ struct ledger {
     const struct mtr_store_ops *ops;
     void *st;
     int last_rc; /* of the last call: MTR_EAGAIN says the store will be back */
+    int depth;   /* transactions open (ledger_begin nests) */
+    int doomed;  /* an inner one rolled back: the outer one will too */
 };
 
 /* A webhook's row, copied out of the store. */
@@ -132,6 +134,10 @@ int ledger_materialize_tick(struct ledger *L, const char *webhook_id, mtr_time t
                             int64_t spread_min, int64_t spread_max, uint64_t *count);
 int ledger_claim_jobs(struct ledger *L, const char *owner, mtr_time now, mtr_time lease_until,
                       size_t max, mtr_job_fn fn, void *arg);
+/* Whether the store claims jobs under the caller's transaction (store.h:
+ * claim_jobs_held); the claim, only between ledger_begin and its commit. */
+int ledger_has_held_claims(const struct ledger *L);
+int ledger_claim_jobs_held(struct ledger *L, mtr_time now, size_t max, mtr_job_fn fn, void *arg);
 int ledger_job_retry(struct ledger *L, const struct mtr_job_key *key, mtr_time due_at,
                      const char *error);
 int ledger_job_set_state(struct ledger *L, const struct mtr_job_key *key, int new_state);

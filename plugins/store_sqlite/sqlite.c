@@ -1126,16 +1126,13 @@ static int lease_jobs(struct sqlite_store *s, const char *owner, mtr_time now, m
     return run(s, st, "lease jobs");
 }
 
-static int sqlite_claim_jobs(void *state, const char *owner, mtr_time now, mtr_time lease_until,
-                             size_t max, mtr_job_fn fn, void *arg)
+/* The due jobs, handed to fn in claim order and remembered by rowid (claims.h). */
+static int scan_due_jobs(struct sqlite_store *s, mtr_time now, size_t max, mtr_job_fn fn, void *arg)
 {
-    struct sqlite_store *s = state;
-    int own, rc = MTR_OK, step;
-    if (tx_enter(s, &own) != MTR_OK)
-        return MTR_ERR;
+    int rc = MTR_OK, step;
     sqlite3_stmt *st = stmt(s, S_CLAIM_JOBS);
     if (!st)
-        return tx_leave(s, own, MTR_ERR);
+        return MTR_ERR;
     claims_reset(&s->claims, max); /* without memory, jobs are found by key instead */
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
@@ -1154,10 +1151,33 @@ static int sqlite_claim_jobs(void *state, const char *owner, mtr_time now, mtr_t
     if (step != SQLITE_DONE)
         rc = fail(s, "claim jobs");
     sqlite3_reset(st);
+    return rc;
+}
+
+static int sqlite_claim_jobs(void *state, const char *owner, mtr_time now, mtr_time lease_until,
+                             size_t max, mtr_job_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    int own;
+    if (tx_enter(s, &own) != MTR_OK)
+        return MTR_ERR;
+    int rc = scan_due_jobs(s, now, max, fn, arg);
     /* leased in one statement once the scan is done: the same rows, in this transaction */
     if (rc == MTR_OK)
         rc = lease_jobs(s, owner, now, lease_until, max);
     return tx_leave(s, own, rc);
+}
+
+/* store.h: held by the caller's transaction (BEGIN IMMEDIATE: no other
+ * connection writes until it ends), so no lease is written. */
+static int sqlite_claim_jobs_held(void *state, mtr_time now, size_t max, mtr_job_fn fn, void *arg)
+{
+    struct sqlite_store *s = state;
+    if (!s->in_tx) {
+        s->host->set_error(s->ctx, "claim_jobs_held outside a transaction");
+        return MTR_ERR;
+    }
+    return scan_due_jobs(s, now, max, fn, arg);
 }
 
 /* The statement that updates one job: by rowid when this store claimed it
@@ -2050,6 +2070,7 @@ static const struct mtr_store_ops sqlite_ops = {
     .unsubscribe = sqlite_unsubscribe,
     .materialize_tick = sqlite_materialize_tick,
     .claim_jobs = sqlite_claim_jobs,
+    .claim_jobs_held = sqlite_claim_jobs_held,
     .job_retry = sqlite_job_retry,
     .job_set_state = sqlite_job_set_state,
     .jobs_miss_pending = sqlite_jobs_miss_pending,

@@ -3,6 +3,7 @@
  * leases, a lease hides a job until it ends, a disabled webhook's due jobs
  * become missed and its pending deliveries failed, a stored delivery marks
  * its jobs sent whether or not this connection claimed them). */
+#include "ledger.h"
 #include "support.h"
 
 #include <criterion/criterion.h>
@@ -160,5 +161,28 @@ Test(store_sqlite, retention_drops_failed_payloads_after_their_time)
     cr_assert_eq(s.ops->delivery_get(s.st, "d2", body_of, &has2), MTR_OK);
     cr_expect_eq(has1, 0, "the failed delivery's bytes are pruned");
     cr_expect_eq(has2, 1, "the delivered one's are not yet");
+    store_close(&s);
+}
+
+Test(store_sqlite, ledger_transactions_nest_and_an_inner_rollback_dooms_the_outer)
+{
+    /* core/ledger.c: only the outermost begin and commit reach the store */
+    struct store s;
+    store_open(&s);
+    struct ledger L = {.ops = s.ops, .st = s.st};
+    const struct mtr_job_key k = {"w1", "v1", 3600};
+    cr_assert_eq(ledger_begin(&L), MTR_OK);
+    cr_assert_eq(ledger_begin(&L), MTR_OK, "a nested begin is counted, not sent to the store");
+    cr_assert_eq(ledger_job_set_state(&L, &k, MTR_JOB_SENT), MTR_OK);
+    cr_assert_eq(ledger_rollback(&L), MTR_OK);
+    cr_expect_eq(ledger_commit(&L), MTR_ERR, "an inner rollback dooms the outer transaction");
+    cr_expect_eq(claim(&s, "node-a", 3600), 1, "and nothing of it was kept");
+    cr_assert_eq(s.ops->job_set_state(s.st, &k, MTR_JOB_DUE), MTR_OK);
+    cr_assert_eq(ledger_begin(&L), MTR_OK, "the next transaction starts afresh");
+    cr_assert_eq(ledger_begin(&L), MTR_OK);
+    cr_assert_eq(ledger_job_set_state(&L, &k, MTR_JOB_SENT), MTR_OK);
+    cr_assert_eq(ledger_commit(&L), MTR_OK);
+    cr_assert_eq(ledger_commit(&L), MTR_OK);
+    cr_expect_eq(claim(&s, "node-a", 100000), 0, "both levels committed: the job is sent");
     store_close(&s);
 }

@@ -704,3 +704,69 @@ Test(store, a_node_that_lost_a_jobs_lease_cannot_reschedule_or_settle_it)
     node_close(&b);
     node_close(&a);
 }
+
+/* The keys of claimed jobs, copied out. */
+struct keys {
+    struct mtr_job_key k[16];
+    char vehicle[16][16];
+    size_t n;
+};
+
+static int keep_key(void *arg, const struct mtr_job *j)
+{
+    struct keys *ks = arg;
+    if (ks->n < 16) {
+        snprintf(ks->vehicle[ks->n], sizeof ks->vehicle[ks->n], "%s", j->key.vehicle_id);
+        ks->k[ks->n] = (struct mtr_job_key){WEBHOOK, ks->vehicle[ks->n], j->key.tick};
+    }
+    ks->n++;
+    return 0;
+}
+
+Test(store, a_held_claim_writes_no_lease_and_ends_with_its_transaction)
+{
+    /* ABI 1.5, optional: a store that cannot hold claims in a transaction leaves it NULL */
+    struct node a, b;
+    two_nodes(&a, &b);
+    if (!a.ops->claim_jobs_held) {
+        node_close(&b);
+        node_close(&a);
+        cr_skip_test("this store leases every claim (claim_jobs_held is optional)");
+    }
+    fleet(&a, 5);
+    uint64_t n;
+    OK(&a, materialize_tick(a.st, WEBHOOK, 3600, MTR_JOB_DUE, 0, 0, &n));
+    struct keys ks = {0};
+    cr_expect_neq(a.ops->claim_jobs_held(a.st, 3600, 100, keep_key, &ks), MTR_OK,
+                  "a held claim needs the caller's transaction");
+    cr_expect_eq(ks.n, 0);
+    /* claimed, then rolled back (a crash does the same): every job is due as it was */
+    OK(&a, begin(a.st));
+    OK(&a, claim_jobs_held(a.st, 3600, 100, keep_key, &ks));
+    cr_expect_eq(ks.n, 5);
+    OK(&a, rollback(a.st));
+    struct claimed c = {0};
+    OK(&b, claim_jobs(b.st, "node-b", 3600, 100000, 10000, on_job, &c));
+    cr_expect_eq(c.n, 5, "no lease was written: another node claims them all");
+    cr_expect_eq(c.due_at, 3600, "still due when they were");
+    /* claimed and settled in one transaction: nothing is left to claim */
+    OK(&a, materialize_tick(a.st, WEBHOOK, 7200, MTR_JOB_DUE, 0, 0, &n));
+    memset(&ks, 0, sizeof ks);
+    OK(&a, begin(a.st));
+    OK(&a, claim_jobs_held(a.st, 7200, 100, keep_key, &ks));
+    cr_assert_eq(ks.n, 5);
+    struct mtr_delivery_row row = delivery("22222222-0000-4000-8000-000000000001", 7200, NULL);
+    OK(&a, deliveries_insert(a.st, &row, 1, ks.k, ks.n, NULL));
+    OK(&a, commit(a.st));
+    cr_expect_eq(claim(&b, "node-b", 7200 + 10000), 0, "the held jobs were sent");
+    /* committed unsettled (the core never does): no lease holds them, they are due now */
+    OK(&a, materialize_tick(a.st, WEBHOOK, 10800, MTR_JOB_DUE, 0, 0, &n));
+    memset(&ks, 0, sizeof ks);
+    OK(&a, begin(a.st));
+    OK(&a, claim_jobs_held(a.st, 10800, 100, keep_key, &ks));
+    OK(&a, commit(a.st));
+    cr_expect_eq(ks.n, 5);
+    cr_expect_eq(claim(&b, "node-b", 10800), 5, "no lease was written");
+    node_close(&b);
+    node_close(&a);
+}

@@ -23,8 +23,9 @@ extern "C" {
 #define MTR_PLUGIN_MAGIC 0x4d54524eu /* "MTRN" */
 #define MTR_ABI_MAJOR 1
 #define MTR_ABI_MINOR                                                                              \
-    4 /* 1.1: store read_only and check; 1.2: store listings, webhook_delete;                      \
-        1.3: batched outcomes, shared quotas (store and host); 1.4: deferred deliveries */
+    5 /* 1.1: store read_only and check; 1.2: store listings, webhook_delete;                      \
+        1.3: batched outcomes, shared quotas (store and host); 1.4: deferred deliveries;           \
+        1.5: claims held by the core's transaction */
 #define MTR_PLUGIN_ENTRY_SYMBOL "mtr_plugin_entry"
 
 #if defined(__GNUC__)

@@ -355,9 +355,18 @@ struct mtr_store_ops {
      * among them, *leased whether one is held under a lease at now. */
     int (*older_pending)(void *state, const char *delivery_id, mtr_time now, int *found,
                          mtr_time *due, int *leased);
+    /* ABI 1.5, optional. claim_jobs without writing a lease: called only
+     * inside the core's transaction (begin), which settles every job it
+     * hands out - sent, retried or missed - before it commits, so a crash or
+     * a rollback leaves them due as they were. The transaction must keep any
+     * other process from claiming the same jobs until it ends (SQLite's
+     * write lock does); a store that cannot promise that leaves it NULL. The
+     * core uses it when every source answers within submit(): a job row is
+     * then written twice (made, sent) instead of three times. */
+    int (*claim_jobs_held)(void *state, mtr_time now, size_t max, mtr_job_fn fn, void *arg);
 };
 
-/* The frozen layout of ABI 1.0 to 1.4 (LP64): these only grow at the end. A core reading a
+/* The frozen layout of ABI 1.0 to 1.5 (LP64): these only grow at the end. A core reading a
  * field added later checks the table's struct_size first. */
 #if defined(__LP64__) && !defined(__cplusplus)
 _Static_assert(offsetof(struct mtr_store_ops, begin) == 8, "ABI: store begin");
@@ -370,7 +379,9 @@ _Static_assert(offsetof(struct mtr_store_ops, record_attempts_as) == 328,
                "ABI 1.3: store record_attempts_as");
 _Static_assert(offsetof(struct mtr_store_ops, defer_deliveries) == 344,
                "ABI 1.4: store defer_deliveries");
-_Static_assert(sizeof(struct mtr_store_ops) == 376, "ABI 1.4 store ops size");
+_Static_assert(offsetof(struct mtr_store_ops, claim_jobs_held) == 376,
+               "ABI 1.5: store claim_jobs_held");
+_Static_assert(sizeof(struct mtr_store_ops) == 384, "ABI 1.5 store ops size");
 _Static_assert(sizeof(struct mtr_webhook_row) == 72, "ABI 1.0 webhook row size");
 _Static_assert(sizeof(struct mtr_vehicle_row) == 64, "ABI 1.0 vehicle row size");
 _Static_assert(sizeof(struct mtr_job) == 112, "ABI 1.0 job size");

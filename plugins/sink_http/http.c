@@ -311,6 +311,11 @@ static int start(struct http_sink *s, const struct mtr_delivery *d, const char *
     const char *path;
     size_t path_len;
     int rc;
+    /* counted before it starts: a request on a kept connection can end within
+     * plain_start (complete() then uncounts it) */
+    s->in_flight++;
+    if (origin)
+        limits_start(origin, d->now);
     if (plain_takes(s, t, target, &path, &path_len)) {
         rc = plain_start(s, t, path, path_len);
     } else {
@@ -321,14 +326,14 @@ static int start(struct http_sink *s, const struct mtr_delivery *d, const char *
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->nodes);
         rc = curl_multi_add_handle(s->multi, e) == CURLM_OK ? MTR_OK : MTR_ERR;
     }
-    if (rc != MTR_OK) {
+    if (rc != MTR_OK) { /* nothing started */
+        s->in_flight--;
+        if (origin)
+            limits_unstart(origin);
         transfer_put(s, t);
         s->host->set_error(s->ctx, "cannot start the transfer");
         return MTR_ERR;
     }
-    s->in_flight++;
-    if (origin)
-        limits_start(origin, d->now);
     return MTR_OK;
 }
 

@@ -136,6 +136,13 @@ void limits_start(struct origin *o, mtr_time now)
     o->in_flight++;
 }
 
+void limits_unstart(struct origin *o)
+{
+    if (o->started > 0)
+        o->started--;
+    limits_end(o);
+}
+
 void limits_end(struct origin *o)
 {
     if (o->in_flight > 0)

@@ -60,6 +60,8 @@ struct origin *limits_origin(struct limits *L, const char *url);
 enum verdict limits_check(struct limits *L, struct origin *o, mtr_time now, int queued,
                           int64_t *wait, char *why, size_t len);
 void limits_start(struct origin *o, mtr_time now);
+/* A request counted by limits_start that did not start after all. */
+void limits_unstart(struct origin *o);
 void limits_end(struct origin *o);
 
 /* The receiver answered 429 or 503 with Retry-After: seconds: o waits that

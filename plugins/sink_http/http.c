@@ -595,8 +595,15 @@ static int valid_header(const char *h)
 static int http_create(const struct mtr_host_api *host, mtr_ctx *ctx, void **state)
 {
     for (size_t i = 0; i < host->get_list_len(ctx, "headers"); i++) {
-        if (!valid_header(host->get_list_item(ctx, "headers", i))) {
+        const char *h = host->get_list_item(ctx, "headers", i);
+        if (!valid_header(h)) {
             host->set_error(ctx, "headers[%zu] must be \"Name: value\" on one line", i);
+            return MTR_ERR;
+        }
+        if (strncasecmp(h, "content-length:", 15) == 0 ||
+            strncasecmp(h, "transfer-encoding:", 18) == 0) {
+            host->set_error(ctx, "headers[%zu]: the sink frames each request itself (%.*s)", i,
+                            (int)strcspn(h, ":"), h);
             return MTR_ERR;
         }
     }
@@ -729,7 +736,9 @@ static const struct mtr_option http_options[] = {
      .default_value = "false",
      .help = "a 429 or 503 with Retry-After pauses the receiver's origin that long and is not "
              "counted against the delivery's retries; deliveries wait for at most a day"},
-    {.name = "headers", .type = MTR_OPT_LIST, .help = "extra request headers, \"Name: value\""},
+    {.name = "headers",
+     .type = MTR_OPT_LIST,
+     .help = "extra request headers, \"Name: value\" (not Content-Length or Transfer-Encoding)"},
     {.name = "allow_private_networks",
      .type = MTR_OPT_BOOL,
      .default_value = "false",

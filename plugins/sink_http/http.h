@@ -1,7 +1,8 @@
 /* The http sink's state, shared by its two ways of sending: libcurl's multi
- * interface (http.c: https://, proxies, anything unusual) and the sink's own
- * HTTP/1.1 framing over plain connections (plain.c: http:// receivers, where
- * libcurl's per-request cost was most of the delivery's; bench/README.md).
+ * interface (http.c: proxies, anything unusual) and the sink's own HTTP/1.1
+ * framing over connections libcurl opens (plain.c: http:// and https://
+ * receivers, where libcurl's per-request cost was most of the delivery's;
+ * bench/README.md).
  * A transfer is one delivery's request, whichever way it goes; complete()
  * turns its end into the core's outcome the same way for both. */
 #ifndef MTR_HTTP_SINK_H
@@ -48,6 +49,7 @@ struct transfer {
     struct conn *conn;
     char authority[256]; /* host[:port], the connection pool's key */
     int fresh;           /* resent once on a new connection after a kept one failed */
+    int tls;             /* https:// */
     struct transfer *next_free;
 };
 

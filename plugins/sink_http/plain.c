@@ -33,6 +33,7 @@ struct conn {
     enum handle_kind kind; /* KIND_CONN, first */
     int fd;                /* -1 while connecting */
     CURL *connecting;      /* the connect-only transfer, until it ends */
+    CURL *tls;             /* https: the connect-only handle that holds the TLS session */
     struct pool *pool;
     struct transfer *t; /* the request it carries; NULL when idle */
     int idle;
@@ -57,9 +58,10 @@ static int plain_byte(char c)
 int plain_takes(const struct http_sink *s, struct transfer *t, const char *target,
                 const char **path, size_t *path_len)
 {
-    if (s->proxy || strncasecmp(target, "http://", 7) != 0)
+    int tls = strncasecmp(target, "https://", 8) == 0;
+    if (s->proxy || (!tls && strncasecmp(target, "http://", 7) != 0))
         return 0;
-    const char *a = target + 7, *p = a;
+    const char *a = target + (tls ? 8 : 7), *p = a;
     for (; *p && *p != '/' && *p != '?' && *p != '#'; p++)
         if (*p == '@' || !plain_byte(*p))
             return 0; /* user info, or bytes libcurl would have to encode */
@@ -72,6 +74,7 @@ int plain_takes(const struct http_sink *s, struct transfer *t, const char *targe
             return 0;
     memcpy(t->authority, a, len);
     t->authority[len] = '\0';
+    t->tls = tls;
     *path = p;
     *path_len = (size_t)(q - p);
     return 1;
@@ -106,7 +109,7 @@ static int removal(const char *line)
  * own), Content-Length, then t's header list. -1 without memory. */
 static int build_request(struct transfer *t, const char *path, size_t path_len)
 {
-    size_t need = 64 + path_len + strlen(t->authority);
+    size_t need = 64 + path_len + strlen(t->authority) + (t->tls ? t->body_len : 0);
     int own_host = 1;
     for (const struct curl_slist *n = t->nodes; n; n = n->next) {
         need += strlen(n->data) + 2;
@@ -138,8 +141,17 @@ static int build_request(struct transfer *t, const char *path, size_t path_len)
         w = put(w, "\r\n", 2);
     }
     w = put(w, "\r\n", 2);
+    if (t->tls) /* one buffer, so the request goes in as few TLS records as it can */
+        w = put(w, t->body, t->body_len);
     t->request_len = (size_t)(w - t->request);
     return 0;
+}
+
+/* The bytes t's request puts on the connection: its head, and its body apart
+ * unless it is in the same buffer (TLS). */
+static size_t request_bytes(const struct transfer *t)
+{
+    return t->request_len + (t->tls ? 0 : t->body_len);
 }
 
 /* ---- pools and connections ------------------------------------------------------------- */
@@ -190,8 +202,12 @@ static void conn_close(struct http_sink *s, struct conn *c)
         curl_multi_remove_handle(s->multi, c->connecting);
         curl_easy_cleanup(c->connecting);
     }
-    if (c->fd >= 0)
+    if (c->tls) { /* libcurl ends the TLS session and closes the socket */
+        curl_multi_remove_handle(s->multi, c->tls);
+        curl_easy_cleanup(c->tls);
+    } else if (c->fd >= 0) {
         close(c->fd);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -251,10 +267,18 @@ static int conn_open(struct http_sink *s, struct transfer *t, struct pool *p)
         curl_easy_cleanup(e);
         return MTR_ERR;
     }
-    snprintf(url, sizeof url, "http://%s/", t->authority);
+    snprintf(url, sizeof url, "%s://%s/", t->tls ? "https" : "http", t->authority);
     curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, t->tls ? "https" : "http");
+    /* ALPN offers http/1.1 only: the requests written on it are HTTP/1.1 */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (s->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file);
+    if (s->share) /* TLS sessions: a new connection resumes one */
+        curl_easy_setopt(e, CURLOPT_SHARE, s->share);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
@@ -285,7 +309,21 @@ static void lost(struct http_sink *s, struct conn *c, const char *why);
 static int conn_write(struct http_sink *s, struct conn *c)
 {
     struct transfer *t = c->t;
-    size_t total = t->request_len + t->body_len;
+    size_t total = request_bytes(t);
+    while (c->tls && c->sent < total) {
+        size_t n = 0;
+        CURLcode r = curl_easy_send(c->tls, t->request + c->sent, total - c->sent, &n);
+        if (r == CURLE_AGAIN)
+            return 0;
+        if (r != CURLE_OK) {
+            char why[400];
+            snprintf(why, sizeof why, "sending to %s failed: %s", t->authority,
+                     curl_easy_strerror(r));
+            lost(s, c, why);
+            return -1;
+        }
+        c->sent += n;
+    }
     while (c->sent < total) {
         struct iovec iov[2];
         int n = 0;
@@ -325,7 +363,9 @@ static void conn_send(struct http_sink *s, struct conn *c, struct transfer *t)
 
 int plain_start(struct http_sink *s, struct transfer *t, const char *path, size_t path_len)
 {
-    struct pool *p = pool_of(&s->plain, t->authority);
+    char key[sizeof t->authority + 8];
+    snprintf(key, sizeof key, "%s%s", t->tls ? "https://" : "", t->authority);
+    struct pool *p = pool_of(&s->plain, key);
     if (!p || build_request(t, path, path_len) != 0)
         return MTR_ERR;
     struct conn *c = take_idle(s, p);
@@ -342,7 +382,16 @@ void plain_connected(struct http_sink *s, struct conn *c, CURLcode rc)
     curl_socket_t fd = CURL_SOCKET_BAD;
     if (rc == CURLE_OK)
         curl_easy_getinfo(c->connecting, CURLINFO_ACTIVESOCKET, &fd);
-    int mine = fd != CURL_SOCKET_BAD ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (t->tls && fd != CURL_SOCKET_BAD) {
+        /* the TLS session lives in libcurl: the handle stays (in the multi: removing
+         * a connect-only handle closes its connection) and carries every byte */
+        c->tls = c->connecting;
+        c->connecting = NULL;
+        c->fd = fd;
+        conn_send(s, c, t);
+        return;
+    }
+    int mine = fd != CURL_SOCKET_BAD && !t->tls ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     char why[512];
     if (mine < 0) {
         if (t->refused[0])
@@ -387,7 +436,7 @@ static void answered(struct http_sink *s, struct conn *c)
     long status = r->status; /* r goes with c if c is closed */
     c->t = NULL;
     t->conn = NULL;
-    if (r->keep_alive && c->len == 0 && c->sent == t->request_len + t->body_len) {
+    if (r->keep_alive && c->len == 0 && c->sent == request_bytes(t)) {
         c->served++;
         c->idle = 1;
         clock_gettime(CLOCK_MONOTONIC, &c->idle_since);
@@ -430,17 +479,32 @@ static void conn_read(struct http_sink *s, struct conn *c)
             c->buf = b;
             c->cap = cap;
         }
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
         char why[400];
-        if (n < 0) {
-            snprintf(why, sizeof why, "the connection to %s broke: %s", c->t->authority,
-                     strerror(errno));
-            lost(s, c, why);
-            return;
+        ssize_t n;
+        if (c->tls) { /* until CURLE_AGAIN: TLS may hold bytes the socket no longer shows */
+            size_t got = 0;
+            CURLcode r = curl_easy_recv(c->tls, c->buf + c->len, c->cap - c->len, &got);
+            if (r == CURLE_AGAIN)
+                return;
+            if (r != CURLE_OK) {
+                snprintf(why, sizeof why, "the connection to %s broke: %s", c->t->authority,
+                         curl_easy_strerror(r));
+                lost(s, c, why);
+                return;
+            }
+            n = (ssize_t)got;
+        } else {
+            n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return;
+            if (n < 0) {
+                snprintf(why, sizeof why, "the connection to %s broke: %s", c->t->authority,
+                         strerror(errno));
+                lost(s, c, why);
+                return;
+            }
         }
         if (n == 0) {
             response_eof(&c->answer);
@@ -490,7 +554,7 @@ unsigned plain_wait_fds(struct http_sink *s, struct curl_waitfd **fds)
         if (!c->t || c->fd < 0)
             continue;
         short events = POLLIN;
-        if (c->sent < c->t->request_len + c->t->body_len)
+        if (c->sent < request_bytes(c->t))
             events |= POLLOUT;
         w->waiting[n] = c;
         w->fds[n++] = (struct curl_waitfd){.fd = c->fd, .events = events};

@@ -317,3 +317,37 @@ Test(http_plain, a_kept_connection_the_receiver_closed_is_resent_once, .timeout 
     scenario_stop(&sc);
     scripted_stop(&s);
 }
+
+Test(http_plain, tls_receivers_get_the_same_requests_over_verified_kept_connections, .timeout = 60)
+{
+    /* https:// is framed the same way, over TLS sessions libcurl opens and verifies */
+    struct scenario sc;
+    struct scenario_opts o = {.tls = 1};
+    scenario_start(&sc, &o);
+    sc_setup(&sc, "2030-03-01T15:45:00Z", eight);
+    sc_virtual(&sc, "2030-03-01T15:45:00Z", "2030-03-01T16:30:00Z");
+    json_t *d = sc_deliveries(&sc);
+    expect_each_delivered_once(d);
+    cr_expect_eq(sc_payloads(&sc), 8, "each payload reached the receiver once");
+    for (size_t k = 0; k < sc_payloads(&sc); k++) {
+        struct received r;
+        receiver_get_payload(&sc.r, k, &r);
+        cr_expect(r.signature_ok, "payload %zu: its signature checks", k);
+        received_free(&r);
+    }
+    json_decref(d);
+    scenario_stop(&sc);
+}
+
+Test(http_plain, a_certificate_the_sink_does_not_trust_is_refused, .timeout = 60)
+{
+    struct scenario sc;
+    struct scenario_opts o = {.tls = 2};
+    scenario_start(&sc, &o);
+    struct run_result r = sc_run(&sc, "webhook", "verify", "fleet", NULL);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "certificate") != NULL, "the error names the certificate: %s", r.err);
+    run_result_free(&r);
+    cr_expect_eq(receiver_count(&sc.r), 0, "nothing reached the receiver");
+    scenario_stop(&sc);
+}

@@ -28,18 +28,47 @@ static void store_block(const char *dir, char *out, size_t len)
     snprintf(out, len, "{plugin: postgres, dsn: \"%s\", schema: %s}", dsn, schema);
 }
 
+/* The receiver over TLS with a certificate for 127.0.0.1 made by openssl in
+ * the scenario's directory; with trusted, ca gets the sink option trusting it. */
+static void start_tls_receiver(struct scenario *s, int trusted, char *ca, size_t size)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem "
+             "-out %s/cert.pem 2>/dev/null",
+             s->dir, s->dir);
+    cr_assert_eq(system(cmd), 0, "openssl makes a certificate");
+    char *cert_path = path_join(s->dir, "cert.pem"), *key_path = path_join(s->dir, "key.pem");
+    char *cert = read_file(cert_path), *key = read_file(key_path);
+    cr_assert(cert && key);
+    cr_assert_eq(receiver_start_tls(&s->r, 0, SCENARIO_TOKEN, cert, key), 0, "TLS receiver");
+    if (trusted)
+        snprintf(ca, size, ", ca_file: \"%s\"", cert_path);
+    free(cert);
+    free(key);
+    free(cert_path);
+    free(key_path);
+}
+
 void scenario_start(struct scenario *s, const struct scenario_opts *o)
 {
     static const struct scenario_opts none = {0};
     if (!o)
         o = &none;
     memset(s, 0, sizeof *s);
-    cr_assert_eq(receiver_start(&s->r, 0, SCENARIO_TOKEN), 0, "receiver");
     s->dir = make_tmpdir();
+    char ca[1200] = "";
+    if (o->tls)
+        start_tls_receiver(s, o->tls == 1, ca, sizeof ca);
+    else
+        cr_assert_eq(receiver_start(&s->r, 0, SCENARIO_TOKEN), 0, "receiver");
     s->config = path_join(s->dir, "pipeline.yaml");
-    char callback[256], text[8192], store[1024];
+    char callback[256], text[8192], store[1024], sink_extra[2048];
     store_block(s->dir, store, sizeof store);
-    snprintf(callback, sizeof callback, "http://127.0.0.1:%u/hook", s->r.port);
+    snprintf(callback, sizeof callback, "%s://127.0.0.1:%u/hook", o->tls ? "https" : "http",
+             s->r.port);
+    snprintf(sink_extra, sizeof sink_extra, "%s%s", ca, o->sink_extra ? o->sink_extra : "");
     snprintf(text, sizeof text,
              "version: 1\n"
              "application: {management_token: %s}\n"
@@ -58,10 +87,10 @@ void scenario_start(struct scenario *s, const struct scenario_opts *o)
              SCENARIO_TOKEN, MTR_PLUGIN_DIR, store,
              o->source ? o->source : "{name: sim, plugin: simulated, seed: 7",
              o->source_extra ? o->source_extra : "", o->source ? "" : "}",
-             o->deny_private ? "false" : "true", o->sink_extra ? o->sink_extra : "",
-             o->callback ? o->callback : callback, o->cadence ? o->cadence : "{policy: hourly}",
-             o->webhook_extra ? o->webhook_extra : "", o->delivery ? "delivery: " : "",
-             o->delivery ? o->delivery : "", o->delivery ? "\n" : "", o->extra ? o->extra : "");
+             o->deny_private ? "false" : "true", sink_extra, o->callback ? o->callback : callback,
+             o->cadence ? o->cadence : "{policy: hourly}", o->webhook_extra ? o->webhook_extra : "",
+             o->delivery ? "delivery: " : "", o->delivery ? o->delivery : "",
+             o->delivery ? "\n" : "", o->extra ? o->extra : "");
     write_file(s->config, text);
 }
 

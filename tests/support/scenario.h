@@ -31,6 +31,8 @@ struct scenario_opts {
     const char *source;   /* replaces the simulated source's flow mapping */
     const char *cadence;  /* replaces {policy: hourly} */
     const char *extra;    /* top-level sections appended (admin: ...) */
+    int tls;              /* 1: the receiver speaks https with a certificate the sink trusts
+                           * (ca_file); 2: one it does not */
 };
 
 void scenario_start(struct scenario *s, const struct scenario_opts *o);

@@ -257,6 +257,12 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 
 int receiver_start(struct receiver *r, unsigned short port, const char *token)
 {
+    return receiver_start_tls(r, port, token, NULL, NULL);
+}
+
+int receiver_start_tls(struct receiver *r, unsigned short port, const char *token,
+                       const char *cert_pem, const char *key_pem)
+{
     memset(r, 0, sizeof *r);
     if (sodium_init() < 0)
         return -1;
@@ -266,10 +272,22 @@ int receiver_start(struct receiver *r, unsigned short port, const char *token)
     r->verify_rule = r->dflt;
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    r->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, port,
-                              NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, &addr,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_done, r,
-                              MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+    if (cert_pem && key_pem) {
+        r->tls_cert = strdup(cert_pem);
+        r->tls_key = strdup(key_pem);
+        if (!r->tls_cert || !r->tls_key)
+            return -1;
+        r->mhd =
+            MHD_start_daemon(flags | MHD_USE_TLS, port, NULL, NULL, on_request, r,
+                             MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, on_done, r,
+                             MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_HTTPS_MEM_CERT,
+                             r->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, r->tls_key, MHD_OPTION_END);
+    } else {
+        r->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR,
+                                  &addr, MHD_OPTION_NOTIFY_COMPLETED, on_done, r,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    }
     if (!r->mhd)
         return -1;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -287,6 +305,9 @@ void receiver_stop(struct receiver *r)
     free(r->log);
     free(r->seen);
     free(r->script);
+    free(r->tls_cert);
+    free(r->tls_key);
+    r->tls_cert = r->tls_key = NULL;
     r->seen = NULL;
     r->n_seen = r->cap_seen = r->n_scheduled = 0;
     r->log = NULL;

@@ -45,6 +45,7 @@ struct received {
 };
 
 struct receiver {
+    char *tls_cert, *tls_key; /* PEM, kept while MHD runs */
     void *mhd;
     unsigned short port;
     char token[512];
@@ -66,6 +67,9 @@ struct receiver {
 /* Starts on 127.0.0.1:port (0: any free port; r->port tells). token is the
  * management token. Returns 0 or -1. */
 int receiver_start(struct receiver *r, unsigned short port, const char *token);
+/* The same over TLS, with this certificate and key (PEM text). */
+int receiver_start_tls(struct receiver *r, unsigned short port, const char *token,
+                       const char *cert_pem, const char *key_pem);
 void receiver_stop(struct receiver *r);
 
 /* The next n requests get these answers; afterwards, dflt. */

@@ -1,5 +1,5 @@
 #!/bin/sh
-# HTTPS receivers: `sh bench/https.sh [VEHICLES]` (default 20000). nginx on
+# HTTPS receivers: `sh bench/https.sh [VEHICLES]` (default 20000; bench/run.sh passes 100000). nginx on
 # loopback behind TLS 1.3 with a certificate made here (EC P-256, for
 # 127.0.0.1), answering 204, keep-alive; measured in one run, interleaved:
 #   - T, wrk's TLS ceiling (HTTP/1.1, 1 thread, 64 connections, 5 s);

@@ -16,7 +16,7 @@
 #     POSTGRES_VEHICLES vehicles, default 20000; POSTGRES=0 skips it);
 #  6. HTTPS receivers: nginx behind TLS 1.3, wrk's TLS ceiling, bare libcurl and
 #     metronome over TLS, HTTP/1.1 and HTTP/2 (bench/https.sh, HTTPS_VEHICLES
-#     vehicles, default 20000; HTTPS=0 skips it).
+#     vehicles, default 100000: a steady state, not start-up; HTTPS=0 skips it).
 # It prints deliveries/s, the ratio to R, tick-to-last-delivery seconds, CPU
 # seconds per 1000 deliveries, peak RSS and ledger size, and appends the
 # figures to bench/results.txt.
@@ -204,4 +204,4 @@ echo "$out" >>bench/results.txt
 
 # HTTPS receivers: wrk's TLS ceiling, bare libcurl and metronome over TLS, HTTP/1.1 and HTTP/2
 # (bench/https.sh appends its own lines)
-[ "${HTTPS:-1}" = 0 ] || sh bench/https.sh "${HTTPS_VEHICLES:-20000}"
+[ "${HTTPS:-1}" = 0 ] || sh bench/https.sh "${HTTPS_VEHICLES:-100000}"

@@ -1,15 +1,15 @@
 /* Sink `http`: POSTs each signed payload to the webhook's callback URI -
  * many deliveries in flight over reused connections, driven from poll() so
- * nothing blocks the scheduler. https:// (and anything through a proxy) goes
- * through one libcurl multi handle; plain http:// goes over the sink's own
- * HTTP/1.1 connections (plain.h), opened by libcurl. TLS is verified;
- * redirects are not followed (a 3xx is a failure); Retry-After is reported;
- * and an SSRF guard refuses loopback, private, link-local, CGNAT and
- * metadata addresses after DNS resolution, at every connect, unless
- * allow_private_networks is true. Optionally adds the Standard Webhooks
- * headers (webhook-id, webhook-timestamp, webhook-signature). With
- * max_in_flight, max_rate or pause_on_retry_after it protects each receiver
- * origin (limits.h): what an origin cannot take now is held or deferred. */
+ * nothing blocks the scheduler. Requests are framed by the sink itself on
+ * connections libcurl opens (plain.h); through a proxy, libcurl's own multi
+ * transfers carry them. TLS is verified; redirects are not followed (a 3xx is
+ * a failure); Retry-After is reported; and an SSRF guard refuses loopback,
+ * private, link-local, CGNAT and metadata addresses after DNS resolution, at
+ * every connect, unless allow_private_networks is true. Optionally adds the
+ * Standard Webhooks headers (webhook-id, webhook-timestamp,
+ * webhook-signature). With max_in_flight, max_rate or pause_on_retry_after it
+ * protects each receiver origin (limits.h): what an origin cannot take now is
+ * held or deferred. */
 #include <metronome/metronome.h>
 #include <metronome/netguard.h>
 #include "http.h"

@@ -1,10 +1,11 @@
-/* Plain http:// requests on the sink's own connections (plain.h). A
- * connection is opened by a libcurl connect-only transfer and adopted (its
- * socket duplicated, libcurl's handle dropped); then it carries one request
- * at a time: the head and body go out in one sendmsg, the answer is read
- * with response.h, and a connection the answer leaves open goes back to its
- * authority's pool. Connections are at most the sink's concurrency; one idle
- * past IDLE_MAX_S is closed rather than reused. */
+/* The sink's own HTTP/1.1 connections (plain.h). A connection is opened by a
+ * libcurl connect-only transfer; a plain one is adopted (its socket
+ * duplicated, libcurl's handle dropped), a TLS one keeps its handle in the
+ * multi, which carries its bytes. Either carries one request at a time: the
+ * head and body go out together, the answer is read with response.h, and a
+ * connection the answer leaves open goes back to its pool. Connections are
+ * at most the sink's concurrency; one idle past IDLE_MAX_S is closed rather
+ * than reused. */
 #include "plain.h"
 
 #include <errno.h>

@@ -1,20 +1,22 @@
-/* The http sink's own HTTP/1.1 for plain http:// receivers: libcurl opens
- * each connection (name resolution, the SSRF guard, the connect timeout) as
- * a connect-only transfer, and this file keeps it - a pool of kept-alive
- * connections per host and port - writing each request's head and body with
- * one sendmsg and reading the answer with response.h. That is what libcurl
- * does per request, without its per-transfer set-up, header scanning and
- * liveness poll: the courier's cost per delivery fell by about half
- * (bench/README.md). A kept connection the receiver closed in the meantime
- * costs one resend on a new connection, as libcurl does. */
+/* The http sink's own HTTP/1.1 for http:// and https:// receivers: libcurl
+ * opens each connection (name resolution, the SSRF guard, the connect
+ * timeout, and for https the TLS handshake and its verification) as a
+ * connect-only transfer, and this file keeps it - a pool of kept-alive
+ * connections per scheme, host and port - writing each request's head and
+ * body (one sendmsg, or curl_easy_send over TLS) and reading the answer with
+ * response.h. That is what libcurl does per request, without its
+ * per-transfer set-up, header scanning and liveness poll: the courier's cost
+ * per delivery fell by about two thirds (bench/README.md). A kept connection
+ * the receiver closed in the meantime costs one resend on a new connection,
+ * as libcurl does. */
 #ifndef MTR_HTTP_PLAIN_H
 #define MTR_HTTP_PLAIN_H
 
 #include "http.h"
 
-/* Whether target goes this way (http://, no proxy, no user info, plain
- * bytes); if so t->authority is its host[:port] and *path its request
- * target (at least "/"; the fragment dropped). */
+/* Whether target goes this way (http:// or https://, no proxy, no user info,
+ * plain bytes); if so t->authority is its host[:port], t->tls says https,
+ * and *path is its request target (at least "/"; the fragment dropped). */
 int plain_takes(const struct http_sink *s, struct transfer *t, const char *target,
                 const char **path, size_t *path_len);
 

@@ -389,6 +389,8 @@ void plain_connected(struct http_sink *s, struct conn *c, CURLcode rc)
         c->tls = c->connecting;
         c->connecting = NULL;
         c->fd = fd;
+        /* t goes back to the pool when its request ends: libcurl keeps no pointer into it */
+        curl_easy_setopt(c->tls, CURLOPT_ERRORBUFFER, NULL);
         conn_send(s, c, t);
         return;
     }

@@ -58,3 +58,24 @@ local f = io.open("$work/body", "r"); wrk.body = f:read("*a"); f:close()
 wrk.headers["Content-Type"] = "application/json"
 EOF
 }
+
+# The benchmark's pipeline in $1/pipeline.yaml: the simulated fleet, one hourly webhook posting
+# to $2://127.0.0.1:$port/hook with $3 vehicles per payload; $4 goes inside the sink's mapping.
+write_pipeline() {
+    cat >"$1/pipeline.yaml" <<EOF
+version: 1
+application: { management_token: bench-token }
+plugin_path: ["$B/plugins"]
+store: { plugin: sqlite, path: "$1/ledger.db" }
+sources: [{ name: sim, plugin: simulated }]
+sinks: [{ name: callback, plugin: http, allow_private_networks: true, concurrency: 64$4 }]
+webhooks:
+  - name: fleet
+    callback_uri: $2://127.0.0.1:$port/hook
+    cadence: { policy: hourly }
+    endpoints: [/odometer, /battery, /location]
+    vehicles_per_payload: $3
+    sinks: [callback]
+delivery: { spread: [0s, 0s] }
+EOF
+}

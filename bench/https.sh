@@ -51,22 +51,7 @@ measure_c() { # $1 = "" or " http2"
 
 # ---- a ledger with N vehicles subscribed, kept pristine ----
 seq -f "veh-%07.0f" 1 "$N" >"$work/vehicles.csv"
-cat >"$work/pipeline.yaml" <<EOF
-version: 1
-application: { management_token: bench-token }
-plugin_path: ["$B/plugins"]
-store: { plugin: sqlite, path: "$work/ledger.db" }
-sources: [{ name: sim, plugin: simulated }]
-sinks: [{ name: callback, plugin: http, allow_private_networks: true, concurrency: 64,
-          ca_file: "$work/cert.pem" }]
-webhooks:
-  - name: fleet
-    callback_uri: https://127.0.0.1:$port/hook
-    cadence: { policy: hourly }
-    endpoints: [/odometer, /battery, /location]
-    sinks: [callback]
-delivery: { spread: [0s, 0s] }
-EOF
+write_pipeline "$work" https 1 ", ca_file: \"$work/cert.pem\""
 m="$B/metronome --config $work/pipeline.yaml"
 # nginx cannot answer a verify challenge: the webhook is created, then marked verified in the
 # ledger directly (a benchmark's shortcut; the product never skips verification)

@@ -35,32 +35,13 @@ bench=bench
 
 write_nginx_conf "  server { listen 127.0.0.1:$port; location / { return 204; } }"
 
-pipeline() { # $1 = directory, $2 = vehicles per payload
-    cat >"$1/pipeline.yaml" <<EOF
-version: 1
-application: { management_token: bench-token }
-plugin_path: ["$B/plugins"]
-store: { plugin: sqlite, path: "$1/ledger.db" }
-sources: [{ name: sim, plugin: simulated }]
-sinks: [{ name: callback, plugin: http, allow_private_networks: true, concurrency: 64 }]
-webhooks:
-  - name: fleet
-    callback_uri: http://127.0.0.1:$port/hook
-    cadence: { policy: hourly }
-    endpoints: [/odometer, /battery, /location]
-    vehicles_per_payload: $2
-    sinks: [callback]
-delivery: { spread: [0s, 0s] }
-EOF
-}
-
 seq -f "veh-%07.0f" 1 "$N" >"$work/vehicles.csv"
 
 # ---- a ledger with N vehicles subscribed, kept pristine for every run ----
 prepare() { # $1 = name, $2 = vehicles per payload
     dir="$work/$1"
     mkdir -p "$dir"
-    pipeline "$dir" "$2"
+    write_pipeline "$dir" http "$2" ""
     m="$B/metronome --config $dir/pipeline.yaml"
     "$B/metronome-receiver" --port "$port" --token bench-token --for 2 >/dev/null &
     sleep 0.3

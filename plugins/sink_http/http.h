@@ -55,8 +55,7 @@ struct transfer {
 
 struct plain {
     struct pool **pools; /* hash of authority -> idle connections */
-    size_t n_buckets;
-    struct conn *all; /* every connection, busy or idle */
+    struct conn *all;    /* every connection, busy or idle */
     int64_t n_conns;
     struct curl_waitfd *fds; /* the last wait's descriptors */
     struct conn **waiting;   /* and their connections, in order */

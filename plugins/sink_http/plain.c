@@ -169,7 +169,6 @@ static struct pool *pool_of(struct plain *w, const char *key)
 {
     if (!w->pools && !(w->pools = calloc(BUCKETS, sizeof *w->pools)))
         return NULL;
-    w->n_buckets = BUCKETS;
     struct pool **b = &w->pools[hash(key) % BUCKETS];
     for (struct pool *p = *b; p; p = p->next)
         if (strcmp(p->key, key) == 0)
@@ -606,7 +605,7 @@ void plain_close_all(struct http_sink *s)
 {
     while (s->plain.all)
         conn_close(s, s->plain.all);
-    for (size_t i = 0; i < s->plain.n_buckets; i++)
+    for (size_t i = 0; s->plain.pools && i < BUCKETS; i++)
         while (s->plain.pools[i]) {
             struct pool *p = s->plain.pools[i];
             s->plain.pools[i] = p->next;
@@ -619,5 +618,4 @@ void plain_close_all(struct http_sink *s)
     free(s->plain.fds);
     s->plain.fds = NULL;
     s->plain.waiting_cap = 0;
-    s->plain.n_buckets = 0;
 }

@@ -330,7 +330,8 @@ Test(commands, a_receiver_with_huge_headers_is_named_as_such, .timeout = 60)
     scenario_start(&s, &o);
     struct run_result r = sc_run(&s, "webhook", "test", "fleet", NULL);
     cr_expect_eq(r.status, 1);
-    cr_expect(strstr(r.out, "answered HTTP 200 with response headers larger than 100 KiB") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "answered HTTP 200 with response headers larger than 100 KiB") != NULL,
+              "%s", r.out);
     cr_expect(strstr(r.out, "Out of memory") == NULL, "%s", r.out);
     run_result_free(&r);
     scenario_stop(&s);
